@@ -56,7 +56,7 @@ static int frame_deliver(struct frame_decoder *d, frame_cb cb, void *ctx)
 	json_error_t jerr;
 	/* jansson rejects invalid UTF-8 and embedded NULs with these flags. */
 	json_t *msg = json_loadb((const char *)d->body, d->body_len,
-				 JSON_REJECT_DUPLICATES, &jerr);
+				 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	free(d->body);
 	d->body = NULL;
 	d->header_have = 0;
