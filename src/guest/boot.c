@@ -1,0 +1,214 @@
+/* PID 1 duties before the agent serves the host: the filesystems every command
+ * expects, the virtio modules (the cloud kernel builds them as modules), the
+ * hostname and, when the host asks for it on the kernel command line, a static
+ * network address. This replaces a shell /init: no fork per step, no sleeps,
+ * no udev (devtmpfs creates the device nodes).
+ *
+ * Kernel command line:
+ *   ironclaw.poweroff=1          power off right after the mounts (boot bench)
+ *   ironclaw.ip=ADDR/PREFIX      configure eth0 with busybox ip
+ *   ironclaw.gw=ADDR             default route through ADDR */
+#include "guest/guest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/io.h"
+#include "core/log.h"
+
+#define GUEST_MODULES_LIST "/etc/ironclaw/modules"
+#define GUEST_HOSTNAME "ironclaw"
+
+void guest_boot_poweroff(void)
+{
+	sync();
+	/* With ACPI (microvm's default) this exits QEMU. Should it return, a
+	 * triple-fault reboot (reboot=t) ends QEMU too when run with -no-reboot. */
+	reboot(RB_POWER_OFF);
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}
+
+/* Copies the value of word (without the key) when it is exactly key=value. */
+static int guest_boot_opt(const char *word, size_t wlen, const char *key, char *out, size_t n)
+{
+	size_t klen = strlen(key);
+	if (wlen <= klen || strncmp(word, key, klen))
+		return 0;
+	if (wlen - klen >= n)
+		return -EINVAL;
+	memcpy(out, word + klen, wlen - klen);
+	out[wlen - klen] = '\0';
+	return 1;
+}
+
+static int guest_boot_valid_addr(const char *s, int with_prefix)
+{
+	int slashes = 0;
+	if (!*s)
+		return 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '/')
+			slashes++;
+		else if (!(*p >= '0' && *p <= '9') && *p != '.' && *p != ':' &&
+			 !(*p >= 'a' && *p <= 'f') && !(*p >= 'A' && *p <= 'F'))
+			return 0;
+	}
+	return with_prefix ? slashes == 1 : slashes == 0;
+}
+
+int guest_boot_parse_cmdline(const char *cmdline, struct guest_boot_opts *o)
+{
+	char flag[8];
+	memset(o, 0, sizeof(*o));
+	for (const char *p = cmdline; *p;) {
+		size_t len = strcspn(p, " \t\n");
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (guest_boot_opt(p, len, "ironclaw.poweroff=", flag, sizeof(flag)) > 0)
+			o->poweroff = !strcmp(flag, "1");
+		if (guest_boot_opt(p, len, "ironclaw.ip=", o->ip, sizeof(o->ip)) < 0 ||
+		    guest_boot_opt(p, len, "ironclaw.gw=", o->gw, sizeof(o->gw)) < 0)
+			return -EINVAL;
+		p += len;
+	}
+	if ((o->ip[0] && !guest_boot_valid_addr(o->ip, 1)) ||
+	    (o->gw[0] && !guest_boot_valid_addr(o->gw, 0)))
+		return -EINVAL;
+	return 0;
+}
+
+static void guest_boot_mount(const char *src, const char *dst, const char *type,
+			     unsigned long flags, const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
+		log_error("mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+static void guest_boot_console(void)
+{
+	/* The kernel gives init no stdio when the initramfs has no /dev/console. */
+	if (fcntl(2, F_GETFD) >= 0)
+		return;
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+static void guest_boot_modules(void)
+{
+	char *list = NULL, *line, *save = NULL;
+	size_t len = 0;
+	if (io_read_file(GUEST_MODULES_LIST, 65536, &list, &len) < 0) {
+		log_error("no module list at %s: virtio devices may be missing", GUEST_MODULES_LIST);
+		return;
+	}
+	/* The image lists dependencies first, so each load finds its symbols. */
+	for (line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST))
+			log_error("loading %s: %s", line, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	free(list);
+}
+
+static void guest_boot_loopback(void)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+/* Runs busybox ip with args; returns its exit status or -errno. */
+static int guest_boot_ip(char *const args[])
+{
+	int status;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execv("/bin/ip", args);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void guest_boot_network(const struct guest_boot_opts *o)
+{
+	if (!o->ip[0])
+		return;
+	if (access("/sys/class/net/eth0", F_OK) < 0) {
+		log_error("ironclaw.ip=%s given but the VM has no eth0", o->ip);
+		return;
+	}
+	char ip[64], gw[64];
+	snprintf(ip, sizeof(ip), "%s", o->ip);
+	snprintf(gw, sizeof(gw), "%s", o->gw);
+	char *up[] = { "ip", "link", "set", "eth0", "up", NULL };
+	char *addr[] = { "ip", "addr", "add", ip, "dev", "eth0", NULL };
+	char *route[] = { "ip", "route", "add", "default", "via", gw, "dev", "eth0", NULL };
+	if (guest_boot_ip(addr) != 0 || guest_boot_ip(up) != 0 ||
+	    (o->gw[0] && guest_boot_ip(route) != 0))
+		log_error("configuring eth0 with %s via %s failed", o->ip, o->gw[0] ? o->gw : "-");
+}
+
+void guest_boot_init(struct guest_boot_opts *o)
+{
+	char *cmdline = NULL;
+	size_t len = 0;
+
+	guest_boot_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	guest_boot_console();
+	guest_boot_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	guest_boot_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	guest_boot_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	guest_boot_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	guest_boot_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
+
+	if (io_read_file("/proc/cmdline", 4096, &cmdline, &len) < 0 ||
+	    guest_boot_parse_cmdline(cmdline, o) < 0) {
+		o->ip[0] = o->gw[0] = '\0';
+		log_error("ignoring a malformed ironclaw.* option on the kernel command line");
+	}
+	free(cmdline);
+	if (o->poweroff)
+		guest_boot_poweroff();
+
+	guest_boot_modules();
+	if (sethostname(GUEST_HOSTNAME, strlen(GUEST_HOSTNAME)) < 0)
+		log_error("sethostname: %s", strerror(errno));
+	guest_boot_loopback();
+	guest_boot_network(o);
+}

@@ -1,0 +1,128 @@
+/* The agent's end of the channel: an outbound queue of encoded frames and an
+ * inbound queue of decoded messages, both capped (see guest.h for the numbers).
+ * The channel fd is non-blocking; the loop writes when poll says POLLOUT. The
+ * inbound queue exists because one read can hold many small requests whose
+ * replies could be large: they wait here, decoded, until the outbound queue has
+ * drained below its high-water mark, and no further read happens meanwhile. */
+#include "guest/guest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/io.h"
+#include "core/log.h"
+
+void guest_chan_init(struct guest *g, int fd)
+{
+	g->chan_fd = fd;
+	frame_decoder_init(&g->dec);
+	buf_init(&g->outq, GUEST_OUTQ_MAX);
+	g->outq_off = 0;
+	g->inq_head = g->inq_len = 0;
+}
+
+size_t guest_chan_pending(const struct guest *g)
+{
+	return g->outq.len - g->outq_off;
+}
+
+int guest_chan_send(struct guest *g, json_t *msg)
+{
+	size_t len = 0;
+	int rc;
+	uint8_t *frame = msg ? frame_encode(msg, &len) : NULL;
+	json_decref(msg);
+	if (!frame) {
+		log_error("cannot encode an outgoing message (over 16 MiB or out of memory)");
+		return -EMSGSIZE;
+	}
+	/* Compact before growing: written bytes are dead weight. */
+	if (g->outq_off > 0 && g->outq.len + len > g->outq.max) {
+		buf_consume(&g->outq, g->outq_off);
+		g->outq_off = 0;
+	}
+	rc = buf_append(&g->outq, frame, len);
+	if (rc < 0)
+		log_error("outbound queue full (%zu bytes pending)", guest_chan_pending(g));
+	free(frame);
+	return rc;
+}
+
+int guest_chan_flush(struct guest *g)
+{
+	while (guest_chan_pending(g) > 0) {
+		ssize_t w = write(g->chan_fd, g->outq.data + g->outq_off, guest_chan_pending(g));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		g->outq_off += (size_t)w;
+	}
+	if (g->outq_off == g->outq.len) {
+		buf_reset(&g->outq);
+		g->outq_off = 0;
+	} else if (g->outq_off > GUEST_OUTQ_HIGH) {
+		/* Keep memmove cost proportional to what was written. */
+		buf_consume(&g->outq, g->outq_off);
+		g->outq_off = 0;
+	}
+	return 0;
+}
+
+int guest_chan_drain(struct guest *g)
+{
+	while (guest_chan_pending(g) > 0) {
+		struct pollfd p = { .fd = g->chan_fd, .events = POLLOUT };
+		int rc = guest_chan_flush(g);
+		if (rc < 0)
+			return rc;
+		if (guest_chan_pending(g) > 0 && poll(&p, 1, 5000) <= 0)
+			return -ETIMEDOUT;
+		if (p.revents & (POLLERR | POLLHUP))
+			return -EPIPE;
+	}
+	return 0;
+}
+
+static int guest_chan_queue(json_t *msg, void *ctx)
+{
+	struct guest *g = ctx;
+	/* Cannot overflow: GUEST_INQ_MAX frames fit no read of GUEST_READ_CHUNK
+	 * bytes, and we only read when the queue is empty. Checked anyway. */
+	if (g->inq_len >= GUEST_INQ_MAX)
+		return -ENOBUFS;
+	g->inq[(g->inq_head + g->inq_len) % GUEST_INQ_MAX] = json_incref(msg);
+	g->inq_len++;
+	return 0;
+}
+
+ssize_t guest_chan_read(struct guest *g)
+{
+	uint8_t chunk[GUEST_READ_CHUNK];
+	ssize_t r = io_read(g->chan_fd, chunk, sizeof(chunk));
+	if (r <= 0)
+		return r;
+	int rc = frame_decoder_feed(&g->dec, chunk, (size_t)r, guest_chan_queue, g);
+	if (rc < 0) {
+		log_error("bad frame from host: %s; closing the channel",
+			  g->dec.failed ? g->dec.error : strerror(-rc));
+		return rc == -EAGAIN ? -EBADMSG : rc;
+	}
+	return r;
+}
+
+json_t *guest_chan_next(struct guest *g)
+{
+	if (g->inq_len == 0)
+		return NULL;
+	json_t *m = g->inq[g->inq_head];
+	g->inq[g->inq_head] = NULL;
+	g->inq_head = (g->inq_head + 1) % GUEST_INQ_MAX;
+	g->inq_len--;
+	return m;
+}

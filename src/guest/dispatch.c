@@ -1,0 +1,107 @@
+/* Request dispatch: one table from method name to handler. The host sends only
+ * requests; a notification or response from it breaks the protocol (we never
+ * send requests, so no response can match), and ends the connection. */
+#include "guest/guest.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "core/log.h"
+#include "proto/rpc.h"
+
+int guest_reply(struct guest *g, json_int_t id, json_t *result)
+{
+	return guest_chan_send(g, rpc_result(id, result));
+}
+
+int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return guest_chan_send(g, rpc_error(id, code, msg));
+}
+
+int guest_send_hello(struct guest *g)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "unknown");
+	return guest_chan_send(g, rpc_notification("hello",
+		json_pack("{s:i,s:s}", "version", GUEST_PROTO_VERSION, "kernel", u.release)));
+}
+
+static int guest_empty_params(struct guest *g, json_int_t id, json_t *params)
+{
+	static const char *const none[] = { NULL };
+	char why[256];
+	if (guest_params_only(params, none, why, sizeof(why)) < 0)
+		return guest_reply_error(g, id, RPC_INVALID_PARAMS, "%s", why);
+	return 1;
+}
+
+static int guest_do_ping(struct guest *g, json_int_t id, json_t *params)
+{
+	int rc = guest_empty_params(g, id, params);
+	return rc <= 0 ? rc : guest_reply(g, id, json_object());
+}
+
+static int guest_do_shutdown(struct guest *g, json_int_t id, json_t *params)
+{
+	int rc = guest_empty_params(g, id, params);
+	if (rc <= 0)
+		return rc;
+	g->shutdown_pending = 1;
+	return guest_reply(g, id, json_object());
+}
+
+struct guest_method {
+	const char *name;
+	int (*run)(struct guest *g, json_int_t id, json_t *params);
+};
+
+static const struct guest_method guest_methods[] = {
+	{ "ping", guest_do_ping },
+	{ "exec.start", guest_exec_start },
+	{ "exec.stdin", guest_exec_stdin },
+	{ "exec.kill", guest_exec_kill },
+	{ "file.put", guest_file_put },
+	{ "file.get", guest_file_get },
+	{ "shutdown", guest_do_shutdown },
+};
+
+int guest_dispatch(struct guest *g, json_t *msg)
+{
+	struct rpc_msg m;
+	char why[256];
+	if (rpc_parse(msg, &m, why, sizeof(why)) < 0) {
+		log_error("bad message from host: %s; closing the channel", why);
+		return -EBADMSG;
+	}
+	if (m.kind == RPC_RESPONSE) {
+		log_error("response with id %lld from host, but the guest sent no request; "
+			  "closing the channel", (long long)m.id);
+		return -EBADMSG;
+	}
+	if (m.kind == RPC_NOTIFICATION) {
+		log_error("unknown notification \"%.64s\" from host; closing the channel", m.method);
+		return -EBADMSG;
+	}
+	if (g->shutdown_pending)
+		return guest_reply_error(g, m.id, -32000, "shutting down");
+	for (size_t i = 0; i < sizeof(guest_methods) / sizeof(guest_methods[0]); i++)
+		if (!strcmp(m.method, guest_methods[i].name)) {
+			if (m.params && !json_is_object(m.params))
+				return guest_reply_error(g, m.id, RPC_INVALID_PARAMS,
+							 "params must be an object");
+			int rc = guest_methods[i].run(g, m.id, m.params);
+			return rc > 0 ? 0 : rc;
+		}
+	return guest_reply_error(g, m.id, RPC_METHOD_NOT_FOUND, "unknown method \"%.64s\"",
+				 m.method);
+}

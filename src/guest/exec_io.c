@@ -1,0 +1,226 @@
+/* Commands' pipes, exits and timeouts. Output is streamed as exec.output
+ * notifications in the order read; exec.exit is sent only once the leader has
+ * been reaped and its pipes have been read dry, so it always comes last. When
+ * the leader exits, everything it wrote is already in the pipes; background
+ * processes that outlive it lose the pipes (they get EPIPE) rather than holding
+ * exec.exit back forever. */
+#include "guest/guest.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/b64.h"
+#include "core/log.h"
+#include "proto/rpc.h"
+
+uint64_t guest_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void guest_fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Answers the exec.stdin calls whose bytes have all reached the pipe, or all of
+ * them with an error when the pipe is gone. */
+static int guest_exec_answer_waits(struct guest *g, struct guest_exec *e, const char *failure)
+{
+	int rc = 0, i = 0;
+	for (; i < e->nwaits && rc == 0; i++) {
+		if (failure)
+			rc = guest_reply_error(g, e->waits[i].id, -32000, "stdin of exec %lld: %s",
+					       (long long)e->id, failure);
+		else if (e->waits[i].until <= e->in_written)
+			rc = guest_reply(g, e->waits[i].id, json_object());
+		else
+			break;
+	}
+	memmove(e->waits, e->waits + i, (size_t)(e->nwaits - i) * sizeof(e->waits[0]));
+	e->nwaits -= i;
+	return rc;
+}
+
+int guest_exec_write_stdin(struct guest *g, struct guest_exec *e)
+{
+	while (e->in_fd >= 0 && e->inq.len > e->in_off) {
+		ssize_t w = write(e->in_fd, e->inq.data + e->in_off, e->inq.len - e->in_off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0) {
+			/* The command closed its stdin: what is queued can never arrive. */
+			char why[128];
+			snprintf(why, sizeof(why), "the command closed it (%s)", strerror(errno));
+			guest_fd_close(&e->in_fd);
+			buf_reset(&e->inq);
+			e->in_off = 0;
+			return guest_exec_answer_waits(g, e, why);
+		}
+		e->in_off += (size_t)w;
+		e->in_written += (uint64_t)w;
+	}
+	if (e->in_off == e->inq.len) {
+		buf_reset(&e->inq);
+		e->in_off = 0;
+		if (e->in_eof)
+			guest_fd_close(&e->in_fd);
+	}
+	return guest_exec_answer_waits(g, e, NULL);
+}
+
+/* Reads one chunk of fd into an exec.output notification. Returns 1 when data
+ * was sent, 0 when the pipe is empty or at EOF (then closed), or -errno. */
+static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const char *stream)
+{
+	uint8_t raw[GUEST_OUTPUT_CHUNK];
+	char enc[GUEST_OUTPUT_CHUNK / 3 * 4 + 8];
+	ssize_t r;
+	do
+		r = read(*fd, raw, sizeof(raw));
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && errno == EAGAIN)
+		return 0;
+	if (r <= 0) {
+		guest_fd_close(fd);
+		return 0;
+	}
+	b64_encode(raw, (size_t)r, enc);
+	int rc = guest_chan_send(g, rpc_notification("exec.output",
+		json_pack("{s:I,s:s,s:s}", "exec", (json_int_t)e->id, "stream", stream, "data", enc)));
+	return rc < 0 ? rc : 1;
+}
+
+void guest_exec_reap(struct guest *g)
+{
+	int status;
+	pid_t pid;
+	/* PID 1 inherits every orphan: reap them all, keep the status of ours. */
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < GUEST_EXEC_MAX; i++) {
+			struct guest_exec *e = &g->execs[i];
+			if (e->in_use && !e->exited && e->pid == pid) {
+				e->exited = 1;
+				e->status = status;
+			}
+		}
+	}
+}
+
+void guest_exec_kill_all(struct guest *g)
+{
+	for (int i = 0; i < GUEST_EXEC_MAX; i++)
+		if (g->execs[i].in_use && !g->execs[i].exited)
+			kill(-g->execs[i].pid, SIGKILL);
+}
+
+size_t guest_exec_pollfds(struct guest *g, struct pollfd *pfds, size_t max, int want_output)
+{
+	size_t n = 0;
+	for (int i = 0; i < GUEST_EXEC_MAX && n + 3 <= max; i++) {
+		struct guest_exec *e = &g->execs[i];
+		if (!e->in_use)
+			continue;
+		if (want_output && e->out_fd >= 0)
+			pfds[n++] = (struct pollfd){ .fd = e->out_fd, .events = POLLIN };
+		if (want_output && e->err_fd >= 0)
+			pfds[n++] = (struct pollfd){ .fd = e->err_fd, .events = POLLIN };
+		if (e->in_fd >= 0 && e->inq.len > e->in_off)
+			pfds[n++] = (struct pollfd){ .fd = e->in_fd, .events = POLLOUT };
+	}
+	return n;
+}
+
+int guest_exec_events(struct guest *g, const struct pollfd *pfds, size_t n)
+{
+	int rc = 0;
+	for (size_t k = 0; k < n && rc >= 0; k++) {
+		if (!pfds[k].revents)
+			continue;
+		for (int i = 0; i < GUEST_EXEC_MAX && rc >= 0; i++) {
+			struct guest_exec *e = &g->execs[i];
+			if (!e->in_use)
+				continue;
+			/* Re-check: a pump earlier in this pass may have closed the fd. */
+			if (pfds[k].fd == e->out_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
+				rc = guest_exec_pump(g, e, &e->out_fd, "stdout");
+			else if (pfds[k].fd == e->err_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
+				rc = guest_exec_pump(g, e, &e->err_fd, "stderr");
+			else if (pfds[k].fd == e->in_fd)
+				rc = guest_exec_write_stdin(g, e);
+		}
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int guest_exec_timeouts(struct guest *g)
+{
+	uint64_t now = guest_now_ms(), next = 0;
+	for (int i = 0; i < GUEST_EXEC_MAX; i++) {
+		struct guest_exec *e = &g->execs[i];
+		if (!e->in_use || e->exited || !e->deadline_ms)
+			continue;
+		if (e->deadline_ms <= now) {
+			kill(-e->pid, SIGKILL);
+			e->timed_out = 1;
+			e->deadline_ms = 0;
+		} else if (!next || e->deadline_ms < next) {
+			next = e->deadline_ms;
+		}
+	}
+	if (!next)
+		return -1;
+	return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+static int guest_exec_send_exit(struct guest *g, struct guest_exec *e)
+{
+	json_t *p = json_pack("{s:I}", "exec", (json_int_t)e->id);
+	if (WIFSIGNALED(e->status))
+		json_object_set_new(p, "signal", json_integer(WTERMSIG(e->status)));
+	else
+		json_object_set_new(p, "code", json_integer(WEXITSTATUS(e->status)));
+	if (e->timed_out)
+		json_object_set_new(p, "timed_out", json_true());
+	return guest_chan_send(g, rpc_notification("exec.exit", p));
+}
+
+int guest_exec_finish(struct guest *g)
+{
+	int rc = 0;
+	for (int i = 0; i < GUEST_EXEC_MAX && rc >= 0; i++) {
+		struct guest_exec *e = &g->execs[i];
+		if (!e->in_use || !e->exited)
+			continue;
+		/* Read dry what the leader left behind, within the output budget. */
+		while (rc >= 0 && (e->out_fd >= 0 || e->err_fd >= 0) &&
+		       guest_chan_pending(g) < GUEST_OUTQ_HIGH) {
+			if (e->out_fd >= 0 && (rc = guest_exec_pump(g, e, &e->out_fd, "stdout")) == 0)
+				guest_fd_close(&e->out_fd);
+			if (rc >= 0 && e->err_fd >= 0 &&
+			    (rc = guest_exec_pump(g, e, &e->err_fd, "stderr")) == 0)
+				guest_fd_close(&e->err_fd);
+		}
+		if (rc < 0 || e->out_fd >= 0 || e->err_fd >= 0)
+			continue;
+		guest_fd_close(&e->in_fd);
+		rc = guest_exec_answer_waits(g, e, "the command exited");
+		if (rc >= 0)
+			rc = guest_exec_send_exit(g, e);
+		buf_free(&e->inq);
+		memset(e, 0, sizeof(*e));
+		e->out_fd = e->err_fd = e->in_fd = -1;
+	}
+	return rc < 0 ? rc : 0;
+}

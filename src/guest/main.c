@@ -1,0 +1,119 @@
+/* ironclaw-guest entry point. Three ways to run:
+ *   as /init (PID 1) in the VM: boot duties, then serve org.ironclaw.0, power
+ *     off at shutdown or on a fatal channel error (PID 1 must never exit);
+ *   with --channel-fd N: serve an already-open socket (tests on the host),
+ *     exit 0 at shutdown or clean EOF, 1 on a protocol error;
+ *   as a plain process in a VM (debugging): find the port, exit like above. */
+#include "guest/guest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core/io.h"
+#include "core/log.h"
+
+#define GUEST_PORT_TIMEOUT_MS 15000
+#define GUEST_HOST_TIMEOUT_MS 60000
+
+static void guest_usage(FILE *f)
+{
+	fprintf(f, "usage: ironclaw-guest [--channel-fd N]\n"
+		   "The IronClaw in-VM agent. As PID 1 it boots the VM and serves the host on the\n"
+		   "virtio-serial port " GUEST_PORT_NAME "; with --channel-fd it serves fd N instead\n"
+		   "(tests), and exits rather than powering off.\n");
+}
+
+static int guest_parse_fd(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 65535 || fcntl((int)v, F_GETFD) < 0)
+		return -EBADF;
+	return (int)v;
+}
+
+/* In VM mode nothing may end PID 1: fatal paths power off instead. */
+static int guest_fatal(const struct guest *g, int code)
+{
+	if (g->vm_mode) {
+		log_error("powering off");
+		guest_boot_poweroff();
+	}
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	static struct guest g;
+	int fd = -1;
+	sigset_t mask;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--channel-fd") && i + 1 < argc) {
+			if ((fd = guest_parse_fd(argv[++i])) < 0) {
+				fprintf(stderr, "ironclaw-guest: --channel-fd %s is not an open file "
+					"descriptor (hint: pass the number of an inherited socket)\n", argv[i]);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			guest_usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "ironclaw-guest: unknown argument '%s' (hint: --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	g.vm_mode = fd < 0 && getpid() == 1;
+	if (g.vm_mode) {
+		struct guest_boot_opts opts;
+		guest_boot_init(&opts);
+	}
+
+	/* Writes to a closed pipe or socket must fail with EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	g.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (g.sig_fd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return guest_fatal(&g, 1);
+	}
+	if (fd < 0) {
+		fd = guest_port_open(GUEST_PORT_NAME, GUEST_PORT_TIMEOUT_MS);
+		if (fd < 0)
+			return guest_fatal(&g, 1);
+		if (guest_port_wait_host(fd, GUEST_HOST_TIMEOUT_MS) < 0) {
+			log_error("nobody connected to " GUEST_PORT_NAME " on the host within %d s",
+				  GUEST_HOST_TIMEOUT_MS / 1000);
+			return guest_fatal(&g, 1);
+		}
+	} else {
+		io_set_cloexec(fd, 1);
+	}
+	io_set_nonblock(fd, 1);
+	guest_chan_init(&g, fd);
+	for (int i = 0; i < GUEST_EXEC_MAX; i++)
+		g.execs[i].out_fd = g.execs[i].err_fd = g.execs[i].in_fd = -1;
+
+	int rc = guest_send_hello(&g);
+	if (rc == 0)
+		rc = guest_loop_run(&g);
+	else
+		rc = 1;
+	if (g.vm_mode) {
+		if (!g.shutdown_pending)
+			log_error("channel to the host ended");
+		guest_boot_poweroff();
+	}
+	frame_decoder_free(&g.dec);
+	buf_free(&g.outq);
+	return rc;
+}
