@@ -91,6 +91,11 @@ $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(HOST_LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(HOST_LIB) $(LDLIBS_HOST)
 
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+$(BUILD)/bench/%: bench/%.c $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HOST_LIB) $(LDLIBS_HOST)
+
 unit-tests: $(UNIT_TESTS) $(FUZZ_REPLAY)
 integration-tests: $(INTEG_TESTS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
 tests: unit-tests integration-tests
@@ -109,7 +114,7 @@ check:
 coverage:
 	bash tests/coverage.sh
 
-bench: all image
+bench: all image $(BENCH_BINS)
 	bash bench/run.sh
 
 fuzz:

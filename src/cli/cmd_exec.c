@@ -1,0 +1,345 @@
+/* `ironclaw exec`: boot a fresh micro-VM, run one command in it with its output
+ * streamed live, destroy the VM, and exit with the command's status.
+ *
+ * Exit codes: the command's own; 128+N when signal N killed it; 124 when
+ * --timeout killed it; 125 when ironclaw itself failed (the VM could not boot,
+ * the guest broke the protocol, bad options). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli/commands.h"
+#include "core/io.h"
+#include "jail/jail.h"
+#include "vm/exec.h"
+#include "vm/vm.h"
+
+#define EXEC_EXIT_TIMEOUT 124
+#define EXEC_EXIT_FAILURE 125
+#define EXEC_ENV_MAX 256
+#define EXEC_STDIN_CHUNK (256 * 1024)
+#define EXEC_STDIN_BACKLOG_MAX (2u << 20)
+
+struct exec_run {
+	uv_loop_t *loop;
+	struct vm *vm;
+	struct vm_exec *exec;
+	struct vm_exec_spec spec;
+	int exit_code;
+	int interactive;
+	int signals_seen;
+	uv_signal_t sigint, sigterm;
+	uv_pipe_t in;
+	int in_open;
+	uv_timer_t in_wait;
+	unsigned timeout_s;
+};
+
+static void exec_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ironclaw exec [options] -- CMD [ARGS...]\n\n"
+		"Boot a fresh micro-VM, run CMD in it with its output streamed live, then\n"
+		"destroy the VM. Exits with CMD's exit code (128+N if signal N killed it,\n"
+		"124 if --timeout killed it, 125 if ironclaw itself failed).\n\n"
+		"options:\n"
+		"  --cpus N            virtual CPUs (default %d)\n"
+		"  --memory MiB        guest memory (default %d)\n"
+		"  --timeout S         kill CMD after S seconds (default: none)\n"
+		"  --env K=V           set an environment variable (repeatable); the command\n"
+		"                      starts from an empty environment plus PATH\n"
+		"  --workdir DIR       working directory in the guest (default /)\n"
+		"  -i, --interactive   forward our stdin to CMD (default: /dev/null)\n"
+		"  --boot-timeout S    give up if the guest is not ready in S s (default %d)\n"
+		"  --kernel PATH       boot this kernel instead of the default image's\n"
+		"  --initrd PATH       boot this initramfs instead of the default image's\n"
+		"  -h, --help          show this help\n",
+		VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, VM_DEFAULT_BOOT_TIMEOUT_MS / 1000);
+}
+
+static int exec_parse_uint(const char *opt, const char *v, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max || v[0] == '-') {
+		fprintf(stderr, "ironclaw exec: %s needs a whole number from %u to %u, not '%s'\n",
+			opt, min, max, v);
+		return -EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static void exec_on_output(struct vm_exec *x, int stream, const uint8_t *data, size_t len, void *ctx)
+{
+	(void)x;
+	(void)ctx;
+	/* Blocking writes are the right backpressure: a slow reader slows the guest. */
+	io_write_all(stream, data, len);
+}
+
+static void exec_on_vm_destroyed(struct vm *vm, void *ctx)
+{
+	struct exec_run *r = ctx;
+	(void)vm;
+	r->vm = NULL;
+	uv_close((uv_handle_t *)&r->sigint, NULL);
+	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	if (r->in_open) {
+		r->in_open = 0;
+		uv_close((uv_handle_t *)&r->in, NULL);
+	}
+	uv_close((uv_handle_t *)&r->in_wait, NULL);
+}
+
+static void exec_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
+{
+	struct exec_run *r = ctx;
+	(void)x;
+	r->exec = NULL;
+	if (res->err.code) {
+		fprintf(stderr, "ironclaw: %s\n", res->err.msg);
+		r->exit_code = EXEC_EXIT_FAILURE;
+	} else if (res->timed_out) {
+		fprintf(stderr, "ironclaw: the command ran past --timeout %us and was killed\n",
+			r->timeout_s);
+		r->exit_code = EXEC_EXIT_TIMEOUT;
+	} else if (res->signal) {
+		r->exit_code = 128 + res->signal;
+	} else {
+		r->exit_code = res->code;
+	}
+	if (r->in_open)
+		uv_read_stop((uv_stream_t *)&r->in);
+	if (r->vm)
+		vm_destroy(r->vm);
+}
+
+static void exec_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	static char chunk[EXEC_STDIN_CHUNK];
+	buf->base = chunk;
+	buf->len = sizeof(chunk);
+}
+
+static void exec_on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void exec_stdin_resume(uv_timer_t *t)
+{
+	struct exec_run *r = t->data;
+	if (!r->exec || !r->in_open)
+		return;
+	if (vm_write_backlog(r->vm) > EXEC_STDIN_BACKLOG_MAX) {
+		uv_timer_start(&r->in_wait, exec_stdin_resume, 5, 0);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&r->in, exec_stdin_alloc, exec_on_stdin);
+}
+
+static void exec_on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct exec_run *r = s->data;
+	if (!r->exec)
+		return;
+	if (n > 0) {
+		vm_exec_write_stdin(r->exec, buf->base, (size_t)n, 0);
+		if (vm_write_backlog(r->vm) > EXEC_STDIN_BACKLOG_MAX) {
+			/* Don't read faster than the guest takes it. */
+			uv_read_stop(s);
+			uv_timer_start(&r->in_wait, exec_stdin_resume, 5, 0);
+		}
+	} else if (n < 0) {
+		vm_exec_write_stdin(r->exec, "", 0, 1);
+		uv_read_stop(s);
+	}
+}
+
+static void exec_start_stdin(struct exec_run *r)
+{
+	if (uv_guess_handle(0) == UV_FILE) {
+		/* libuv cannot poll regular files; a pipe-like reader is only for
+		 * streams, so send a file's content in chunks directly. */
+		char chunk[EXEC_STDIN_CHUNK];
+		ssize_t n;
+		while ((n = io_read(0, chunk, sizeof(chunk))) > 0)
+			vm_exec_write_stdin(r->exec, chunk, (size_t)n, 0);
+		vm_exec_write_stdin(r->exec, "", 0, 1);
+		return;
+	}
+	uv_pipe_init(r->loop, &r->in, 0);
+	r->in.data = r;
+	if (uv_pipe_open(&r->in, 0) < 0) {
+		vm_exec_write_stdin(r->exec, "", 0, 1);
+		uv_close((uv_handle_t *)&r->in, NULL);
+		return;
+	}
+	r->in_open = 1;
+	uv_read_start((uv_stream_t *)&r->in, exec_stdin_alloc, exec_on_stdin);
+}
+
+static void exec_on_ready(struct vm *vm, void *ctx)
+{
+	struct exec_run *r = ctx;
+	static const struct vm_exec_handlers handlers = {
+		.output = exec_on_output,
+		.done = exec_on_done,
+	};
+	struct err e = { 0 };
+	if (vm_exec_start(vm, &r->spec, &handlers, r, &r->exec, &e) < 0) {
+		fprintf(stderr, "ironclaw: %s\n", e.msg);
+		r->exit_code = EXEC_EXIT_FAILURE;
+		vm_destroy(vm);
+		return;
+	}
+	if (r->interactive)
+		exec_start_stdin(r);
+}
+
+static void exec_on_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	struct exec_run *r = ctx;
+	fprintf(stderr, "ironclaw: %s\n", e->msg);
+	r->exit_code = EXEC_EXIT_FAILURE;
+	vm_destroy(vm);
+}
+
+static void exec_on_signal(uv_signal_t *s, int signum)
+{
+	struct exec_run *r = s->data;
+	/* First Ctrl-C goes to the command, like a local shell; the second tears the
+	 * VM down at once. */
+	if (++r->signals_seen == 1 && r->exec) {
+		vm_exec_kill(r->exec, signum);
+		return;
+	}
+	r->exit_code = 128 + signum;
+	if (r->vm)
+		vm_destroy(r->vm);
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "interactive", no_argument, NULL, 'i' },
+		{ "boot-timeout", required_argument, NULL, 'b' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct exec_run r = { .exit_code = EXEC_EXIT_FAILURE };
+	struct vm_options vo = { .progress = isatty(2) };
+	char *env[EXEC_ENV_MAX + 1];
+	size_t n_env = 0;
+	unsigned boot_s = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+ih", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (exec_parse_uint("--cpus", optarg, 1, 64, &vo.cpus) < 0)
+				return EXEC_EXIT_FAILURE;
+			break;
+		case 'm':
+			if (exec_parse_uint("--memory", optarg, 64, 65536, &vo.memory_mib) < 0)
+				return EXEC_EXIT_FAILURE;
+			break;
+		case 't':
+			if (exec_parse_uint("--timeout", optarg, 1, 86400 * 7, &r.timeout_s) < 0)
+				return EXEC_EXIT_FAILURE;
+			break;
+		case 'b':
+			if (exec_parse_uint("--boot-timeout", optarg, 1, 3600, &boot_s) < 0)
+				return EXEC_EXIT_FAILURE;
+			vo.boot_timeout_ms = boot_s * 1000;
+			break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				fprintf(stderr, "ironclaw exec: --env needs K=V, not '%s'\n", optarg);
+				return EXEC_EXIT_FAILURE;
+			}
+			if (n_env == EXEC_ENV_MAX) {
+				fprintf(stderr, "ironclaw exec: at most %d --env options\n", EXEC_ENV_MAX);
+				return EXEC_EXIT_FAILURE;
+			}
+			env[n_env++] = optarg;
+			break;
+		case 'w':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ironclaw exec: --workdir must be an absolute guest path, not '%s'\n", optarg);
+				return EXEC_EXIT_FAILURE;
+			}
+			r.spec.cwd = optarg;
+			break;
+		case 'i':
+			r.interactive = 1;
+			break;
+		case 'k':
+			vo.kernel = optarg;
+			break;
+		case 'r':
+			vo.initrd = optarg;
+			break;
+		case 'h':
+			exec_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "ironclaw exec: see `ironclaw exec --help`\n");
+			return EXEC_EXIT_FAILURE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "ironclaw exec: no command given (hint: ironclaw exec -- echo hello)\n");
+		return EXEC_EXIT_FAILURE;
+	}
+	env[n_env] = NULL;
+	r.spec.argv = argv + optind;
+	r.spec.env = env;
+	r.spec.timeout_ms = r.timeout_s * 1000;
+	r.spec.want_stdin = r.interactive;
+
+	struct err e = { 0 };
+	jail_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
+	err_clear(&e);
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	r.loop = &loop;
+	uv_signal_init(&loop, &r.sigint);
+	uv_signal_init(&loop, &r.sigterm);
+	r.sigint.data = r.sigterm.data = &r;
+	uv_signal_start(&r.sigint, exec_on_signal, SIGINT);
+	uv_signal_start(&r.sigterm, exec_on_signal, SIGTERM);
+	uv_timer_init(&loop, &r.in_wait);
+	r.in_wait.data = &r;
+	signal(SIGPIPE, SIG_IGN);
+
+	static const struct vm_events events = {
+		.ready = exec_on_ready,
+		.failed = exec_on_failed,
+		.destroyed = exec_on_vm_destroyed,
+	};
+	if (vm_create(&loop, &vo, &events, &r, &r.vm, &e) < 0) {
+		fprintf(stderr, "ironclaw: %s\n", e.msg);
+		uv_close((uv_handle_t *)&r.sigint, NULL);
+		uv_close((uv_handle_t *)&r.sigterm, NULL);
+		uv_close((uv_handle_t *)&r.in_wait, NULL);
+		r.exit_code = EXEC_EXIT_FAILURE;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return r.exit_code;
+}

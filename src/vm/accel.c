@@ -1,0 +1,242 @@
+/* Accelerator detection: see accel.h. */
+#include "vm/accel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/io.h"
+#include "vm/qemu.h"
+
+#define ACCEL_PROBE_TIMEOUT_MS 15000
+
+const char *vm_accel_name(enum vm_accel a)
+{
+	return a == VM_ACCEL_KVM ? "kvm" : "tcg";
+}
+
+unsigned long vm_host_tsc_khz(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	if (!f)
+		return 0;
+	char line[256];
+	double mhz = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+			break;
+	fclose(f);
+	return mhz > 0 ? (unsigned long)(mhz * 1000.0) : 0;
+}
+
+/* Identity of the probe's inputs: if any changes, the cached verdict is stale. */
+static void accel_cache_key(const char *qemu, const char *kernel, const char *initrd,
+			    char *key, size_t len)
+{
+	const char *paths[3] = { qemu, kernel, initrd };
+	size_t off = 0;
+	for (int i = 0; i < 3; i++) {
+		struct stat st;
+		if (stat(paths[i], &st) < 0)
+			memset(&st, 0, sizeof(st));
+		int n = snprintf(key + off, len - off, "%s:%lld:%lld;", paths[i],
+				 (long long)st.st_size, (long long)st.st_mtime);
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void accel_cache_path(char *path, size_t len)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && *xdg)
+		snprintf(path, len, "%s/ironclaw/accel.json", xdg);
+	else
+		snprintf(path, len, "%s/.cache/ironclaw/accel.json", home && *home ? home : "/tmp");
+}
+
+static int accel_cache_read(const char *key, struct vm_accel_verdict *v)
+{
+	char path[4096];
+	accel_cache_path(path, sizeof(path));
+	json_t *j = json_load_file(path, 0, NULL);
+	if (!j)
+		return -ENOENT;
+	int rc = -ESTALE;
+	const char *k = json_string_value(json_object_get(j, "key"));
+	const char *a = json_string_value(json_object_get(j, "accel"));
+	const char *r = json_string_value(json_object_get(j, "reason"));
+	if (k && a && r && !strcmp(k, key)) {
+		v->accel = !strcmp(a, "kvm") ? VM_ACCEL_KVM : VM_ACCEL_TCG;
+		snprintf(v->reason, sizeof(v->reason), "%s", r);
+		v->cached = 1;
+		rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+static void accel_cache_write(const char *key, const struct vm_accel_verdict *v)
+{
+	char path[4096];
+	accel_cache_path(path, sizeof(path));
+	char *slash = strrchr(path, '/');
+	*slash = '\0';
+	char parent[4096];
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *pslash = strrchr(parent, '/');
+	if (pslash) {
+		*pslash = '\0';
+		mkdir(parent, 0700);
+	}
+	mkdir(path, 0700);
+	*slash = '/';
+	json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "accel", vm_accel_name(v->accel),
+			      "reason", v->reason);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	if (text)
+		io_write_file(path, text, strlen(text), 0600);
+	free(text);
+	json_decref(j);
+}
+
+static long accel_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Boots kernel+initrd under KVM with an init that powers off at once. Returns 0
+ * when QEMU exited cleanly in time; otherwise a reason. */
+static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, size_t why_len)
+{
+	char dir[] = "/tmp/ironclaw-probe-XXXXXX";
+	if (!mkdtemp(dir)) {
+		snprintf(why, why_len, "cannot make a probe directory: %s", strerror(errno));
+		return -errno;
+	}
+	char console[128], channel[128], qmp[128];
+	snprintf(console, sizeof(console), "%s/console.log", dir);
+	snprintf(channel, sizeof(channel), "%s/ch.sock", dir);
+	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
+	struct qemu_spec spec = {
+		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128, .kernel = kernel,
+		.initrd = initrd, .cmdline_extra = "ironclaw.poweroff=1",
+		.console_path = console, .channel_path = channel, .qmp_path = qmp, .tap_fd = -1,
+	};
+	char *argv[QEMU_ARGV_MAX];
+	char store[8192];
+	int rc = qemu_build_argv(&spec, argv, store, sizeof(store));
+	int errpipe[2] = { -1, -1 };
+	if (rc == 0 && pipe2(errpipe, O_CLOEXEC) < 0)
+		rc = -errno;
+	pid_t pid = rc == 0 ? fork() : -1;
+	if (rc == 0 && pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(errpipe[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (rc == 0 && pid < 0)
+		rc = -errno;
+	char errtext[2048] = "";
+	size_t errlen = 0;
+	int status = 0, exited = 0;
+	if (rc == 0) {
+		close(errpipe[1]);
+		errpipe[1] = -1;
+		long deadline = accel_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
+		while (!exited && accel_now_ms() < deadline) {
+			struct pollfd pfd = { .fd = errpipe[0], .events = POLLIN };
+			poll(&pfd, 1, 50);
+			if (pfd.revents & POLLIN) {
+				ssize_t n = io_read(errpipe[0], errtext + errlen, sizeof(errtext) - 1 - errlen);
+				if (n > 0)
+					errlen += (size_t)n;
+			}
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				exited = 1;
+		}
+		if (!exited) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+		errtext[errlen] = '\0';
+		if (!exited)
+			rc = -ETIMEDOUT, snprintf(why, why_len,
+				"a KVM boot of the guest did not finish in %d s", ACCEL_PROBE_TIMEOUT_MS / 1000);
+		else if (strstr(errtext, "emulation failure"))
+			rc = -ENOTSUP, snprintf(why, why_len,
+				"/dev/kvm opens, but KVM reports \"emulation failure\" booting the guest kernel (nested/paravirtual KVM)");
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			rc = -EIO, snprintf(why, why_len, "a KVM boot of the guest failed: %.160s",
+					    errlen ? errtext : "QEMU exited with an error");
+	} else {
+		snprintf(why, why_len, "cannot start QEMU for the probe: %s", strerror(-rc));
+	}
+	if (errpipe[0] >= 0)
+		close(errpipe[0]);
+	if (errpipe[1] >= 0)
+		close(errpipe[1]);
+	unlink(console);
+	unlink(channel);
+	unlink(qmp);
+	rmdir(dir);
+	return rc;
+}
+
+void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
+		     struct vm_accel_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->accel = VM_ACCEL_TCG;
+	const char *force = getenv("IRONCLAW_ACCEL");
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int kvm_opens = fd >= 0;
+	int open_errno = errno;
+	if (fd >= 0)
+		close(fd);
+	if (force && !strcmp(force, "tcg")) {
+		snprintf(v->reason, sizeof(v->reason), "IRONCLAW_ACCEL=tcg");
+		return;
+	}
+	if (!kvm_opens) {
+		snprintf(v->reason, sizeof(v->reason), "/dev/kvm cannot be opened (%s)",
+			 strerror(open_errno));
+		return;
+	}
+	if (force && !strcmp(force, "kvm")) {
+		v->accel = VM_ACCEL_KVM;
+		snprintf(v->reason, sizeof(v->reason), "IRONCLAW_ACCEL=kvm");
+		return;
+	}
+	char key[1024];
+	accel_cache_key(qemu, kernel, initrd, key, sizeof(key));
+	if (accel_cache_read(key, v) == 0)
+		return;
+	char why[200] = "";
+	if (accel_probe_kvm(kernel, initrd, why, sizeof(why)) == 0) {
+		v->accel = VM_ACCEL_KVM;
+		snprintf(v->reason, sizeof(v->reason), "a probe boot of the guest under KVM succeeded");
+	} else {
+		v->accel = VM_ACCEL_TCG;
+		snprintf(v->reason, sizeof(v->reason), "%s; using TCG", why);
+	}
+	accel_cache_write(key, v);
+}

@@ -1,0 +1,318 @@
+/* Host channel: see channel.h.
+ *
+ * Lifetime: the struct is freed only from the close callbacks of its libuv
+ * handles, so callbacks already queued by libuv never touch freed memory. A
+ * `closing` flag stops all delivery the moment an error is seen. */
+#include "vm/channel.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/frame.h"
+#include "proto/rpc.h"
+
+#define CHANNEL_RETRY_MS 5
+
+enum { PIPE_NONE, PIPE_OPEN, PIPE_CLOSING };
+
+struct pending {
+	long id;
+	channel_reply_cb cb;
+	void *ctx;
+	struct pending *next;
+};
+
+struct channel {
+	uv_loop_t *loop;
+	uv_pipe_t pipe;
+	uv_timer_t retry;
+	uv_connect_t connect_req;
+	int pipe_state;         /* PIPE_NONE, PIPE_OPEN or PIPE_CLOSING */
+	int handles_open;       /* handles not yet closed; free when it reaches 0 */
+	int connected;
+	int closing;
+	char path[108];
+	uint64_t deadline;
+	struct channel_handlers h;
+	void *ctx;
+	struct frame_decoder decoder;
+	struct pending *pending;
+	long next_id;
+	size_t backlog;
+};
+
+struct write_req {
+	uv_write_t req;
+	struct channel *ch;
+	uint8_t *data;
+	size_t len;
+};
+
+static void channel_fail(struct channel *ch, struct err *e);
+
+static void channel_handle_closed(uv_handle_t *handle)
+{
+	struct channel *ch = handle->data;
+	if (handle == (uv_handle_t *)&ch->pipe)
+		ch->pipe_state = PIPE_NONE;
+	if (--ch->handles_open == 0) {
+		frame_decoder_free(&ch->decoder);
+		free(ch);
+	}
+}
+
+static void channel_flush_pending(struct channel *ch)
+{
+	struct pending *p = ch->pending;
+	ch->pending = NULL;
+	while (p) {
+		struct pending *next = p->next;
+		if (p->cb)
+			p->cb(ch, NULL, NULL, p->ctx);
+		free(p);
+		p = next;
+	}
+}
+
+static void channel_fail(struct channel *ch, struct err *e)
+{
+	if (ch->closing)
+		return;
+	ch->closing = 1;
+	if (ch->h.on_error)
+		ch->h.on_error(ch, e, ch->ctx);
+	channel_flush_pending(ch);
+	uv_read_stop((uv_stream_t *)&ch->pipe);
+}
+
+static int channel_on_response(struct channel *ch, const struct rpc_msg *m, struct err *e)
+{
+	struct pending **pp = &ch->pending;
+	while (*pp && (*pp)->id != m->id)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return err_set(e, -EPROTO, "guest answered request id %lld, which was never sent",
+			       (long long)m->id);
+	struct pending *p = *pp;
+	*pp = p->next;
+	if (p->cb)
+		p->cb(ch, m->result, m->error, p->ctx);
+	free(p);
+	return 0;
+}
+
+static int channel_on_frame(json_t *msg, void *arg)
+{
+	struct channel *ch = arg;
+	struct err e = { 0 };
+	struct rpc_msg m;
+	char why[160];
+	int rc;
+	if (ch->closing)
+		return -ECANCELED;
+	if (rpc_parse(msg, &m, why, sizeof(why)) < 0) {
+		rc = err_set(&e, -EPROTO, "guest sent an invalid JSON-RPC message: %s", why);
+	} else if (m.kind == RPC_RESPONSE) {
+		rc = channel_on_response(ch, &m, &e);
+	} else if (m.kind == RPC_REQUEST) {
+		rc = err_set(&e, -EPROTO, "guest sent a request (%.64s); the guest may only notify",
+			     m.method);
+	} else {
+		rc = ch->h.notify ? ch->h.notify(ch, m.method, m.params, ch->ctx, &e) : 0;
+	}
+	if (rc < 0) {
+		channel_fail(ch, &e);
+		return rc;
+	}
+	return ch->closing ? -ECANCELED : 0;
+}
+
+static void channel_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	(void)handle;
+	(void)suggested;
+	/* The decoder copies what it needs, so a fresh read buffer per call is simple
+	 * and bounded. */
+	static const size_t size = 256 * 1024;
+	buf->base = malloc(size);
+	buf->len = buf->base ? size : 0;
+}
+
+static void channel_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct channel *ch = stream->data;
+	struct err e = { 0 };
+	if (nread > 0 && !ch->closing) {
+		int rc = frame_decoder_feed(&ch->decoder, (const uint8_t *)buf->base, (size_t)nread,
+					    channel_on_frame, ch);
+		if (rc < 0 && !ch->closing) {
+			err_set(&e, rc, "guest sent a bad frame: %s", ch->decoder.error);
+			channel_fail(ch, &e);
+		}
+	} else if (nread < 0 && !ch->closing) {
+		if (nread == UV_EOF)
+			err_set(&e, -EPIPE, "guest closed the channel%s",
+				frame_decoder_idle(&ch->decoder) ? "" : " in the middle of a frame");
+		else
+			err_set(&e, (int)nread, "reading the guest channel: %s", uv_strerror((int)nread));
+		channel_fail(ch, &e);
+	}
+	free(buf->base);
+}
+
+static void channel_try_connect(struct channel *ch);
+
+static void channel_on_retry(uv_timer_t *t)
+{
+	channel_try_connect(t->data);
+}
+
+static void channel_on_connect(uv_connect_t *req, int status)
+{
+	struct channel *ch = req->data;
+	struct err e = { 0 };
+	if (ch->closing)
+		return;
+	if (status == UV_ENOENT || status == UV_ECONNREFUSED) {
+		if (uv_now(ch->loop) < ch->deadline) {
+			/* The socket is not there yet; a pipe handle cannot reconnect, so close
+			 * it and try again shortly with a fresh one. */
+			ch->pipe_state = PIPE_CLOSING;
+			uv_close((uv_handle_t *)&ch->pipe, channel_handle_closed);
+			uv_timer_start(&ch->retry, channel_on_retry, CHANNEL_RETRY_MS, 0);
+			return;
+		}
+	}
+	if (status < 0) {
+		err_set(&e, status, "connecting to the guest channel %s: %s", ch->path,
+			uv_strerror(status));
+		channel_fail(ch, &e);
+		return;
+	}
+	ch->connected = 1;
+	int rc = uv_read_start((uv_stream_t *)&ch->pipe, channel_alloc, channel_on_read);
+	if (rc < 0) {
+		err_set(&e, rc, "reading the guest channel: %s", uv_strerror(rc));
+		channel_fail(ch, &e);
+		return;
+	}
+	if (ch->h.on_connect)
+		ch->h.on_connect(ch, ch->ctx);
+}
+
+static void channel_try_connect(struct channel *ch)
+{
+	if (ch->closing)
+		return;
+	if (ch->pipe_state != PIPE_NONE) {
+		/* The previous pipe is still closing; come back shortly. */
+		uv_timer_start(&ch->retry, channel_on_retry, 1, 0);
+		return;
+	}
+	uv_pipe_init(ch->loop, &ch->pipe, 0);
+	ch->pipe.data = ch;
+	ch->pipe_state = PIPE_OPEN;
+	ch->handles_open++;
+	ch->connect_req.data = ch;
+	uv_pipe_connect(&ch->connect_req, &ch->pipe, ch->path, channel_on_connect);
+}
+
+int channel_connect(uv_loop_t *loop, const char *path, unsigned deadline_ms,
+		    const struct channel_handlers *h, void *ctx, struct channel **out,
+		    struct err *e)
+{
+	if (strlen(path) >= sizeof(((struct channel *)0)->path))
+		return err_set(e, -ENAMETOOLONG, "channel socket path too long: %s", path);
+	struct channel *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return err_set(e, -ENOMEM, "out of memory");
+	ch->loop = loop;
+	strcpy(ch->path, path);
+	ch->h = *h;
+	ch->ctx = ctx;
+	ch->next_id = 1;
+	ch->deadline = uv_now(loop) + deadline_ms;
+	frame_decoder_init(&ch->decoder);
+	uv_timer_init(loop, &ch->retry);
+	ch->retry.data = ch;
+	ch->handles_open = 1;
+	channel_try_connect(ch);
+	*out = ch;
+	return 0;
+}
+
+static void channel_on_write(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct channel *ch = w->ch;
+	ch->backlog -= w->len;
+	free(w->data);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED) {
+		struct err e = { 0 };
+		err_set(&e, status, "writing to the guest channel: %s", uv_strerror(status));
+		channel_fail(ch, &e);
+	}
+}
+
+long channel_request(struct channel *ch, const char *method, json_t *params,
+		     channel_reply_cb cb, void *ctx)
+{
+	if (ch->closing || !ch->connected) {
+		json_decref(params);
+		return -ENOTCONN;
+	}
+	long id = ch->next_id++;
+	json_t *msg = rpc_request(id, method, params);
+	size_t len;
+	uint8_t *data = frame_encode(msg, &len);
+	json_decref(msg);
+	if (!data)
+		return -EMSGSIZE;
+	struct pending *p = calloc(1, sizeof(*p));
+	struct write_req *w = calloc(1, sizeof(*w));
+	if (!p || !w) {
+		free(p);
+		free(w);
+		free(data);
+		return -ENOMEM;
+	}
+	w->ch = ch;
+	w->data = data;
+	w->len = len;
+	uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+	int rc = uv_write(&w->req, (uv_stream_t *)&ch->pipe, &buf, 1, channel_on_write);
+	if (rc < 0) {
+		free(p);
+		free(w);
+		free(data);
+		return rc;
+	}
+	ch->backlog += len;
+	p->id = id;
+	p->cb = cb;
+	p->ctx = ctx;
+	p->next = ch->pending;
+	ch->pending = p;
+	return id;
+}
+
+size_t channel_write_backlog(const struct channel *ch)
+{
+	return ch->backlog;
+}
+
+void channel_close(struct channel *ch)
+{
+	if (!ch)
+		return;
+	ch->closing = 1;
+	channel_flush_pending(ch);
+	uv_timer_stop(&ch->retry);
+	uv_close((uv_handle_t *)&ch->retry, channel_handle_closed);
+	if (ch->pipe_state == PIPE_OPEN) {
+		ch->pipe_state = PIPE_CLOSING;
+		uv_close((uv_handle_t *)&ch->pipe, channel_handle_closed);
+	}
+}
