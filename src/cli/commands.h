@@ -12,5 +12,6 @@ struct cli_command {
 
 int cmd_exec(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 static const struct cli_command cli_commands[] = {
 	{ "exec", "boot a fresh micro-VM, run one command in it, destroy it", cmd_exec },
 	{ "doctor", "explain this host: accelerator, QEMU, image, nft, seccomp, cgroups", cmd_doctor },
+	{ "mcp", "talk to an MCP server: list and call tools, read resources, get prompts", cmd_mcp },
 };
 
 static void cli_usage(FILE *f)

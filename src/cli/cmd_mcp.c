@@ -1,0 +1,413 @@
+/* `ironclaw mcp`: talk to one configured MCP server from the shell.
+ *
+ *   ironclaw mcp list-tools|list-resources|list-prompts --server NAME
+ *   ironclaw mcp call --server NAME TOOL [key=value ... | '{"json":1}']
+ *   ironclaw mcp read --server NAME URI
+ *   ironclaw mcp get-prompt --server NAME PROMPT [key=value ...]
+ *   ironclaw mcp servers
+ *
+ * Output is for people by default and JSON with --json. Exit status: 0 ok,
+ * 1 failure (transport or protocol), 2 usage, 3 the tool reported an error
+ * (isError), which is the tool's answer rather than a failure of ours. */
+#include "cli/commands.h"
+#include "mcp/mcp.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MCP_EXIT_FAIL 1
+#define MCP_EXIT_USAGE 2
+#define MCP_EXIT_TOOL_ERROR 3
+#define MCP_CLI_ROOTS_MAX 64
+
+struct mcp_cli {
+	const char *config;
+	const char *server;
+	const char *url;
+	const char *log;
+	const char *version;
+	const char *roots[MCP_CLI_ROOTS_MAX];
+	int nroots;
+	long timeout_ms;
+	int json;
+	int progress;
+	int elicit_defaults;
+};
+
+static void mcp_cli_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ironclaw mcp <action> (--server NAME | --url URL) [options] [args]\n\n"
+		"actions:\n"
+		"  list-tools                 tools of the server (all pages)\n"
+		"  call TOOL [ARGS]           call a tool; ARGS are key=value pairs or one JSON object\n"
+		"  list-resources             resources of the server\n"
+		"  read URI                   read one resource\n"
+		"  list-prompts               prompts of the server\n"
+		"  get-prompt NAME [ARGS]     get a prompt, with key=value arguments\n"
+		"  servers                    names in the config file\n\n"
+		"options:\n"
+		"  --server NAME              server from the config's \"mcpServers\"\n"
+		"  --url URL                  a Streamable HTTP server not in the config\n"
+		"  --config PATH              config file (default ~/.config/ironclaw/config.json)\n"
+		"  --json                     machine-readable output\n"
+		"  --timeout MS               per-request timeout (default: config, else 60000)\n"
+		"  --root DIR                 offer DIR to the server as a root (repeatable)\n"
+		"  --protocol-version V       force one protocol revision (e.g. 2025-06-18)\n"
+		"  --stderr-log PATH          where a stdio server's stderr goes\n"
+		"  --progress                 print progress notifications to stderr\n"
+		"  --elicit-defaults          answer elicitation requests with the schema's defaults\n\n"
+		"exit status: 0 ok, 1 failure, 2 usage, 3 the tool reported an error\n");
+}
+
+static void cli_on_progress(void *opaque, struct mcp_call *call, double progress, double total,
+			    const char *message)
+{
+	struct mcp_cli *o = opaque;
+	(void)call;
+	if (!o->progress)
+		return;
+	if (total >= 0)
+		fprintf(stderr, "progress: %g/%g%s%s\n", progress, total, message ? " " : "",
+			message ? message : "");
+	else
+		fprintf(stderr, "progress: %g%s%s\n", progress, message ? " " : "",
+			message ? message : "");
+}
+
+/* Accepts an elicitation with every default the requested schema declares. */
+static json_t *cli_on_request(void *opaque, const char *method, json_t *params, int *code,
+			      const char **message)
+{
+	(void)opaque;
+	if (strcmp(method, "elicitation/create")) {
+		*code = -32601;
+		*message = "this client does not do sampling";
+		return NULL;
+	}
+	json_t *content = json_object();
+	json_t *props = json_object_get(json_object_get(params, "requestedSchema"), "properties");
+	const char *k;
+	json_t *p;
+	json_object_foreach(props, k, p) {
+		json_t *d = json_object_get(p, "default");
+		if (d)
+			json_object_set(content, k, d);
+	}
+	return json_pack("{s:s,s:o}", "action", "accept", "content", content);
+}
+
+/* ~/.cache/ironclaw/mcp/NAME.stderr.log, created as needed; NULL on failure. */
+static char *cli_default_log(const char *name)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096];
+	if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/ironclaw", xdg);
+	else if (home && *home)
+		snprintf(dir, sizeof(dir), "%s/.cache/ironclaw", home);
+	else
+		return NULL;
+	char sub[4200];
+	snprintf(sub, sizeof(sub), "%s/mcp", dir);
+	if (xdg && *xdg)
+		mkdir(xdg, 0700);
+	else {
+		char cache[4096];
+		snprintf(cache, sizeof(cache), "%s/.cache", home);
+		mkdir(cache, 0700);
+	}
+	mkdir(dir, 0700);
+	mkdir(sub, 0700);
+	char *out = NULL;
+	/* Server names come from the user's own config; still keep them path-safe. */
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || (p == name && *p == '.'))
+			return NULL;
+	if (asprintf(&out, "%s/%s.stderr.log", sub, name) < 0)
+		return NULL;
+	return out;
+}
+
+static int cli_print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	if (!s)
+		return MCP_EXIT_FAIL;
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void cli_print_list(const char *what, json_t *items)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it) {
+		const char *name = str_of(it, !strcmp(what, "resources") ? "uri" : "name");
+		const char *desc = str_of(it, "description");
+		if (!strcmp(what, "resources") && str_of(it, "name"))
+			desc = str_of(it, "name");
+		printf("%s", name ? name : "?");
+		if (desc) {
+			/* First line only: descriptions can be long. */
+			const char *nl = strchr(desc, '\n');
+			printf("  %.*s", nl ? (int)(nl - desc) : (int)strlen(desc), desc);
+		}
+		printf("\n");
+	}
+	if (json_array_size(items) == 0)
+		printf("(no %s)\n", what);
+}
+
+/* Finds the tool's inputSchema when a key=value needs typing. Returns borrowed
+ * from *tools (owned by the caller). */
+static json_t *cli_tool_schema(struct mcp_client *c, const char *tool, json_t **tools,
+			       struct err *e)
+{
+	if (mcp_list_all(c, "tools", tools, e) < 0)
+		return NULL;
+	size_t i;
+	json_t *t;
+	json_array_foreach(*tools, i, t)
+		if (str_of(t, "name") && !strcmp(str_of(t, "name"), tool))
+			return json_object_get(t, "inputSchema");
+	return NULL;
+}
+
+static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
+		   struct mcp_client *c)
+{
+	struct err e = { 0 };
+	json_t *res = NULL, *tools = NULL;
+	int rc = 0;
+	const char *what = !strcmp(action, "list-tools") ? "tools" :
+		!strcmp(action, "list-resources") ? "resources" :
+		!strcmp(action, "list-prompts") ? "prompts" : NULL;
+	if (what) {
+		if (mcp_list_all(c, what, &res, &e) < 0)
+			goto fail;
+		if (o->json)
+			cli_print_json(res);
+		else
+			cli_print_list(what, res);
+	} else if (!strcmp(action, "call") || !strcmp(action, "get-prompt")) {
+		int is_call = !strcmp(action, "call");
+		json_t *schema = NULL, *args = NULL;
+		if (is_call && mcp_args_need_schema(argc - 1, argv + 1)) {
+			schema = cli_tool_schema(c, argv[0], &tools, &e);
+			if (!schema && e.code)
+				goto fail;
+		}
+		if (mcp_args_parse(argc - 1, argv + 1, schema, &args, &e) < 0)
+			goto fail;
+		if (is_call ? mcp_call_tool(c, argv[0], args, &res, &e) < 0 :
+		    mcp_get_prompt(c, argv[0], args, &res, &e) < 0)
+			goto fail;
+		if (o->json)
+			cli_print_json(res);
+		else
+			mcp_render_result(mcp_result_is_error(res) ? stderr : stdout, res);
+		if (mcp_result_is_error(res)) {
+			if (!o->json)
+				fprintf(stderr, "ironclaw mcp: tool '%s' reported an error\n", argv[0]);
+			rc = MCP_EXIT_TOOL_ERROR;
+		}
+	} else if (!strcmp(action, "read")) {
+		if (mcp_read_resource(c, argv[0], &res, &e) < 0)
+			goto fail;
+		if (o->json)
+			cli_print_json(res);
+		else
+			mcp_render_result(stdout, res);
+	}
+	goto out;
+fail:
+	fprintf(stderr, "ironclaw mcp: %s\n", e.msg);
+	rc = MCP_EXIT_FAIL;
+out:
+	json_decref(res);
+	json_decref(tools);
+	return rc;
+}
+
+static int cli_servers(const char *path)
+{
+	char **names = NULL;
+	struct err e = { 0 };
+	if (mcp_config_list(path, &names, &e) < 0) {
+		fprintf(stderr, "ironclaw mcp: %s\n", e.msg);
+		mcp_strv_free(names);
+		return MCP_EXIT_FAIL;
+	}
+	for (char **p = names; *p; p++)
+		printf("%s\n", *p);
+	mcp_strv_free(names);
+	return 0;
+}
+
+static int cli_parse(struct mcp_cli *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "protocol-version", required_argument, NULL, 'V' },
+		{ "stderr-log", required_argument, NULL, 'l' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "elicit-defaults", no_argument, NULL, 'E' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int ch;
+	char *end;
+	/* '+': stop at the first non-option, so tool arguments may start with '-'. */
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': o->server = optarg; break;
+		case 'u': o->url = optarg; break;
+		case 'c': o->config = optarg; break;
+		case 'j': o->json = 1; break;
+		case 'p': o->progress = 1; break;
+		case 'E': o->elicit_defaults = 1; break;
+		case 'V': o->version = optarg; break;
+		case 'l': o->log = optarg; break;
+		case 'r':
+			if (o->nroots >= MCP_CLI_ROOTS_MAX) {
+				fprintf(stderr, "ironclaw mcp: at most %d --root\n", MCP_CLI_ROOTS_MAX);
+				return -1;
+			}
+			o->roots[o->nroots++] = optarg;
+			break;
+		case 't':
+			errno = 0;
+			o->timeout_ms = strtol(optarg, &end, 10);
+			if (errno || *end || o->timeout_ms <= 0) {
+				fprintf(stderr, "ironclaw mcp: --timeout wants milliseconds, got '%s'\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			mcp_cli_usage(stdout);
+			return 1;
+		default:
+			fprintf(stderr, "ironclaw mcp: see `ironclaw mcp --help`\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int cmd_mcp(int argc, char **argv)
+{
+	struct mcp_cli o = { 0 };
+	struct mcp_server_config cfg = { 0 };
+	struct mcp_client *c = NULL;
+	struct err e = { 0 };
+	char *defpath = NULL, *log = NULL;
+	int rc;
+	if (argc < 2) {
+		mcp_cli_usage(stderr);
+		return MCP_EXIT_USAGE;
+	}
+	const char *action = argv[1];
+	if (!strcmp(action, "--help") || !strcmp(action, "-h") || !strcmp(action, "help")) {
+		mcp_cli_usage(stdout);
+		return 0;
+	}
+	rc = cli_parse(&o, argc - 1, argv + 1);
+	if (rc != 0)
+		return rc > 0 ? 0 : MCP_EXIT_USAGE;
+	int nargs = argc - 1 - optind;
+	char **args = argv + 1 + optind;
+	static const char *const actions[] = { "list-tools", "call", "list-resources", "read",
+		"list-prompts", "get-prompt", "servers", NULL };
+	int known = 0;
+	for (int i = 0; actions[i]; i++)
+		known |= !strcmp(action, actions[i]);
+	if (!known) {
+		fprintf(stderr, "ironclaw mcp: unknown action '%s' (hint: `ironclaw mcp --help`)\n",
+			action);
+		return MCP_EXIT_USAGE;
+	}
+	int wants = !strcmp(action, "call") || !strcmp(action, "read") ||
+		!strcmp(action, "get-prompt");
+	if ((wants && nargs < 1) || (!wants && nargs > 0) ||
+	    (!strcmp(action, "read") && nargs != 1)) {
+		fprintf(stderr, "ironclaw mcp %s: %s\n", action, wants ?
+			"missing the tool, URI or prompt name" : "takes no arguments");
+		return MCP_EXIT_USAGE;
+	}
+	if (!o.config)
+		o.config = defpath = mcp_config_default_path();
+	if (!strcmp(action, "servers")) {
+		rc = cli_servers(o.config);
+		goto out;
+	}
+	if (!!o.server == !!o.url) {
+		fprintf(stderr, "ironclaw mcp: give exactly one of --server NAME and --url URL\n");
+		rc = MCP_EXIT_USAGE;
+		goto out;
+	}
+	if (o.server) {
+		rc = mcp_config_load(o.config, o.server, &cfg, &e);
+	} else {
+		json_t *srv = json_pack("{s:s}", "url", o.url);
+		rc = mcp_config_from_json("url", srv, &cfg, &e);
+		json_decref(srv);
+	}
+	if (rc < 0)
+		goto fail;
+	if (o.timeout_ms > 0)
+		cfg.timeout_ms = o.timeout_ms;
+	if (o.version) {
+		free(cfg.protocol_version);
+		cfg.protocol_version = strdup(o.version);
+	}
+	for (int i = 0; i < o.nroots; i++)
+		if ((rc = mcp_config_add_root(&cfg, o.roots[i])) < 0) {
+			err_set(&e, rc, "--root %s: %s (hint: it must be an existing directory)",
+				o.roots[i], strerror(-rc));
+			goto fail;
+		}
+	if (cfg.kind == MCP_STDIO && !cfg.stderr_log) {
+		cfg.stderr_log = o.log ? strdup(o.log) : (log = cli_default_log(cfg.name));
+		log = NULL;
+	}
+	struct mcp_events ev = {
+		.on_progress = cli_on_progress,
+		.on_request = o.elicit_defaults ? cli_on_request : NULL,
+		.opaque = &o,
+	};
+	if ((rc = mcp_client_new(&cfg, &ev, &c, &e)) < 0)
+		goto fail;
+	if ((rc = mcp_client_connect(c, &e)) < 0)
+		goto fail;
+	rc = cli_run(&o, action, nargs, args, c);
+	goto out;
+fail:
+	fprintf(stderr, "ironclaw mcp: %s\n", e.msg);
+	rc = MCP_EXIT_FAIL;
+out:
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+	free(defpath);
+	free(log);
+	return rc;
+}
