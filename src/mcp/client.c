@@ -583,6 +583,8 @@ static int client_initialize(struct mcp_client *c, const char *offer, struct err
 	client_set_server(c, json_object_get(res, "serverInfo"), json_object_get(res, "capabilities"));
 	c->tp->ops->set_version(c->tp, c->version);
 	rc = mcp_client_notify(c, "notifications/initialized", NULL, e);
+	if (rc == 0 && c->tp->ops->listen)
+		c->tp->ops->listen(c->tp);
 out:
 	json_decref(res);
 	return rc;

@@ -42,6 +42,7 @@ struct http_req {
 	enum req_kind kind;
 	json_t *id;               /* owned: the request id this exchange must answer */
 	int is_request;
+	int standalone;           /* the GET stream for server-initiated messages */
 	int ctype_known;
 	int is_sse;
 	int got_response;
@@ -64,7 +65,10 @@ struct http_tp {
 	CURLM *multi;
 	uv_timer_t timer;
 	uv_timer_t resume_timer;
+	uv_timer_t listen_timer;
 	int open_handles;
+	int listen_attempts;
+	char listen_last_id[256];
 	char *url;
 	char **cfg_headers;       /* borrowed from the config */
 	char session[256];
@@ -436,6 +440,40 @@ static void http_resume(struct http_tp *h, struct http_req *r)
 	uv_timer_start(&h->resume_timer, http_on_resume_timer, (uint64_t)wait, 0);
 }
 
+static void http_listen_start(struct http_tp *h)
+{
+	char why[100];
+	if (h->closing)
+		return;
+	if (http_start(h, REQ_GET, NULL, h->listen_last_id, why, sizeof(why)) < 0) {
+		log_debug("mcp: cannot open the server's event stream: %s", why);
+		return;
+	}
+	h->reqs->standalone = 1;
+}
+
+static void http_on_listen_timer(uv_timer_t *t)
+{
+	http_listen_start(t->data);
+}
+
+/* The standalone stream ended: a server without one answers 405; a stream that
+ * ended cleanly is re-opened after the server's retry delay, a few times. */
+static void http_listen_ended(struct http_tp *h, struct http_req *r, CURLcode res)
+{
+	if (h->closing || res != CURLE_OK || r->status != 200 || !r->is_sse) {
+		log_debug("mcp: no server event stream (HTTP %ld)", r->status);
+		return;
+	}
+	if (r->sse.has_id)
+		snprintf(h->listen_last_id, sizeof(h->listen_last_id), "%s", r->sse.last_id);
+	if (++h->listen_attempts > HTTP_RESUME_MAX)
+		return;
+	long wait = r->sse.retry_ms >= 0 ? r->sse.retry_ms : HTTP_RETRY_DEFAULT_MS;
+	uv_timer_start(&h->listen_timer, http_on_listen_timer,
+		       (uint64_t)(wait > HTTP_RETRY_MAX_MS ? HTTP_RETRY_MAX_MS : wait), 0);
+}
+
 static int http_body_mentions_session(struct http_req *r)
 {
 	const char *p = (const char *)r->json.data;
@@ -452,6 +490,10 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 		snprintf(h->session, sizeof(h->session), "%s", r->session);
 	if (r->kind == REQ_DELETE) {
 		h->deleted = 1;
+		return;
+	}
+	if (r->standalone) {
+		http_listen_ended(h, r, res);
 		return;
 	}
 	if (res != CURLE_OK) {
@@ -584,6 +626,17 @@ static int http_send(struct mcp_transport *t, json_t *msg, char *why, size_t why
 	return rc;
 }
 
+static void http_listen(struct mcp_transport *t)
+{
+	struct http_tp *h = (struct http_tp *)t;
+	int running;
+	h->listen_attempts = 0;
+	h->listen_last_id[0] = '\0';
+	http_listen_start(h);
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_after_action(h);
+}
+
 static void http_set_version(struct mcp_transport *t, const char *version)
 {
 	struct http_tp *h = (struct http_tp *)t;
@@ -605,6 +658,7 @@ static int http_closing(struct mcp_transport *t)
 		h->closing = 1;
 		h->close_started = uv_now(t->loop);
 		uv_timer_stop(&h->resume_timer);
+		uv_timer_stop(&h->listen_timer);
 		/* Abort open streams; they have nothing more we wait for. */
 		while (h->reqs) {
 			struct http_req *r = h->reqs;
@@ -632,6 +686,8 @@ static int http_closing(struct mcp_transport *t)
 			uv_close((uv_handle_t *)&h->timer, http_handle_closed);
 		if (!uv_is_closing((uv_handle_t *)&h->resume_timer))
 			uv_close((uv_handle_t *)&h->resume_timer, http_handle_closed);
+		if (!uv_is_closing((uv_handle_t *)&h->listen_timer))
+			uv_close((uv_handle_t *)&h->listen_timer, http_handle_closed);
 	}
 	return h->open_handles > 0;
 }
@@ -649,6 +705,7 @@ static void http_destroy(struct mcp_transport *t)
 static const struct mcp_transport_ops http_ops = {
 	.send = http_send,
 	.set_version = http_set_version,
+	.listen = http_listen,
 	.reset_session = http_reset_session,
 	.closing = http_closing,
 	.destroy = http_destroy,
@@ -690,8 +747,9 @@ int mcp_http_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 	}
 	uv_timer_init(loop, &h->timer);
 	uv_timer_init(loop, &h->resume_timer);
-	h->timer.data = h->resume_timer.data = h;
-	h->open_handles = 2;
+	uv_timer_init(loop, &h->listen_timer);
+	h->timer.data = h->resume_timer.data = h->listen_timer.data = h;
+	h->open_handles = 3;
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);

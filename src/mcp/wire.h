@@ -101,6 +101,9 @@ struct mcp_transport_ops {
 	int (*send)(struct mcp_transport *t, json_t *msg, char *why, size_t why_len);
 	/* Tells the transport the negotiated version (HTTP header) */
 	void (*set_version)(struct mcp_transport *t, const char *version);
+	/* Opens the channel for server-initiated messages (HTTP: a standalone GET
+	 * stream); NULL when the transport has no such thing. */
+	void (*listen)(struct mcp_transport *t);
 	/* Forgets the session (HTTP): the next initialize starts a new one. */
 	void (*reset_session)(struct mcp_transport *t);
 	/* Starts a graceful close; returns 1 while it still needs loop turns. */
