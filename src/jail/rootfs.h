@@ -1,0 +1,29 @@
+/* The plan of a jail's root filesystem (see rootfs.c): a fixed-size list of
+ * bind mounts computed in the parent, applied by the child without allocating. */
+#ifndef IRONCLAW_JAIL_ROOTFS_H
+#define IRONCLAW_JAIL_ROOTFS_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+#include "jail/jail.h"
+
+#define ROOTFS_MAX_MOUNTS 128
+#define ROOTFS_PATH_MAX 256
+
+struct rootfs_mount {
+	char src[ROOTFS_PATH_MAX];  /* host path */
+	char dst[ROOTFS_PATH_MAX];  /* path inside the jail */
+	int is_dir;
+	int writable;
+};
+
+struct rootfs_plan {
+	struct rootfs_mount m[ROOTFS_MAX_MOUNTS];
+	size_t n;
+};
+
+int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_bind *binds, size_t n_binds,
+		      int use_kvm, struct err *e);
+
+#endif
