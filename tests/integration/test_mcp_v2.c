@@ -1,0 +1,82 @@
+/* The MCP client against a fixture server built on the official SDK v2
+ * (@modelcontextprotocol/server): the stateless 2026-07-28 era through
+ * server/discover and the _meta envelope, the same server in a forced 2025
+ * era through initialize, and pagination (nextCursor) in both. */
+#include "test_mcp_util.h"
+
+static void fixture(struct mcp_server_config *cfg, const char *version)
+{
+	char *script = mt_peer("fixtures/v2-server.mjs");
+	mt_cfg_node(cfg, "v2", script, NULL);
+	free(script);
+	if (version)
+		cfg->protocol_version = strdup(version);
+}
+
+static void check_pages(struct mcp_client *c)
+{
+	struct err e = { 0 };
+	json_t *items = NULL;
+	/* 2 real tools + 23 fillers, 5 per page: 5 pages to follow. */
+	cr_assert_eq(mcp_list_all(c, "tools", &items, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(items), 25);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 24), "name")),
+			 "tool-22");
+	json_decref(items);
+	cr_assert_eq(mcp_list_all(c, "resources", &items, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(items), 12);
+	json_decref(items);
+}
+
+Test(mcp_v2, modern_era_via_discover, .timeout = 60)
+{
+	struct mcp_server_config cfg;
+	fixture(&cfg, NULL);
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	cr_assert(mcp_client_is_modern(c));
+	cr_assert_str_eq(mcp_client_protocol_version(c), MCP_VERSION_MODERN);
+	cr_assert_str_eq(json_string_value(json_object_get(mcp_client_server_info(c), "name")),
+			 "ironclaw-fixture-v2");
+	check_pages(c);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "add", json_pack("{s:i,s:i}", "a", 2, "b", 3), &res, &e), 0,
+		     "%s", e.msg);
+	cr_assert_str_eq(mt_text(res), "5");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "structuredContent"),
+							"sum")), 5);
+	/* Modern results carry the server's identity in _meta: proof of the era. */
+	cr_assert(json_object_get(json_object_get(res, "_meta"),
+				  "io.modelcontextprotocol/serverInfo"));
+	json_decref(res);
+	cr_assert_eq(mcp_call_tool(c, "nope", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert(mcp_result_is_error(res));
+	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
+
+Test(mcp_v2, forced_legacy_era_via_initialize, .timeout = 60)
+{
+	struct mcp_server_config cfg;
+	fixture(&cfg, "2025-06-18");
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	cr_assert_not(mcp_client_is_modern(c));
+	cr_assert_str_eq(mcp_client_protocol_version(c), "2025-06-18");
+	check_pages(c);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
+
+Test(mcp_v2, unknown_forced_version_refused)
+{
+	struct mcp_server_config cfg;
+	fixture(&cfg, "1999-01-01");
+	struct mcp_client *c = NULL;
+	struct err e = { 0 };
+	cr_assert_eq(mcp_client_new(&cfg, NULL, &c, &e), 0);
+	cr_assert_eq(mcp_client_connect(c, &e), -EINVAL);
+	cr_assert(strstr(e.msg, "1999-01-01"), "%s", e.msg);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
