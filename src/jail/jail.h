@@ -122,6 +122,13 @@ int jail_destroy(struct jail *j, struct err *e);
  * Returns the number of VMs cleaned or a negative errno. */
 int jail_gc(struct err *e);
 
+/* Parses the value of `--net`: "allow=CIDR[:PORT],CIDR[:PORT],..." (also
+ * "none", meaning no NIC; an address without /N is a /32). Entries go to
+ * out[0..max); *n gets the count. Returns 0 or -EINVAL with a one-line
+ * message naming the bad entry. Takes a length, never trusts a terminator. */
+int jail_net_parse_allow(const char *spec, size_t len, struct jail_net_allow *out, size_t max, size_t *n,
+			 struct err *e);
+
 /* Uid/gid the VMM of vm_id runs as (non-zero, unprivileged, per VM). */
 uid_t jail_uid_for(const char *vm_id);
 
