@@ -109,8 +109,9 @@ static inline int mt_port_open(int port)
 	return ok;
 }
 
-/* Starts server-everything over Streamable HTTP on 127.0.0.1:port. */
-static inline pid_t mt_http_start(int port)
+/* Starts server-everything over Streamable HTTP on 127.0.0.1:port; its output
+ * goes to log (or nowhere when NULL). */
+static inline pid_t mt_http_start(int port, const char *log)
 {
 	char *launcher = mt_peer("fixtures/everything-http.mjs");
 	char *dir = mt_peer("");
@@ -122,9 +123,9 @@ static inline pid_t mt_http_start(int port)
 		setenv("PORT", ps, 1);
 		if (chdir(dir) < 0)
 			_exit(126);
-		int devnull = open("/dev/null", O_WRONLY);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
+		int out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
 		execlp("node", "node", launcher, (char *)NULL);
 		_exit(127);
 	}
