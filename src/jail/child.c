@@ -11,6 +11,7 @@
 #include "jail/child.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
@@ -199,6 +200,14 @@ void jail_child_run(struct jail_child *c)
 	/* From root to a non-zero uid: the kernel clears every capability set. */
 	if (setresuid(c->uid, c->uid, c->uid))
 		child_fail(c, JC_STEP_SETUID, -1);
+	/* Changing credentials cleared the parent-death signal: arm it again. If
+	 * ironclaw died in the gap, the read end of the error pipe is closed
+	 * (POLLERR on our end), so stop here rather than run unowned. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		child_fail(c, JC_STEP_PDEATHSIG, -1);
+	struct pollfd parent_gone = { .fd = c->err_fd, .events = 0 };
+	if (poll(&parent_gone, 1, 0) > 0 && (parent_gone.revents & POLLERR))
+		_exit(1);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		child_fail(c, JC_STEP_NNP, -1);
 	struct sock_fprog prog = { .len = c->prog->len, .filter = (struct sock_filter *)c->prog->filter };

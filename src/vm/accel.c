@@ -9,13 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/io.h"
+#include "jail/jail.h"
 #include "vm/qemu.h"
 
 #define ACCEL_PROBE_TIMEOUT_MS 15000
@@ -119,65 +120,67 @@ static long accel_now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Boots kernel+initrd under KVM with an init that powers off at once. Returns 0
- * when QEMU exited cleanly in time; otherwise a reason. */
+/* Boots kernel+initrd under KVM, in the same jail as any VMM, with an init that
+ * powers off at once. Returns 0 when QEMU exited cleanly in time; otherwise a
+ * reason. */
 static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, size_t why_len)
 {
-	char dir[] = "/tmp/ironclaw-probe-XXXXXX";
-	if (!mkdtemp(dir)) {
-		snprintf(why, why_len, "cannot make a probe directory: %s", strerror(errno));
-		return -errno;
+	char id[32], dir[256];
+	unsigned rnd = 0;
+	getrandom(&rnd, sizeof(rnd), 0);
+	snprintf(id, sizeof(id), "probe-%08x", rnd);
+	struct err e = { 0 };
+	int rc = jail_prepare_dir(id, dir, sizeof(dir), &e);
+	if (rc < 0) {
+		snprintf(why, why_len, "%.190s", e.msg);
+		return rc;
 	}
-	char console[128], channel[128], qmp[128];
-	snprintf(console, sizeof(console), "%s/console.log", dir);
-	snprintf(channel, sizeof(channel), "%s/ch.sock", dir);
-	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
 	struct qemu_spec spec = {
-		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128, .kernel = kernel,
-		.initrd = initrd, .cmdline_extra = "ironclaw.poweroff=1",
-		.console_path = console, .channel_path = channel, .qmp_path = qmp, .tap_fd = -1,
+		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128, .kernel = "/vm/kernel",
+		.initrd = "/vm/initramfs.cpio", .cmdline_extra = "ironclaw.poweroff=1",
+		.console_path = "/run/vm/console.log", .channel_path = "/run/vm/channel.sock",
+		.qmp_path = "/run/vm/qmp.sock", .tap_fd = -1,
 	};
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
-	int rc = qemu_build_argv(&spec, argv, store, sizeof(store));
+	rc = qemu_build_argv(&spec, argv, store, sizeof(store));
 	int errpipe[2] = { -1, -1 };
 	if (rc == 0 && pipe2(errpipe, O_CLOEXEC) < 0)
 		rc = -errno;
-	pid_t pid = rc == 0 ? fork() : -1;
-	if (rc == 0 && pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int devnull = open("/dev/null", O_RDWR);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(errpipe[1], 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (rc == 0 && pid < 0)
-		rc = -errno;
+	const struct jail_bind binds[] = {
+		{ kernel, "/vm/kernel", 0 },
+		{ initrd, "/vm/initramfs.cpio", 0 },
+		{ dir, "/run/vm", 1 },
+	};
+	struct jail_config jc = {
+		.vm_id = id, .argv = argv, .binds = binds, .n_binds = 3, .use_kvm = 1,
+		.memory_max_bytes = 512ull << 20, .cpu_percent = 100,
+		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = errpipe[1],
+	};
+	struct jail *jail = NULL;
+	pid_t pid;
+	if (rc == 0)
+		rc = jail_spawn(&jc, &pid, &jail, &e);
+	if (errpipe[1] >= 0)
+		close(errpipe[1]);
 	char errtext[2048] = "";
 	size_t errlen = 0;
 	int status = 0, exited = 0;
 	if (rc == 0) {
-		close(errpipe[1]);
-		errpipe[1] = -1;
 		long deadline = accel_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
 		while (!exited && accel_now_ms() < deadline) {
 			struct pollfd pfd = { .fd = errpipe[0], .events = POLLIN };
-			poll(&pfd, 1, 50);
+			poll(&pfd, 1, 20);
 			if (pfd.revents & POLLIN) {
 				ssize_t n = io_read(errpipe[0], errtext + errlen, sizeof(errtext) - 1 - errlen);
 				if (n > 0)
 					errlen += (size_t)n;
 			}
-			if (waitpid(pid, &status, WNOHANG) == pid)
-				exited = 1;
-		}
-		if (!exited) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
+			exited = jail_poll(jail, &status) == 1;
 		}
 		errtext[errlen] = '\0';
+		/* One line is enough to explain, and keeps `doctor` readable. */
+		errtext[strcspn(errtext, "\n")] = '\0';
 		if (!exited)
 			rc = -ETIMEDOUT, snprintf(why, why_len,
 				"a KVM boot of the guest did not finish in %d s", ACCEL_PROBE_TIMEOUT_MS / 1000);
@@ -188,16 +191,15 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 			rc = -EIO, snprintf(why, why_len, "a KVM boot of the guest failed: %.160s",
 					    errlen ? errtext : "QEMU exited with an error");
 	} else {
-		snprintf(why, why_len, "cannot start QEMU for the probe: %s", strerror(-rc));
+		snprintf(why, why_len, "cannot start QEMU for the probe: %.160s", e.msg[0] ? e.msg : strerror(-rc));
 	}
 	if (errpipe[0] >= 0)
 		close(errpipe[0]);
-	if (errpipe[1] >= 0)
-		close(errpipe[1]);
-	unlink(console);
-	unlink(channel);
-	unlink(qmp);
-	rmdir(dir);
+	/* Kills the VMM if it still runs and removes the probe's directory. */
+	jail_destroy(jail, &e);
+	if (!jail) {
+		rmdir(dir);
+	}
 	return rc;
 }
 

@@ -9,8 +9,8 @@
 #include "core/err.h"
 
 struct vm_image {
-	char kernel[4096];
-	char initrd[4096];
+	char kernel[4200];   /* room for a PATH_MAX folder plus the file name */
+	char initrd[4200];
 };
 
 /* Fills paths to an existing kernel and initramfs, or fails with a hint to run
