@@ -17,6 +17,7 @@
 
 #include "core/io.h"
 #include "jail/jail.h"
+#include "vm/image.h"
 #include "vm/qemu.h"
 
 #define ACCEL_PROBE_TIMEOUT_MS 15000
@@ -227,6 +228,15 @@ void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
 		v->accel = VM_ACCEL_KVM;
 		snprintf(v->reason, sizeof(v->reason), "IRONCLAW_ACCEL=kvm");
 		return;
+	}
+	/* The verdict is about this host's KVM, not about one image: probe with the
+	 * default image when there is one, so that a custom --kernel/--initrd (which
+	 * may not honour ironclaw.poweroff=1) neither skews it nor evicts the cache. */
+	struct vm_image def;
+	struct err ignored = { 0 };
+	if (vm_image_find(&def, &ignored) == 0) {
+		kernel = def.kernel;
+		initrd = def.initrd;
 	}
 	char key[1024];
 	accel_cache_key(qemu, kernel, initrd, key, sizeof(key));

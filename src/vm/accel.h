@@ -5,7 +5,8 @@
  * the probe boots the real guest kernel and initramfs under KVM with
  * `ironclaw.poweroff=1` (init powers off at once) and accepts KVM only if that
  * completes cleanly. The verdict is cached (keyed by QEMU binary, kernel and
- * initramfs identity) so the probe's cost is paid once. */
+ * initramfs identity) so the probe's cost is paid once. The probe uses the
+ * default image when one is installed, whatever image the VM will boot. */
 #ifndef IRONCLAW_VM_ACCEL_H
 #define IRONCLAW_VM_ACCEL_H
 

@@ -1,0 +1,159 @@
+/* Faults: a VMM killed mid-boot, a guest that sends garbage or an oversized
+ * frame, and an ironclaw killed with SIGKILL. The host must report each quickly
+ * and clearly, survive, and leave nothing behind. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/harness.h"
+
+static char tmpdir[64];
+
+static void faults_setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ironclaw-faults-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void faults_teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Default initramfs + an appended cpio whose /init is the hostile script with
+ * the given payload. The kernel unpacks concatenated archives in order, so the
+ * later /init wins. */
+static void make_hostile_initrd(const char *payload, char *out, size_t len)
+{
+	snprintf(out, len, "%s/hostile.cpio", tmpdir);
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=%s/overlay; mkdir -p $d; "
+		 "{ echo '#!/bin/sh'; printf '%%s\\n' 'HOSTILE_PAYLOAD=\"%s\"'; cat %s/tests/data/guests/hostile-init.sh; } > $d/init; "
+		 "chmod 755 $d/init; cp %s/build/image/initramfs.cpio %s; "
+		 "(cd $d && echo init | cpio -o -H newc --quiet) >> %s",
+		 tmpdir, payload, harness_root(), harness_root(), out, out);
+	cr_assert_eq(system(cmd), 0, "could not build the hostile initramfs");
+}
+
+static void run_hostile(const char *payload, const char *expect)
+{
+	char initrd[256];
+	make_hostile_initrd(payload, initrd, sizeof(initrd));
+	int before = harness_count_vm_dirs();
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--initrd", initrd, "--", "true", NULL };
+	struct run_result r;
+	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
+	cr_assert_not(r.timed_out, "host hung on a hostile guest; stderr: %s", r.err);
+	cr_assert_eq(r.exit_code, 125, "exit %d; stderr: %s", r.exit_code, r.err);
+	cr_assert(strstr(r.err, expect), "stderr lacks '%s': %s", expect, r.err);
+	cr_assert_eq(WIFSIGNALED(r.status), 0, "ironclaw crashed");
+	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	pid_t pids[4];
+	cr_assert_eq(harness_find_processes("qemu-system-x86_64", getpid(), pids, 4), 0,
+		     "QEMU left running");
+	harness_result_free(&r);
+}
+
+TestSuite(faults, .init = faults_setup, .fini = faults_teardown);
+
+Test(faults, guest_sends_oversized_frame)
+{
+	/* A length of 16 MiB + 1: rejected from the header alone. */
+	run_hostile("\\001\\000\\000\\001", "over the 16 MiB limit");
+}
+
+Test(faults, guest_sends_garbage)
+{
+	run_hostile("\\000\\000\\000\\010garbage!", "not valid UTF-8 JSON");
+}
+
+Test(faults, guest_answers_an_unknown_id)
+{
+	run_hostile("\\000\\000\\000\\045{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":99,\\\"result\\\":{}}",
+		    "never sent");
+}
+
+Test(faults, qemu_killed_mid_boot_fails_fast)
+{
+	char out[128], err[128];
+	snprintf(out, sizeof(out), "%s/out", tmpdir);
+	snprintf(err, sizeof(err), "%s/err", tmpdir);
+	int before = harness_count_vm_dirs();
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "true", NULL };
+	pid_t pid = harness_spawn(argv, out, err);
+	pid_t qemu[4];
+	int found = 0;
+	for (int i = 0; i < 500 && !found; i++) {
+		found = harness_find_processes("qemu-system-x86_64", pid, qemu, 4);
+		if (!found)
+			usleep(10000);
+	}
+	cr_assert_eq(found, 1, "QEMU never started");
+	usleep(300000); /* mid-boot: the guest needs seconds to reach userspace */
+	double t0 = harness_now_ms();
+	kill(qemu[0], SIGKILL);
+	int status = harness_wait(pid, 10000, NULL);
+	double waited = harness_now_ms() - t0;
+	cr_assert_geq(status, 0, "ironclaw did not exit after QEMU died");
+	char buf[2048] = "";
+	FILE *f = fopen(err, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 125, "status %#x; stderr: %s", status, buf);
+	/* The issue's bound is 100 ms from QEMU's exit; allow scheduling noise on a
+	 * 2-core host, but far less than any timeout would take. */
+	cr_assert_lt(waited, 1000, "took %.0f ms to notice QEMU died", waited);
+	cr_assert(strstr(buf, "QEMU was killed by signal 9"), "stderr: %s", buf);
+	cr_assert(strstr(buf, "before the guest was ready"), "stderr: %s", buf);
+	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+}
+
+Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
+{
+	char out[128], err[128];
+	snprintf(out, sizeof(out), "%s/out", tmpdir);
+	snprintf(err, sizeof(err), "%s/err", tmpdir);
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "sleep", "600", NULL };
+	pid_t pid = harness_spawn(argv, out, err);
+	pid_t qemu[4];
+	int found = 0;
+	for (int i = 0; i < 500 && !found; i++) {
+		found = harness_find_processes("qemu-system-x86_64", pid, qemu, 4);
+		if (!found)
+			usleep(10000);
+	}
+	cr_assert_eq(found, 1, "QEMU never started");
+	kill(pid, SIGKILL);
+	harness_wait(pid, 5000, NULL);
+	int alive = 1;
+	for (int i = 0; i < 300 && alive; i++) {
+		alive = kill(qemu[0], 0) == 0;
+		char path[64], state[256] = "";
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)qemu[0]);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(state, sizeof(state), f) && strstr(state, ") Z "))
+				alive = 0; /* a zombie waiting for its reaper is dead */
+			fclose(f);
+		}
+		if (alive)
+			usleep(10000);
+	}
+	cr_assert_not(alive, "QEMU outlived the ironclaw that started it");
+	/* The next ironclaw run cleans up what the killed one could not. */
+	char *gc_argv[] = { (char *)harness_ironclaw(), "exec", "--", "true", NULL };
+	struct run_result r;
+	cr_assert_eq(harness_run(gc_argv, NULL, 0, 120000, &r), 0);
+	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+	cr_assert_eq(harness_count_vm_dirs(), 0, "leftovers of the killed VM were not collected");
+	harness_result_free(&r);
+}
