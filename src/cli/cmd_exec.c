@@ -56,6 +56,10 @@ static void exec_usage(FILE *f)
 		"  --workdir DIR       working directory in the guest (default /)\n"
 		"  -i, --interactive   forward our stdin to CMD (default: /dev/null)\n"
 		"  --boot-timeout S    give up if the guest is not ready in S s (default %d)\n"
+		"  --net allow=CIDR[:PORT],...\n"
+		"                      give the VM a NIC that may reach only these\n"
+		"                      destinations (plus replies); DNS only if listed.\n"
+		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
 		"  -h, --help          show this help\n",
@@ -236,6 +240,7 @@ int cmd_exec(int argc, char **argv)
 		{ "interactive", no_argument, NULL, 'i' },
 		{ "boot-timeout", required_argument, NULL, 'b' },
 		{ "kernel", required_argument, NULL, 'k' },
+		{ "net", required_argument, NULL, 'n' },
 		{ "initrd", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -245,6 +250,8 @@ int cmd_exec(int argc, char **argv)
 	char *env[EXEC_ENV_MAX + 1];
 	size_t n_env = 0;
 	unsigned boot_s = 0;
+	struct jail_net_allow allow[JAIL_ALLOW_MAX];
+	struct err perr = { 0 };
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+ih", opts, NULL)) != -1) {
@@ -289,6 +296,15 @@ int cmd_exec(int argc, char **argv)
 			break;
 		case 'k':
 			vo.kernel = optarg;
+			break;
+		case 'n':
+			if (jail_net_parse_allow(optarg, strlen(optarg), allow, JAIL_ALLOW_MAX,
+						 &vo.n_allow, &perr) < 0) {
+				fprintf(stderr, "ironclaw exec: %s\n", perr.msg);
+				return EXEC_EXIT_FAILURE;
+			}
+			vo.net = strcmp(optarg, "none") != 0;
+			vo.allow = allow;
 			break;
 		case 'r':
 			vo.initrd = optarg;

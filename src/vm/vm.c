@@ -373,6 +373,18 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 	struct vm_accel_verdict accel;
 	vm_accel_detect(QEMU_BINARY, img->kernel, img->initrd, &accel);
 
+	/* The guest configures eth0 from the kernel command line. */
+	char cmdline[1024];
+	snprintf(cmdline, sizeof(cmdline), "%s", o->cmdline_extra ? o->cmdline_extra : "");
+	if (o->net) {
+		struct jail_net_addr addr;
+		if (jail_net_plan(vm->id, &addr, e) < 0)
+			return err_wrap(e, "planning the VM's network");
+		snprintf(cmdline, sizeof(cmdline), "ironclaw.ip=%s/%u ironclaw.gw=%s%s%s",
+			 addr.guest_ip_str, addr.prefix, addr.gw_str, o->cmdline_extra ? " " : "",
+			 o->cmdline_extra ? o->cmdline_extra : "");
+	}
+
 	/* Paths as the VMM sees them inside its jail. */
 	struct qemu_spec spec = {
 		.accel = accel.accel,
@@ -380,11 +392,11 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 		.memory_mib = o->memory_mib ? o->memory_mib : VM_DEFAULT_MEMORY_MIB,
 		.kernel = "/vm/kernel",
 		.initrd = "/vm/initramfs.cpio",
-		.cmdline_extra = o->cmdline_extra,
+		.cmdline_extra = cmdline[0] ? cmdline : NULL,
 		.console_path = "/run/vm/console.log",
 		.channel_path = "/run/vm/channel.sock",
 		.qmp_path = "/run/vm/qmp.sock",
-		.tap_fd = -1,
+		.tap_fd = o->net ? JAIL_TAP_FD : -1,
 	};
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
@@ -408,6 +420,9 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 		.stdin_fd = -1,
 		.stdout_fd = -1,
 		.stderr_fd = stderr_fd,
+		.net = o->net,
+		.allow = o->allow,
+		.n_allow = o->n_allow,
 	};
 	pid_t pid;
 	int rc = jail_spawn(&jc, &pid, &vm->jail, e);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "core/err.h"
+#include "jail/jail.h"
 #include "vm/channel.h"
 
 #define VM_DEFAULT_CPUS 1
@@ -30,6 +31,11 @@ struct vm_options {
 	const char *initrd;       /* NULL: the default image's */
 	const char *cmdline_extra;/* appended to the kernel command line, may be NULL */
 	int progress;             /* print boot progress on stderr */
+	/* Network: with net == 0 the VM has no NIC at all. With net == 1 it gets one
+	 * whose traffic may reach only `allow` (plus replies); see jail.h. */
+	int net;
+	const struct jail_net_allow *allow; /* borrowed */
+	size_t n_allow;
 };
 
 struct vm_events {
