@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "core/io.h"
+#include "core/log.h"
 #include "jail/jail.h"
 #include "vm/accel.h"
 #include "vm/exec.h"
@@ -181,6 +182,9 @@ static void vm_on_vmm_exit(uv_poll_t *p, int status, int events)
 		return;
 	vm->vmm_exited = 1;
 	vm->vmm_status = st;
+	uv_update_time(vm->loop);
+	log_debug("%s: VMM exited at %llu ms", vm->id,
+		  (unsigned long long)(uv_now(vm->loop) - vm->started_ms));
 	uv_poll_stop(&vm->pid_watch);
 	if (vm->state == VM_STOPPING) {
 		vm_finish(vm);
@@ -238,6 +242,7 @@ static int vm_on_notify(struct channel *ch, const char *method, json_t *params, 
 			return err_set(e, -EPROTO, "guest said hello twice");
 		vm->state = VM_READY;
 		vm->boot_ms = (double)(uv_now(vm->loop) - vm->started_ms);
+		log_debug("%s: guest ready after %.0f ms", vm->id, vm->boot_ms);
 		uv_timer_stop(&vm->timer);
 		if (vm->ev.ready)
 			vm->ev.ready(vm, vm->ctx);
@@ -304,6 +309,9 @@ static void vm_finish(struct vm *vm)
 	if (jail_destroy(vm->jail, &e) < 0)
 		fprintf(stderr, "ironclaw: cleaning up VM %s: %s\n", vm->id, e.msg);
 	vm->jail = NULL;
+	uv_update_time(vm->loop);
+	log_debug("%s: jail removed at %llu ms", vm->id,
+		  (unsigned long long)(uv_now(vm->loop) - vm->started_ms));
 	if (vm->pidfd >= 0) {
 		uv_poll_stop(&vm->pid_watch);
 		uv_close((uv_handle_t *)&vm->pid_watch, vm_handle_closed);
@@ -343,6 +351,9 @@ void vm_destroy(struct vm *vm)
 		return;
 	int was_ready = vm->state == VM_READY;
 	vm->state = VM_STOPPING;
+	uv_update_time(vm->loop);
+	log_debug("%s: destroy requested at %llu ms", vm->id,
+		  (unsigned long long)(uv_now(vm->loop) - vm->started_ms));
 	uv_timer_stop(&vm->timer);
 	if (vm->vmm_exited) {
 		vm_finish(vm);
@@ -425,9 +436,11 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 		.n_allow = o->n_allow,
 	};
 	pid_t pid;
+	uint64_t t0 = uv_hrtime();
 	int rc = jail_spawn(&jc, &pid, &vm->jail, e);
 	if (rc < 0)
 		return err_wrap(e, "starting QEMU in its jail");
+	log_debug("%s: jail_spawn took %.1f ms", vm->id, (double)(uv_hrtime() - t0) / 1e6);
 	if (o->progress)
 		fprintf(stderr, "ironclaw: booting micro-VM %s (%s: %s)\n", vm->id,
 			vm_accel_name(accel.accel), accel.reason);
