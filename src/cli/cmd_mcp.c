@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define MCP_EXIT_FAIL 1
 #define MCP_EXIT_USAGE 2
@@ -33,6 +34,7 @@ struct mcp_cli {
 	const char *roots[MCP_CLI_ROOTS_MAX];
 	int nroots;
 	long timeout_ms;
+	long repeat;
 	int json;
 	int progress;
 	int elicit_defaults;
@@ -60,7 +62,9 @@ static void mcp_cli_usage(FILE *f)
 		"  --protocol-version V       force one protocol revision (e.g. 2025-06-18)\n"
 		"  --stderr-log PATH          where a stdio server's stderr goes\n"
 		"  --progress                 print progress notifications to stderr\n"
-		"  --elicit-defaults          answer elicitation requests with the schema's defaults\n\n"
+		"  --elicit-defaults          answer elicitation requests with the schema's defaults\n"
+		"  --repeat N                 call: then call N more times in the same session and\n"
+		"                             print the mean latency per call to stderr\n\n"
 		"exit status: 0 ok, 1 failure, 2 usage, 3 the tool reported an error\n");
 }
 
@@ -186,6 +190,25 @@ static json_t *cli_tool_schema(struct mcp_client *c, const char *tool, json_t **
 	return NULL;
 }
 
+/* --repeat: the same call n more times in this session, timed. */
+static int cli_repeat(struct mcp_cli *o, struct mcp_client *c, const char *tool, json_t *args,
+		      struct err *e)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < o->repeat; i++) {
+		json_t *res = NULL;
+		if (mcp_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
+			return e->code;
+		json_decref(res);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3;
+	fprintf(stderr, "ironclaw mcp: %ld calls in one session, mean %.1f us per call\n",
+		o->repeat, us / (double)o->repeat);
+	return 0;
+}
+
 static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		   struct mcp_client *c)
 {
@@ -212,9 +235,17 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		}
 		if (mcp_args_parse(argc - 1, argv + 1, schema, &args, &e) < 0)
 			goto fail;
+		json_t *again = is_call && o->repeat > 0 ? json_deep_copy(args) : NULL;
 		if (is_call ? mcp_call_tool(c, argv[0], args, &res, &e) < 0 :
-		    mcp_get_prompt(c, argv[0], args, &res, &e) < 0)
+		    mcp_get_prompt(c, argv[0], args, &res, &e) < 0) {
+			json_decref(again);
 			goto fail;
+		}
+		if (again && cli_repeat(o, c, argv[0], again, &e) < 0) {
+			json_decref(again);
+			goto fail;
+		}
+		json_decref(again);
 		if (o->json)
 			cli_print_json(res);
 		else
@@ -270,6 +301,7 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 		{ "stderr-log", required_argument, NULL, 'l' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "elicit-defaults", no_argument, NULL, 'E' },
+		{ "repeat", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -300,6 +332,15 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 			if (errno || *end || o->timeout_ms <= 0) {
 				fprintf(stderr, "ironclaw mcp: --timeout wants milliseconds, got '%s'\n",
 					optarg);
+				return -1;
+			}
+			break;
+		case 'R':
+			errno = 0;
+			o->repeat = strtol(optarg, &end, 10);
+			if (errno || *end || o->repeat <= 0 || o->repeat > 1000000) {
+				fprintf(stderr, "ironclaw mcp: --repeat wants a count (1..1000000), "
+					"got '%s'\n", optarg);
 				return -1;
 			}
 			break;
@@ -391,7 +432,7 @@ int cmd_mcp(int argc, char **argv)
 		log = NULL;
 	}
 	struct mcp_events ev = {
-		.on_progress = cli_on_progress,
+		.on_progress = o.progress ? cli_on_progress : NULL,
 		.on_request = o.elicit_defaults ? cli_on_request : NULL,
 		.opaque = &o,
 	};

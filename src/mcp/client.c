@@ -417,6 +417,11 @@ int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, lon
 	return rc;
 }
 
+int mcp_client_wants_progress(const struct mcp_client *c)
+{
+	return c->ev.on_progress != NULL;
+}
+
 long long mcp_call_id(const struct mcp_call *call)
 {
 	return call->id;

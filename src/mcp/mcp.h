@@ -128,6 +128,8 @@ int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
 int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
 		   int with_progress, struct mcp_call **out, struct err *e);
 int mcp_call_wait(struct mcp_client *c, struct mcp_call *call, json_t **result, struct err *e);
+/* Whether an on_progress handler is set (tools/call then asks for progress). */
+int mcp_client_wants_progress(const struct mcp_client *c);
 /* The call's request id (for logs and tests). */
 long long mcp_call_id(const struct mcp_call *call);
 /* Sends a notification. params stolen. */

