@@ -202,3 +202,62 @@ Test(mcp_faults, timeout_cancels_and_drops_late_reply)
 	mcp_client_close(c);
 	mcp_server_config_free(&cfg);
 }
+
+struct chatter {
+	int logs;
+	int changed;
+	char what[32];
+};
+
+static void on_log(void *opaque, const char *level, json_t *data)
+{
+	struct chatter *ch = opaque;
+	cr_assert_str_eq(level, "warning");
+	cr_assert_str_eq(json_string_value(data), "chatty says hi");
+	ch->logs++;
+}
+
+static void on_changed(void *opaque, const char *what)
+{
+	struct chatter *ch = opaque;
+	snprintf(ch->what, sizeof(ch->what), "%s", what);
+	ch->changed++;
+}
+
+/* The server's own requests use their own ids (0 and a string here) and are
+ * answered while our call waits; log and list_changed notifications reach the
+ * handlers. Without roots configured, roots/list is -32601. */
+Test(mcp_faults, server_requests_and_notifications)
+{
+	struct mcp_server_config cfg;
+	faulty(&cfg, "chatty");
+	struct chatter ch = { 0 };
+	struct mcp_events ev = { .on_log = on_log, .on_list_changed = on_changed, .opaque = &ch };
+	struct mcp_client *c = mt_connect(&cfg, &ev);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	json_t *got = json_loads(mt_text(res), 0, NULL);
+	cr_assert(json_is_object(json_object_get(json_object_get(got, "ping"), "result")),
+		  "ping (id 0) unanswered: %s", mt_text(res));
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(got, "roots"),
+									 "error"), "code")), -32601,
+		     "%s", mt_text(res));
+	json_decref(got);
+	json_decref(res);
+	cr_assert_eq(ch.logs, 1);
+	cr_assert_eq(ch.changed, 1);
+	cr_assert_str_eq(ch.what, "tools");
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+
+	/* With roots configured, roots/list answers them. */
+	faulty(&cfg, "chatty");
+	cr_assert_eq(mcp_config_add_root(&cfg, "/tmp"), 0);
+	c = mt_connect(&cfg, NULL);
+	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert(strstr(mt_text(res), "\"uri\":\"file:///tmp\""), "%s", mt_text(res));
+	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
