@@ -6,8 +6,10 @@
  * is what an earlier text-mode pipe got wrong. The server's stderr is a third
  * pipe that we drain into a log file (capped, so a flooding server can neither
  * block on a full pipe nor fill the disk), and it is never mixed into the
- * protocol. Shutdown follows the MCP stdio rules: close stdin, wait, SIGTERM,
- * wait, SIGKILL. */
+ * protocol. The server inherits only a short list of our variables (PATH,
+ * HOME, ...) plus its configured "env": our secrets are not its business.
+ * Shutdown follows the MCP stdio rules: close stdin, wait, SIGTERM, wait,
+ * SIGKILL. */
 #include "mcp/mcp.h"
 #include "mcp/wire.h"
 
@@ -302,7 +304,26 @@ static const struct mcp_transport_ops stdio_ops = {
 	.destroy = stdio_destroy,
 };
 
-/* Our environment plus the configured pairs (which win). Returns owned. */
+/* What a server inherits from us: only these variables (what a program needs to
+ * run and find its files), then the configured "env" pairs. Everything else,
+ * API keys above all, stays with us: servers are only semi-trusted. */
+static const char *const stdio_inherited[] = {
+	"HOME", "LOGNAME", "USER", "PATH", "SHELL", "TERM", "TMPDIR", "LANG", "LC_ALL",
+	"LC_CTYPE", "TZ", NULL,
+};
+
+static int stdio_inherits(const char *kv)
+{
+	for (int i = 0; stdio_inherited[i]; i++) {
+		size_t n = strlen(stdio_inherited[i]);
+		if (!strncmp(kv, stdio_inherited[i], n) && kv[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/* The inherited subset of our environment plus the configured pairs (which
+ * win). Returns an owned array of borrowed strings. */
 static char **stdio_build_env(char **extra)
 {
 	extern char **environ;
@@ -316,8 +337,9 @@ static char **stdio_build_env(char **extra)
 		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *eq = strchr(environ[i], '=');
-		size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		if (!stdio_inherits(environ[i]))
+			continue;
+		size_t klen = strcspn(environ[i], "=");
 		int overridden = 0;
 		for (size_t j = 0; j < m; j++)
 			if (!strncmp(extra[j], environ[i], klen) && extra[j][klen] == '=')

@@ -226,3 +226,23 @@ Test(mcp_everything, resources_prompts_and_errors)
 	cr_assert(strstr(e.msg, "-32601"), "%s", e.msg);
 	mcp_client_close(c);
 }
+
+/* A stdio server sees PATH, HOME and its configured env, never the rest of ours
+ * (API keys live there). server-everything's get-env tool shows its environment. */
+Test(mcp_everything, server_environment_is_filtered)
+{
+	setenv("IRONCLAW_FAKE_API_KEY", "sk-must-not-leak", 1);
+	cfg.env = calloc(2, sizeof(char *));
+	cfg.env[0] = strdup("GIVEN_TO_SERVER=yes-given");
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "get-env", NULL, &res, &e), 0, "%s", e.msg);
+	const char *env = mt_text(res);
+	cr_assert(strstr(env, "yes-given"), "configured env missing: %.300s", env);
+	cr_assert(strstr(env, "\"PATH\""), "PATH missing: %.300s", env);
+	cr_assert_null(strstr(env, "sk-must-not-leak"), "our secret reached the server");
+	json_decref(res);
+	mcp_client_close(c);
+	unsetenv("IRONCLAW_FAKE_API_KEY");
+}
