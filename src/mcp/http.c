@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/b64.h"
 #include "core/log.h"
 
 #define HTTP_RESUME_MAX 5
@@ -312,6 +313,43 @@ static struct curl_slist *http_add_header(struct curl_slist *l, const char *name
 	return n;
 }
 
+/* A header value as the 2026-07-28 HTTP binding carries it: visible ASCII as
+ * is, anything else (or edge whitespace) as =?base64?...?= of its UTF-8. */
+static struct curl_slist *http_add_param_header(struct curl_slist *l, const char *name,
+						const char *v)
+{
+	size_t n = strlen(v);
+	int plain = n > 0 && v[0] != ' ' && v[n - 1] != ' ';
+	for (size_t i = 0; plain && i < n; i++)
+		plain = (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x7f;
+	if (plain)
+		return n < 900 ? http_add_header(l, name, v) : l;
+	if (n > 600)
+		return l;   /* too long for a header: the body still carries it */
+	char enc[820 + 16];
+	memcpy(enc, "=?base64?", 9);
+	b64_encode((const uint8_t *)v, n, enc + 9);
+	strcat(enc, "?=");
+	return http_add_header(l, name, enc);
+}
+
+/* The 2026-07-28 binding repeats the method, and the name a request acts on,
+ * in headers so that intermediaries can route without parsing the body. */
+static struct curl_slist *http_add_modern_headers(struct curl_slist *l, json_t *msg)
+{
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	if (!method || !l)
+		return l;
+	l = http_add_param_header(l, "Mcp-Method: ", method);
+	json_t *params = json_object_get(msg, "params");
+	const char *field = !strcmp(method, "tools/call") || !strcmp(method, "prompts/get") ?
+		"name" : !strcmp(method, "resources/read") ? "uri" : NULL;
+	const char *name = field ? json_string_value(json_object_get(params, field)) : NULL;
+	if (l && name)
+		l = http_add_param_header(l, "Mcp-Name: ", name);
+	return l;
+}
+
 static int http_start(struct http_tp *h, enum req_kind kind, json_t *msg, const char *last_id,
 		      char *why, size_t why_len)
 {
@@ -345,6 +383,8 @@ static int http_start(struct http_tp *h, enum req_kind kind, json_t *msg, const 
 	}
 	if (hl && h->version[0])
 		hl = http_add_header(hl, "MCP-Protocol-Version: ", h->version);
+	if (hl && msg && !strcmp(h->version, MCP_VERSION_MODERN))
+		hl = http_add_modern_headers(hl, msg);
 	for (char **p = h->cfg_headers; hl && p && *p; p++)
 		hl = http_add_header(hl, "", *p);
 	if (!hl)

@@ -118,11 +118,11 @@ static inline int mt_port_open(int port)
 	return ok;
 }
 
-/* Starts server-everything over Streamable HTTP on 127.0.0.1:port; its output
- * goes to log (or nowhere when NULL). */
-static inline pid_t mt_http_start(int port, const char *log)
+/* Starts the HTTP server fixture tests/peers/<script> on 127.0.0.1:port; its
+ * output goes to log (or nowhere when NULL). */
+static inline pid_t mt_http_start_script(const char *script, int port, const char *log)
 {
-	char *launcher = mt_peer("fixtures/everything-http.mjs");
+	char *launcher = mt_peer(script);
 	char *dir = mt_peer("");
 	char *node = mt_node();
 	pid_t pid = fork();
@@ -144,10 +144,16 @@ static inline pid_t mt_http_start(int port, const char *log)
 	free(node);
 	double t0 = mt_now();
 	while (!mt_port_open(port)) {
-		cr_assert(mt_now() - t0 < 20, "server-everything (HTTP) did not start on port %d", port);
+		cr_assert(mt_now() - t0 < 20, "%s did not start on port %d", script, port);
 		usleep(50 * 1000);
 	}
 	return pid;
+}
+
+/* server-everything over Streamable HTTP. */
+static inline pid_t mt_http_start(int port, const char *log)
+{
+	return mt_http_start_script("fixtures/everything-http.mjs", port, log);
 }
 
 static inline void mt_http_stop(pid_t pid)

@@ -80,3 +80,44 @@ Test(mcp_v2, unknown_forced_version_refused)
 	mcp_client_close(c);
 	mcp_server_config_free(&cfg);
 }
+
+/* The same fixture over Streamable HTTP through the SDK's createMcpHandler:
+ * the stateless era needs the Mcp-Method and Mcp-Name headers to match the
+ * body (a name that is not visible ASCII travels Base64-encoded), and its
+ * legacy fallback serves a forced 2025 era. */
+Test(mcp_v2, modern_and_legacy_over_http, .timeout = 60)
+{
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	struct mcp_server_config cfg;
+	mt_cfg_url(&cfg, "v2-http", port);
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	cr_assert(mcp_client_is_modern(c));
+	check_pages(c);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:s}", "message", "stateless"), &res, &e),
+		     0, "%s", e.msg);
+	cr_assert_str_eq(mt_text(res), "Echo: stateless");
+	json_decref(res);
+	/* A mismatched or badly encoded Mcp-Name would be a -32020 protocol error;
+	 * an unknown tool is the tool's own error. */
+	cr_assert_eq(mcp_call_tool(c, "na\xc3\xafve tool", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert(mcp_result_is_error(res));
+	cr_assert(strstr(mt_text(res), "na\xc3\xafve tool"), "%s", mt_text(res));
+	json_decref(res);
+	cr_assert_eq(mcp_read_resource(c, "fixture://r/3", &res, &e), 0, "%s", e.msg);
+	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+
+	mt_cfg_url(&cfg, "v2-http", port);
+	cfg.protocol_version = strdup("2025-03-26");
+	c = mt_connect(&cfg, NULL);
+	cr_assert_not(mcp_client_is_modern(c));
+	cr_assert_str_eq(mcp_client_protocol_version(c), "2025-03-26");
+	check_pages(c);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+	mt_http_stop(srv);
+}
