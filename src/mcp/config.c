@@ -181,6 +181,15 @@ static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *
 	json_t *type = json_object_get(server, "type");
 	if (type && !json_is_string(type))
 		return err_set(e, -EINVAL, "server '%s': \"type\" must be a string", name);
+	const char *ts = type ? json_string_value(type) : NULL;
+	if (ts && !strcmp(ts, "sse"))
+		return err_set(e, -ENOTSUP, "server '%s': the old HTTP+SSE transport (\"type\": "
+			       "\"sse\") is not supported (hint: servers since 2025-03-26 speak "
+			       "Streamable HTTP at the same \"url\"; drop \"type\")", name);
+	if (ts && strcmp(ts, "stdio") && strcmp(ts, "http") && strcmp(ts, "streamable-http") &&
+	    strcmp(ts, "streamableHttp"))
+		return err_set(e, -EINVAL, "server '%s': unknown \"type\" '%s' (want stdio or "
+			       "http)", name, ts);
 	if (cmd) {
 		cfg->kind = MCP_STDIO;
 		if ((rc = cfg_string(name, server, "command", &cfg->command, e)) < 0)

@@ -74,6 +74,8 @@ Test(mcp_config, errors_name_the_problem)
 		{ "{\"mcpServers\":{\"a\":{\"command\":\"x\",\"roots\":[\"/no/such/dir\"]}}}", "root" },
 		{ "{\"mcpServers\":{\"b\":{\"command\":\"x\"}}}", "known: b" },
 		{ "{\"servers\":{}}", "no \"mcpServers\"" },
+		{ "{\"mcpServers\":{\"a\":{\"type\":\"sse\",\"url\":\"http://h\"}}}", "not supported" },
+		{ "{\"mcpServers\":{\"a\":{\"type\":\"ws\",\"url\":\"http://h\"}}}", "unknown \"type\"" },
 		{ "{\"mcpServers\":", "line 1" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
