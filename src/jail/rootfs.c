@@ -9,6 +9,7 @@
  * of the real boot (see seccomp_policy.c) lists exactly these opens. */
 #include "jail/rootfs.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -41,13 +42,35 @@ static int rootfs_add(struct rootfs_plan *p, const char *src, const char *dst, i
 	return 0;
 }
 
+/* 1 when bin is an ELF with a PT_INTERP header, i.e. dynamically linked (the
+ * loader's --list crashes on a static binary instead of saying so). */
+static int rootfs_is_dynamic(const char *bin)
+{
+	int dyn = 0;
+	FILE *f = fopen(bin, "rbe");
+	if (!f)
+		return 0;
+	Elf64_Ehdr eh;
+	if (fread(&eh, sizeof(eh), 1, f) == 1 && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 128) {
+		for (unsigned i = 0; i < eh.e_phnum && !dyn; i++) {
+			Elf64_Phdr ph;
+			if (fseek(f, (long)(eh.e_phoff + i * sizeof(ph)), SEEK_SET) || fread(&ph, sizeof(ph), 1, f) != 1)
+				break;
+			dyn = ph.p_type == PT_INTERP;
+		}
+	}
+	fclose(f);
+	return dyn;
+}
+
 /* Asks the loader which libraries bin needs (lines "name => /path (0x...)" and
  * "/lib64/ld-linux-x86-64.so.2 (0x...)"). A static binary has none. */
 static int rootfs_add_libs(struct rootfs_plan *p, const char *bin, struct err *e)
 {
 	char out[16384];
 	char *argv[] = { (char *)ROOTFS_LOADER, (char *)"--list", (char *)bin, NULL };
-	if (access(ROOTFS_LOADER, X_OK))
+	if (access(ROOTFS_LOADER, X_OK) || !rootfs_is_dynamic(bin))
 		return 0;
 	int rc = jail_run(argv, out, sizeof(out));
 	if (rc != 0)
