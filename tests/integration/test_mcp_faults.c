@@ -261,3 +261,24 @@ Test(mcp_faults, server_requests_and_notifications)
 	mcp_client_close(c);
 	mcp_server_config_free(&cfg);
 }
+
+/* A server that ignores server/discover: after the discover timeout the client
+ * falls back to initialize and works in a 2025 era. */
+Test(mcp_faults, discover_timeout_falls_back_to_initialize)
+{
+	struct mcp_server_config cfg;
+	faulty(&cfg, "no-discover");
+	cfg.timeout_ms = 700;
+	double t0 = mt_now();
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	double took = mt_now() - t0;
+	cr_assert_geq(took, 0.65, "connected in %.2fs: the discover probe did not wait", took);
+	cr_assert_not(mcp_client_is_modern(c));
+	cr_assert_str_eq(mcp_client_protocol_version(c), MCP_VERSION_LATEST_LEGACY);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
