@@ -52,7 +52,7 @@ static int doctor_image(struct vm_image *img)
 		return 0;
 	}
 	struct stat k, i;
-	char detail[4200];
+	char detail[4400];
 	stat(img->kernel, &k);
 	stat(img->initrd, &i);
 	snprintf(detail, sizeof(detail), "%s (%.1f MiB kernel, %.1f MiB initramfs)", img->initrd,

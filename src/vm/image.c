@@ -8,8 +8,25 @@
 #include <string.h>
 #include <unistd.h>
 
+/* dir + "/" + file into out; 0 if it did not fit. */
+static int vm_image_join(char *out, size_t len, const char *dir, const char *file)
+{
+	size_t d = strlen(dir), f = strlen(file);
+	if (d + 1 + f + 1 > len)
+		return 0;
+	memcpy(out, dir, d);
+	out[d] = '/';
+	memcpy(out + d + 1, file, f + 1);
+	return 1;
+}
+
+static int vm_image_readable(char *out, size_t len, const char *dir, const char *file)
+{
+	return vm_image_join(out, len, dir, file) && access(out, R_OK) == 0;
+}
+
 /* Prefers the uncompressed vmlinux (booted through PVH): decompressing a
- * bzImage costs about a second under TCG (measured: 3.4 s vs 4.4 s to poweroff). */
+ * bzImage costs about a second under TCG. */
 static int vm_image_try(struct vm_image *img, const char *dir_in)
 {
 	/* Canonical paths: the accelerator cache is keyed by them, and
@@ -17,14 +34,10 @@ static int vm_image_try(struct vm_image *img, const char *dir_in)
 	char dir[PATH_MAX];
 	if (!realpath(dir_in, dir))
 		return 0;
-	snprintf(img->initrd, sizeof(img->initrd), "%s/initramfs.cpio", dir);
-	if (access(img->initrd, R_OK) < 0)
+	if (!vm_image_readable(img->initrd, sizeof(img->initrd), dir, "initramfs.cpio"))
 		return 0;
-	snprintf(img->kernel, sizeof(img->kernel), "%s/vmlinux", dir);
-	if (access(img->kernel, R_OK) == 0)
-		return 1;
-	snprintf(img->kernel, sizeof(img->kernel), "%s/vmlinuz", dir);
-	return access(img->kernel, R_OK) == 0;
+	return vm_image_readable(img->kernel, sizeof(img->kernel), dir, "vmlinux") ||
+	       vm_image_readable(img->kernel, sizeof(img->kernel), dir, "vmlinuz");
 }
 
 int vm_image_find(struct vm_image *img, struct err *e)
