@@ -13,5 +13,8 @@ struct cli_command {
 int cmd_exec(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_mcp(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 #endif

@@ -9,6 +9,9 @@ static const struct cli_command cli_commands[] = {
 	{ "exec", "boot a fresh micro-VM, run one command in it, destroy it", cmd_exec },
 	{ "doctor", "explain this host: accelerator, QEMU, image, nft, seccomp, cgroups", cmd_doctor },
 	{ "mcp", "talk to an MCP server: list and call tools, read resources, get prompts", cmd_mcp },
+	{ "inspect", "show security policy: `inspect seccomp` prints the VMM's filter and its count", cmd_inspect },
+	{ "audit", "show recorded security events (seccomp kills of a VMM)", cmd_audit },
+	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc },
 };
 
 static void cli_usage(FILE *f)
