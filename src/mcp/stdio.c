@@ -162,10 +162,18 @@ static void stdio_on_exit(uv_process_t *p, int64_t status, int sig)
 static void stdio_on_write(uv_write_t *req, int status)
 {
 	struct stdio_write *w = (struct stdio_write *)req;
-	if (status < 0)
-		log_debug("mcp: write to server failed: %s", uv_strerror(status));
+	struct stdio_tp *s = req->data;
 	free(w->data);
 	free(w);
+	if (status < 0 && status != UV_ECANCELED && !s->failed_reported && s->t.ev.on_failure) {
+		/* The server stopped reading (closed stdin or died): nothing we send
+		 * will be answered, so fail now rather than at each timeout. */
+		char why[160];
+		s->failed_reported = 1;
+		snprintf(why, sizeof(why), "writing to server '%s' failed: %s", s->name,
+			 uv_strerror(status));
+		s->t.ev.on_failure(s->t.ev.opaque, NULL, -EPIPE, why);
+	}
 }
 
 static int stdio_send(struct mcp_transport *t, json_t *msg, char *why, size_t why_len)
@@ -193,6 +201,7 @@ static int stdio_send(struct mcp_transport *t, json_t *msg, char *why, size_t wh
 	data[len] = '\n';
 	data[len + 1] = '\0';
 	w->data = data;
+	w->req.data = s;
 	uv_buf_t b = uv_buf_init(data, (unsigned)(len + 1));
 	int rc = uv_write(&w->req, (uv_stream_t *)&s->in, &b, 1, stdio_on_write);
 	if (rc < 0) {
@@ -370,6 +379,12 @@ int mcp_stdio_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 	int rc;
 	if (!s)
 		return -ENOMEM;
+	/* A server that dies or closes stdin must cost us an EPIPE, not our life:
+	 * the default SIGPIPE action kills the process. Only a default disposition
+	 * is changed; an application's own handler stays. */
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 	s->t.ops = &stdio_ops;
 	s->t.ev = *ev;
 	s->t.loop = loop;

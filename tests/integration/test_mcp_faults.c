@@ -12,7 +12,7 @@ static void faulty(struct mcp_server_config *cfg, const char *mode)
 	free(script);
 }
 
-TestSuite(mcp_faults, .timeout = 60);
+TestSuite(mcp_faults, .timeout = 30);
 
 Test(mcp_faults, garbage_lines_are_skipped)
 {
@@ -279,6 +279,27 @@ Test(mcp_faults, discover_timeout_falls_back_to_initialize)
 	json_t *res = NULL;
 	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+}
+
+/* A server that closes its stdin but lives on: our next write gets EPIPE. The
+ * process survives (no SIGPIPE death), the call fails at once with a clear
+ * reason, and close still stops the server. */
+Test(mcp_faults, server_closing_stdin_is_epipe_not_sigpipe)
+{
+	struct mcp_server_config cfg;
+	faulty(&cfg, "close-stdin");
+	cfg.protocol_version = strdup("2025-06-18");   /* skip discover: one exchange */
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	mcp_client_pump(c, 300);   /* let the server close its end */
+	double t0 = mt_now();
+	int rc = mcp_call_tool(c, "echo", NULL, &res, &e);
+	cr_assert_eq(rc, -EPIPE, "rc %d: %s", rc, e.msg);
+	cr_assert(strstr(e.msg, "writing to server 'close-stdin' failed"), "%s", e.msg);
+	cr_assert_lt(mt_now() - t0, 2.0, "the failure waited for a timeout");
 	mcp_client_close(c);
 	mcp_server_config_free(&cfg);
 }
