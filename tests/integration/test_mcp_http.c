@@ -153,6 +153,38 @@ Test(mcp_http, lost_session_reinitialized_once_and_tool_call_not_retried)
 	mcp_server_config_free(&cfg);
 }
 
+/* The spec's way to say a session ended: 404 (tests/peers/fixtures/sessions-http.mjs,
+ * on the official SDK v1). Same rules: re-initialize once, re-send, but never
+ * re-send tools/call. */
+Test(mcp_http, session_404_reinitialized_once)
+{
+	int p = mt_free_port();
+	pid_t s404 = mt_http_start_script("fixtures/sessions-http.mjs", p, NULL);
+	struct mcp_server_config cfg;
+	mt_cfg_url(&cfg, "sessions", p);
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	struct err e = { 0 };
+	json_t *res = NULL;
+	cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:s}", "message", "1"), &res, &e), 0,
+		     "%s", e.msg);
+	json_decref(res);
+	mt_http_stop(s404);
+	s404 = mt_http_start_script("fixtures/sessions-http.mjs", p, NULL);
+	cr_assert_eq(mcp_client_request(c, "tools/list", NULL, 0, &res, &e), 0, "%s", e.msg);
+	json_decref(res);
+	mt_http_stop(s404);
+	s404 = mt_http_start_script("fixtures/sessions-http.mjs", p, NULL);
+	cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:s}", "message", "2"), &res, &e), -ESTALE,
+		     "%s", e.msg);
+	cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:s}", "message", "3"), &res, &e), 0,
+		     "%s", e.msg);
+	cr_assert_str_eq(mt_text(res), "Echo: 3");
+	json_decref(res);
+	mcp_client_close(c);
+	mcp_server_config_free(&cfg);
+	mt_http_stop(s404);
+}
+
 Test(mcp_http, unreachable_server_is_a_clear_error)
 {
 	struct mcp_server_config cfg;
