@@ -81,8 +81,9 @@ int guest_file_put(struct guest *g, json_int_t id, json_t *params)
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
 		  (mode_t)mode);
-	if (fd < 0 || (rc = io_write_all(fd, data, len)) < 0 || fchmod(fd, (mode_t)mode) < 0 ||
-	    fstat(fd, &st) < 0) {
+	/* An explicit mode wins over umask and over the mode of an existing file. */
+	if (fd < 0 || (rc = io_write_all(fd, data, len)) < 0 ||
+	    (json_object_get(params, "mode") && fchmod(fd, (mode_t)mode) < 0) || fstat(fd, &st) < 0) {
 		rc = guest_reply_error(g, id, -32000, "writing %.200s: %s", path,
 				       strerror(fd < 0 || rc == 0 ? errno : -rc));
 		goto out;
