@@ -456,6 +456,13 @@ static void http_on_resume_timer(uv_timer_t *t)
 static void http_resume(struct http_tp *h, struct http_req *r)
 {
 	const char *last = r->sse.has_id ? r->sse.last_id : NULL;
+	/* It goes back in a header: visible ASCII only (no control bytes). */
+	for (const char *p = last; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
+			log_warn("mcp: the server's event id is not visible ASCII; not resuming");
+			last = NULL;
+			break;
+		}
 	if (!last || h->resume_attempts >= HTTP_RESUME_MAX || h->closing) {
 		http_queue_failure(h, r->id, -EPROTO, last ? "the server's event stream kept "
 				   "ending before the response" : "the server closed the event "
@@ -534,6 +541,12 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 	}
 	if (r->standalone) {
 		http_listen_ended(h, r, res);
+		return;
+	}
+	if (res != CURLE_OK && r->is_sse && r->id && !r->got_response && r->sse.has_id &&
+	    res != CURLE_WRITE_ERROR) {
+		/* The stream broke mid-way after giving an event id: resumable. */
+		http_resume(h, r);
 		return;
 	}
 	if (res != CURLE_OK) {
