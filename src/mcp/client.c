@@ -66,6 +66,7 @@ struct mcp_client {
 	json_t *server_info;
 	json_t *server_caps;
 	json_t *roots;            /* [{uri, name}] or NULL when none are configured */
+	int roots_declared;       /* the roots capability went out at connect */
 	int dead;
 	char dead_why[256];
 	long long cancelled[CANCELLED_RING];
@@ -682,6 +683,7 @@ int mcp_client_connect(struct mcp_client *c, struct err *e)
 		mcp_http_open(&c->loop, c->cfg, &tev, &c->tp, why, sizeof(why));
 	if (rc < 0)
 		return err_set(e, rc, "%s", why);
+	c->roots_declared = c->roots != NULL;
 	rc = client_handshake(c, e);
 	if (rc == 0)
 		c->connected = 1;
@@ -691,6 +693,10 @@ int mcp_client_connect(struct mcp_client *c, struct err *e)
 int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris, struct err *e)
 {
 	struct mcp_server_config tmp = { 0 };
+	if (c->connected && !c->roots_declared)
+		return err_set(e, -ENOTSUP, "roots can change only on a connection that started "
+			       "with roots (the capability is declared when connecting; hint: "
+			       "configure \"roots\", even an empty list)");
 	for (size_t i = 0; dirs_or_uris && dirs_or_uris[i]; i++) {
 		int rc = mcp_config_add_root(&tmp, dirs_or_uris[i]);
 		if (rc < 0) {

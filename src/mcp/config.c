@@ -220,6 +220,9 @@ static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *
 		if (!json_is_array(roots))
 			return err_set(e, -EINVAL, "server '%s': \"roots\" must be an array of "
 				       "directories", name);
+		/* Present but empty still declares the capability (roots may come later). */
+		if (!cfg->roots && !(cfg->roots = calloc(1, sizeof(char *))))
+			return -ENOMEM;
 		size_t i;
 		json_t *r;
 		json_array_foreach(roots, i, r) {

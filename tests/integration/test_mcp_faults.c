@@ -248,6 +248,10 @@ Test(mcp_faults, server_requests_and_notifications)
 	cr_assert_eq(ch.logs, 1);
 	cr_assert_eq(ch.changed, 1);
 	cr_assert_str_eq(ch.what, "tools");
+	/* No roots capability was declared: roots cannot appear later. */
+	const char *late[] = { "/tmp", NULL };
+	cr_assert_eq(mcp_client_set_roots(c, late, &e), -ENOTSUP);
+	cr_assert(strstr(e.msg, "hint:"), "%s", e.msg);
 	mcp_client_close(c);
 	mcp_server_config_free(&cfg);
 

@@ -33,6 +33,7 @@ Test(mcp_config, stdio_and_http_entries)
 	write_cfg("{\"mcpServers\":{"
 		  "\"fs\":{\"command\":\"npx\",\"args\":[\"-y\",\"srv\",\"/tmp\"],"
 		  "\"env\":{\"A\":\"1\"},\"timeoutMs\":1234,\"roots\":[\"/tmp\"]},"
+		  "\"empty\":{\"command\":\"x\",\"roots\":[]},"
 		  "\"remote\":{\"url\":\"http://127.0.0.1:9/mcp\",\"headers\":{\"X-K\":\"v\"},"
 		  "\"protocolVersion\":\"2025-06-18\"}}}");
 	struct mcp_server_config c;
@@ -50,12 +51,18 @@ Test(mcp_config, stdio_and_http_entries)
 	cr_assert_eq(c.kind, MCP_HTTP);
 	cr_assert_str_eq(c.headers[0], "X-K: v");
 	cr_assert_str_eq(c.protocol_version, "2025-06-18");
+	cr_assert_null(c.roots, "no \"roots\": no roots capability");
 	cr_assert_eq(c.timeout_ms, MCP_TIMEOUT_MS_DEFAULT);
+	mcp_server_config_free(&c);
+	cr_assert_eq(mcp_config_load(path, "empty", &c, &e), 0, "%s", e.msg);
+	cr_assert_not_null(c.roots, "an empty \"roots\" still declares the capability");
+	cr_assert_null(c.roots[0]);
 	mcp_server_config_free(&c);
 	char **names = NULL;
 	cr_assert_eq(mcp_config_list(path, &names, &e), 0);
 	cr_assert_str_eq(names[0], "fs");
-	cr_assert_str_eq(names[1], "remote");
+	cr_assert_str_eq(names[1], "empty");
+	cr_assert_str_eq(names[2], "remote");
 	mcp_strv_free(names);
 }
 
