@@ -72,10 +72,18 @@ int jail_net_parse_allow(const char *spec, size_t len, struct jail_net_allow *ou
 		size_t elen = i - start;
 		if (*n >= max)
 			return err_set(e, -E2BIG, "--net: more than %zu allow entries", max);
-		if (elen == 0 || elen > ALLOW_ENTRY_MAX || allow_entry(spec + start, elen, &out[*n]))
+		if (elen == 0 || elen > ALLOW_ENTRY_MAX || allow_entry(spec + start, elen, &out[*n])) {
+			/* Quote the entry on one line: control bytes become '?'. */
+			char shown[ALLOW_ENTRY_MAX + 1];
+			size_t k;
+			for (k = 0; k < elen && k < ALLOW_ENTRY_MAX; k++) {
+				unsigned char ch = (unsigned char)spec[start + k];
+				shown[k] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+			}
+			shown[k] = 0;
 			return err_set(e, -EINVAL,
-				       "--net: bad entry '%.*s' (expected A.B.C.D[/N][:PORT], N 0..32, PORT 1..65535)",
-				       (int)(elen > ALLOW_ENTRY_MAX ? ALLOW_ENTRY_MAX : elen), spec + start);
+				       "--net: bad entry '%s' (expected A.B.C.D[/N][:PORT], N 0..32, PORT 1..65535)", shown);
+		}
 		(*n)++;
 		i++;   /* past ',' (or past the end, which ends the loop) */
 	}
