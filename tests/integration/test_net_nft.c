@@ -60,6 +60,7 @@ static int sh(const char *fmt, ...)
 static void net_teardown(const char *id)
 {
 	jail_net_remove(id, NULL);
+	jail_state_remove(id);
 	if (guest_ns[0])
 		sh("ip netns delete %s 2>/dev/null; true", guest_ns);
 	jail_nft_test_inject(NULL);
@@ -72,6 +73,10 @@ static void net_setup(const char *id, const struct jail_net_allow *allow, size_t
 	struct err e = { 0 };
 	snprintf(guest_ns, sizeof(guest_ns), "icg-%d", (int)getpid());
 	net_teardown(id);
+	/* A live record (this process) so a concurrent `ironclaw gc` leaves the
+	 * test's network alone. */
+	cr_assert_eq(jail_prepare_base(&e), 0, "%s", e.msg);
+	cr_assert_eq(jail_state_write(id, 0, &e), 0, "%s", e.msg);
 	cr_assert_eq(jail_net_plan(id, &plan, &e), 0);
 	int tap = -1;
 	cr_assert_eq(jail_net_create(id, allow, n, &tap, &e), 0, "%s", e.msg);
