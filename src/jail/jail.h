@@ -100,7 +100,9 @@ int jail_net_plan(const char *vm_id, struct jail_net_addr *out, struct err *e);
 
 /* Starts the VMM in a new jail (see the top of this file). On success *pid is the
  * host pid of the VMM and *out the jail handle (owned; free with jail_destroy). On
- * failure nothing is left behind and nothing was exec'ed. */
+ * failure nothing is left behind and nothing was exec'ed.
+ * Call it from a thread that lives as long as the VM (e.g. the main thread): the
+ * kernel sends the VMM its parent-death SIGKILL when the creating *thread* exits. */
 int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struct err *e);
 
 /* The VMM's host pid, or -1 once reaped. Borrows. */
