@@ -180,17 +180,22 @@ Test(jail_e2e, without_net_a_host_listener_is_unreachable)
 	harness_result_free(&r);
 }
 
-Test(jail_e2e, with_net_allow_only_the_listed_port_is_reachable)
+Test(jail_e2e, with_net_allow_only_the_listed_address_and_port_are_reachable)
 {
-	char host[INET_ADDRSTRLEN], allow[64], cmd[256];
+	char host[INET_ADDRSTRLEN], allow[64], cmd[512];
 	host_addr(host);
 	struct listener la, lb;
 	listener_start(&la, E2E_PORT_A);
 	listener_start(&lb, E2E_PORT_B);
 	snprintf(allow, sizeof(allow), "allow=%s:%d", host, E2E_PORT_A);
+	/* a: the allowed address:port; b: another port; c: another address of
+	 * the host (its end of the veth, derived from the guest's gateway .5 -> .1)
+	 * with the allowed port. */
 	snprintf(cmd, sizeof(cmd),
-		 "echo allowed | nc -w 2 %s %d; echo a=$?; echo other | nc -w 2 %s %d; echo b=$?",
-		 host, E2E_PORT_A, host, E2E_PORT_B);
+		 "echo allowed | nc -w 2 %s %d; echo a=$?; echo other | nc -w 2 %s %d; echo b=$?; "
+		 "GW=$(ip route | awk '/default/ {print $3}'); H=${GW%%.*}.$(( ${GW##*.} - 4 )); "
+		 "echo h=$H; echo otheraddr | nc -w 2 $H %d; echo c=$?",
+		 host, E2E_PORT_A, host, E2E_PORT_B, E2E_PORT_A);
 	struct run_result r;
 	exec_vm((char *[]){ "--net", allow, "--", "sh", "-c", cmd, NULL }, &r);
 	listener_stop(&la);
@@ -198,6 +203,8 @@ Test(jail_e2e, with_net_allow_only_the_listed_port_is_reachable)
 	cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
 	cr_expect(strstr(r.out, "a=0"), "the allowed port was unreachable: %s %s", r.out, r.err);
 	cr_expect(strstr(r.out, "b=1"), "the other port was reachable: %s %s", r.out, r.err);
+	cr_expect(strstr(r.out, "h=100."), "the host's veth address was not derived: %s", r.out);
+	cr_expect(strstr(r.out, "c=1"), "another host address was reachable: %s %s", r.out, r.err);
 	cr_expect_str_eq(la.got, "allowed\n");
 	cr_expect_str_eq(lb.got, "", "the other port received '%s'", lb.got);
 	harness_result_free(&r);
