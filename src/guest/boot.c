@@ -34,9 +34,12 @@
 void guest_boot_poweroff(void)
 {
 	sync();
-	/* With ACPI (microvm's default) this exits QEMU. Should it return, a
-	 * triple-fault reboot (reboot=t) ends QEMU too when run with -no-reboot. */
-	reboot(RB_POWER_OFF);
+	/* With ACPI (microvm's default) a power-off ends QEMU at once. Without
+	 * it the kernel would only halt, and QEMU would spin forever: reboot
+	 * instead, which with reboot=t (triple fault) and -no-reboot (QEMU) or
+	 * reboot=k (Firecracker) ends the VMM just as well. */
+	if (access("/sys/firmware/acpi", F_OK) == 0)
+		reboot(RB_POWER_OFF);
 	reboot(RB_AUTOBOOT);
 	for (;;)
 		pause();
