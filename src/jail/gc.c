@@ -102,7 +102,7 @@ int jail_gc(struct err *e)
 			}
 			continue;
 		}
-		jail_cleanup_id(id, NULL);
+		jail_cleanup_id(id, 1, NULL);
 		cleaned++;
 	}
 	closedir(d);
@@ -113,7 +113,7 @@ int jail_gc(struct err *e)
 		while ((de = readdir(d)))
 			if (de->d_name[0] != '.' && !jail_validate_id(de->d_name, NULL) &&
 			    !gc_is_live_name(&live, de->d_name, 2) && !jail_state_alive(de->d_name)) {
-				jail_cleanup_id(de->d_name, NULL);
+				jail_cleanup_id(de->d_name, 1, NULL);
 				cleaned++;
 			}
 		closedir(d);

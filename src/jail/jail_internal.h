@@ -75,9 +75,9 @@ void jail_nft_test_inject(const char *rule_text);
 /* Creates JAIL_RUN_DIR, JAIL_STATE_DIR and JAIL_STAGE_DIR (root-owned). */
 int jail_prepare_base(struct err *e);
 
-/* Tears down everything named after vm_id (net, slot, cgroups, directory,
- * state record). Used by destroy, failed spawns and gc (spawn.c). */
-int jail_cleanup_id(const char *vm_id, struct err *e);
+/* Tears down everything named after vm_id (net when with_net, slot, cgroups,
+ * directory, state record). Used by destroy, failed spawns and gc (spawn.c). */
+int jail_cleanup_id(const char *vm_id, int with_net, struct err *e);
 
 /* ---- helpers (util.c) ---- */
 /* Runs argv (argv[0] an absolute path) with an empty environment, captures up to

@@ -154,12 +154,17 @@ int jail_net_create(const char *vm_id, const struct jail_net_allow *allow, size_
 	snprintf(net_cidr, sizeof(net_cidr), "%s", a.host_ip_str);
 
 	if ((rc = IP(e, "creating the VM's network namespace", "netns", "add", n.netns)))
-		return rc;
+		return rc;   /* exists: a leftover (gc) or a clash; either way not ours to remove */
 	struct jail_tap_args tap = { .fd = -1, .gw_cidr = gw_cidr };
 	struct jail_nft_args nft = { vm_id, allow, n_allow, e };
 	if ((rc = IP(e, "creating the veth pair", "link", "add", n.veth_host, "type", "veth", "peer", "name",
-		     JAIL_NS_VETH, "netns", n.netns)) ||
-	    (rc = IP(e, "addressing the host veth", "addr", "add", host_cidr, "dev", n.veth_host)) ||
+		     JAIL_NS_VETH, "netns", n.netns))) {
+		/* The host name may belong to another VM (48-bit hash clash):
+		 * remove only our netns. */
+		IP(NULL, "deleting the VM's network namespace", "netns", "delete", n.netns);
+		return rc;
+	}
+	if ((rc = IP(e, "addressing the host veth", "addr", "add", host_cidr, "dev", n.veth_host)) ||
 	    (rc = IP(e, "bringing up the host veth", "link", "set", n.veth_host, "up")) ||
 	    (rc = IP(e, "addressing the netns veth", "-n", n.netns, "addr", "add", ns_cidr, "dev", JAIL_NS_VETH)) ||
 	    (rc = IP(e, "bringing up the netns veth", "-n", n.netns, "link", "set", JAIL_NS_VETH, "up")) ||

@@ -139,12 +139,12 @@ static int jail_rm_tree(int parent, const char *name, int depth)
 }
 
 /* Tears down everything named after vm_id. Used by destroy, failed spawns and gc. */
-int jail_cleanup_id(const char *vm_id, struct err *e)
+int jail_cleanup_id(const char *vm_id, int with_net, struct err *e)
 {
 	int first = 0, rc;
 	struct jail_names n;
 	jail_names_for(vm_id, &n);
-	if ((rc = jail_net_remove(vm_id, e)) && !first)
+	if (with_net && (rc = jail_net_remove(vm_id, e)) && !first)
 		first = rc;
 	jail_slot_release(vm_id, n.slot);
 	if ((rc = jail_cgroup_remove(vm_id, first ? NULL : e)) && !first)
@@ -171,7 +171,7 @@ int jail_destroy(struct jail *j, struct err *e)
 		jail_note_exit(j);
 		j->pid = -1;
 	}
-	int rc = jail_cleanup_id(j->id, e);
+	int rc = jail_cleanup_id(j->id, j->net, e);
 	if (j->kmsg_fd >= 0)
 		close(j->kmsg_fd);
 	free(j);
@@ -200,6 +200,7 @@ int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struc
 	int sync_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
 	int tap_fd = -1, netns_fd = -1, devnull = -1;
 	int made = 0;   /* whether kernel objects may exist and need cleanup */
+	int net_made = 0;
 	char dir[256];
 
 	*out = NULL;
@@ -249,6 +250,7 @@ int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struc
 		if ((rc = jail_slot_claim(c->vm_id, n.slot, e)) ||
 		    (rc = jail_net_create(c->vm_id, c->allow, c->n_allow, &tap_fd, e)))
 			goto out;
+		net_made = 1;
 		char nspath[128];
 		snprintf(nspath, sizeof(nspath), "/run/netns/%s", n.netns);
 		netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
@@ -345,8 +347,10 @@ out:
 			while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
+		/* The network only when this call made it: a failed create removes
+		 * its own pieces, and a name clash must not take down another VM's. */
 		if (made)
-			jail_cleanup_id(c->vm_id, NULL);
+			jail_cleanup_id(c->vm_id, net_made, NULL);
 		if (j->kmsg_fd >= 0)
 			close(j->kmsg_fd);
 		free(j);

@@ -481,3 +481,28 @@ Test(net, gc_removes_the_network_of_a_vm_that_is_gone)
 	cr_expect_geq(jail_gc(&e), 1);
 	nothing_left("t-net-gc");
 }
+
+Test(net, a_name_clash_fails_the_new_vm_and_spares_the_existing_link)
+{
+	/* Another VM's veth with the same host name (a hash clash, simulated). */
+	struct jail_names nm;
+	jail_names_for("t-net-clash", &nm);
+	sh("ip link delete %s 2>/dev/null; true", nm.veth_host);
+	cr_assert_eq(sh("ip link add %s type veth peer name icclashpeer", nm.veth_host), 0);
+	char *argv[] = { "/bin/true", NULL };
+	struct jail_net_allow allow[] = { { 0x0a000001u, 32, 80 } };
+	struct jail_config c = { .vm_id = "t-net-clash", .argv = argv, .stdin_fd = -1, .stdout_fd = -1,
+				 .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
+	struct err e = { 0 };
+	struct jail *j = NULL;
+	pid_t pid = 0;
+	cr_expect_neq(jail_spawn(&c, &pid, &j, &e), 0);
+	cr_expect_null(j);
+	cr_expect(strstr(e.msg, "creating the veth pair") && strstr(e.msg, "exists"), "%s", e.msg);
+	char p[128];
+	snprintf(p, sizeof(p), "/sys/class/net/%s", nm.veth_host);
+	cr_expect_eq(access(p, F_OK), 0, "the other VM's link was removed");
+	snprintf(p, sizeof(p), "/run/netns/%s", nm.netns);
+	cr_expect_neq(access(p, F_OK), 0, "the failed VM's netns was left");
+	sh("ip link delete %s", nm.veth_host);
+}
