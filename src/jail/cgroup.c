@@ -80,8 +80,13 @@ static int jail_cg_create_v2(const char *vm_id, const struct jail_cgroup_limits 
 		return rc;
 	/* Enable the controllers for the children, top down; "no such controller"
 	 * shows up below as a missing file. */
-	jail_cg_write(JAIL_CGROUP_ROOT, "cgroup.subtree_control", "+memory +cpu +pids", NULL);
-	jail_cg_write(parent, "cgroup.subtree_control", "+memory +cpu +pids", NULL);
+	static const char *const enable[] = { "+memory", "+cpu", "+pids" };
+	for (size_t i = 0; i < 3; i++) {
+		/* One write per controller: the kernel rejects a whole line when one
+		 * name in it is unavailable. */
+		jail_cg_write(JAIL_CGROUP_ROOT, "cgroup.subtree_control", enable[i], NULL);
+		jail_cg_write(parent, "cgroup.subtree_control", enable[i], NULL);
+	}
 	if ((rc = jail_cg_mkdir(dir, e)))
 		return rc;
 	if (l->memory_max) {
