@@ -453,3 +453,25 @@ Test(jail, vmm_dies_with_ironclaw_even_on_sigkill_and_gc_cleans_up)
 	cr_expect_geq(jail_gc(&e), 1, "%s", e.msg);
 	nothing_left("t-orphan");
 }
+
+static void with_kvm(struct jail_config *c)
+{
+	c->use_kvm = 1;
+}
+
+Test(jail, dev_kvm_is_bound_only_with_use_kvm)
+{
+	struct standin_run r;
+	run_jailed("t-kvm", (char *[]){ "ls", "/dev", NULL }, with_kvm, &r);
+	if (access("/dev/kvm", F_OK) == 0) {
+		cr_assert_eq(r.spawn_rc, 0, "%s", r.err);
+		cr_expect(strstr(r.out, "/dev/kvm\n"), "use_kvm without /dev/kvm in the jail: %s", r.out);
+	} else {
+		cr_expect_neq(r.spawn_rc, 0, "use_kvm on a host without /dev/kvm started anyway");
+		cr_expect(strstr(r.err, "KVM requested"), "%s", r.err);
+		nothing_left("t-kvm");
+	}
+	run_jailed("t-kvm", (char *[]){ "ls", "/dev", NULL }, NULL, &r);
+	cr_assert_eq(r.spawn_rc, 0, "%s", r.err);
+	cr_expect_null(strstr(r.out, "/dev/kvm"), "/dev/kvm bound without use_kvm: %s", r.out);
+}
