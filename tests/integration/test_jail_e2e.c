@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,4 +230,100 @@ Test(jail_e2e, with_net_allow_only_the_listed_address_and_port_are_reachable)
 		cr_expect_neq(strncmp(de->d_name, "icv", 3), 0, "veth %s left behind", de->d_name);
 	if (d)
 		closedir(d);
+}
+
+/* The VM id whose state record names vmm as its VMM (the record is root's and
+ * outside any jail: "<owner> <start> <vmm> <start>"). */
+static int vm_id_of(pid_t vmm, char *id, size_t len)
+{
+	DIR *d = opendir("/run/ironclaw/.state");
+	struct dirent *de;
+	int found = 0;
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || !strncmp(de->d_name, "slot-", 5))
+			continue;
+		char path[320], *buf = NULL;
+		size_t n;
+		snprintf(path, sizeof(path), "/run/ironclaw/.state/%s", de->d_name);
+		if (io_read_file(path, 256, &buf, &n))
+			continue;
+		int owner = 0, v = 0;
+		if (sscanf(buf, "%d %*u %d", &owner, &v) == 2 && v == vmm) {
+			snprintf(id, len, "%s", de->d_name);
+			found = 1;
+		}
+		free(buf);
+	}
+	if (d)
+		closedir(d);
+	return found ? 0 : -1;
+}
+
+static void qmp_send(int s, const char *msg, char *reply, size_t len)
+{
+	if (msg)
+		cr_assert_eq(write(s, msg, strlen(msg)), (ssize_t)strlen(msg));
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	reply[0] = 0;
+	if (poll(&p, 1, 5000) == 1) {
+		ssize_t n = read(s, reply, len - 1);
+		reply[n > 0 ? n : 0] = 0;
+	}
+}
+
+Test(jail_e2e, real_qemu_made_to_fork_is_killed_by_the_filter_and_audited)
+{
+	cr_assert_eq(geteuid(), 0, "needs root (CI runs as root)");
+	char logdir[] = "/tmp/ironclaw-e2eaudit-XXXXXX", logpath[128];
+	cr_assert(mkdtemp(logdir));
+	snprintf(logpath, sizeof(logpath), "%s/audit.jsonl", logdir);
+	setenv("IRONCLAW_AUDIT_LOG", logpath, 1);
+	char errpath[160];
+	snprintf(errpath, sizeof(errpath), "%s/stderr", logdir);
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "sleep", "30", NULL };
+	pid_t ic = harness_spawn(argv, "/dev/null", errpath);
+	cr_assert_gt(ic, 0);
+	pid_t q[2];
+	int n = 0;
+	double t0 = harness_now_ms();
+	while ((n = harness_find_processes("qemu-system-x86_64", ic, q, 2)) == 0 && harness_now_ms() - t0 < 30000)
+		usleep(50000);
+	cr_assert_eq(n, 1, "no QEMU under ironclaw exec");
+	char id[64];
+	t0 = harness_now_ms();
+	while (vm_id_of(q[0], id, sizeof(id)) && harness_now_ms() - t0 < 10000)
+		usleep(50000);
+	cr_assert_eq(vm_id_of(q[0], id, sizeof(id)), 0, "no state record names QEMU pid %d", (int)q[0]);
+	/* QMP, as the host can: ask QEMU to migrate to "exec:", which makes it
+	 * fork a shell. clone without CLONE_THREAD is not in the allowlist. */
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/ironclaw/%s/qmp.sock", id);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	t0 = harness_now_ms();
+	while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) && harness_now_ms() - t0 < 10000)
+		usleep(50000);
+	char reply[4096];
+	qmp_send(s, NULL, reply, sizeof(reply));
+	cr_assert(strstr(reply, "\"QMP\""), "no QMP greeting: %s", reply);
+	qmp_send(s, "{\"execute\":\"qmp_capabilities\"}\n", reply, sizeof(reply));
+	qmp_send(s, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:true\"}}\n", reply, sizeof(reply));
+	close(s);
+	int st = harness_wait(ic, 60000, NULL);
+	cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0, "exec did not fail: status %d", st);
+	char *err = NULL;
+	size_t errlen;
+	cr_assert_eq(io_read_file(errpath, 1 << 16, &err, &errlen), 0);
+	cr_expect(strstr(err, "signal 31") || strstr(err, "seccomp"), "exec's error does not say why: %s", err);
+	free(err);
+	/* `ironclaw audit` shows the violation with the syscall's name. */
+	struct run_result r;
+	char *aargv[] = { (char *)harness_ironclaw(), "audit", "--log", logpath, NULL };
+	cr_assert_eq(harness_run(aargv, NULL, 0, 30000, &r), 0);
+	char want[128];
+	snprintf(want, sizeof(want), "vm=%s pid=%d syscall=clone", id, (int)q[0]);
+	cr_expect(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+	harness_result_free(&r);
+	unlink(logpath);
+	unlink(errpath);
+	rmdir(logdir);
 }
