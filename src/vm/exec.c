@@ -88,9 +88,13 @@ int vm_exec_start(struct vm *vm, const struct vm_exec_spec *spec,
 {
 	if (!spec->argv || !spec->argv[0] || !spec->argv[0][0])
 		return err_set(e, -EINVAL, "no command given (hint: ironclaw exec -- CMD [ARGS...])");
-	for (size_t i = 0; spec->argv[i]; i++)
-		if (!json_string(spec->argv[i]))
+	for (size_t i = 0; spec->argv[i]; i++) {
+		/* JSON carries UTF-8 only; jansson refuses anything else. */
+		json_t *probe = json_string(spec->argv[i]);
+		if (!probe)
 			return err_set(e, -EINVAL, "argument %zu is not valid UTF-8", i);
+		json_decref(probe);
+	}
 	struct vm_exec *x = calloc(1, sizeof(*x));
 	if (!x)
 		return err_set(e, -ENOMEM, "out of memory");
