@@ -209,7 +209,9 @@ void guest_boot_init(struct guest_boot_opts *o)
 	if (o->poweroff)
 		guest_boot_poweroff();
 
+	log_debug("boot: mounts done at %llu ms", (unsigned long long)guest_now_ms());
 	guest_boot_modules();
+	log_debug("boot: modules loaded at %llu ms", (unsigned long long)guest_now_ms());
 	if (sethostname(GUEST_HOSTNAME, strlen(GUEST_HOSTNAME)) < 0)
 		log_error("sethostname: %s", strerror(errno));
 	guest_boot_loopback();

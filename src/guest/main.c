@@ -90,6 +90,7 @@ int main(int argc, char **argv)
 		fd = guest_port_open(GUEST_PORT_NAME, GUEST_PORT_TIMEOUT_MS);
 		if (fd < 0)
 			return guest_fatal(&g, 1);
+		log_debug("boot: port open at %llu ms", (unsigned long long)guest_now_ms());
 		if (guest_port_wait_host(fd, GUEST_HOST_TIMEOUT_MS) < 0) {
 			log_error("nobody connected to " GUEST_PORT_NAME " on the host within %d s",
 				  GUEST_HOST_TIMEOUT_MS / 1000);
@@ -103,6 +104,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < GUEST_EXEC_MAX; i++)
 		g.execs[i].out_fd = g.execs[i].err_fd = g.execs[i].in_fd = -1;
 
+	/* IRONCLAW_LOG=debug on the kernel command line reaches PID 1's
+	 * environment: these lines time the boot on the console. */
+	log_debug("hello at %llu ms", (unsigned long long)guest_now_ms());
 	int rc = guest_send_hello(&g);
 	if (rc == 0)
 		rc = guest_loop_run(&g);
