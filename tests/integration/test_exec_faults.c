@@ -88,17 +88,11 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "true", NULL };
 	pid_t pid = harness_spawn(argv, out, err);
-	pid_t qemu[4];
-	int found = 0;
-	for (int i = 0; i < 500 && !found; i++) {
-		found = harness_find_processes("qemu-system-x86_64", pid, qemu, 4);
-		if (!found)
-			usleep(10000);
-	}
-	cr_assert_eq(found, 1, "QEMU never started");
+	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
+	cr_assert_gt(qemu, 0, "QEMU never started");
 	usleep(300000); /* mid-boot: the guest needs seconds to reach userspace */
 	double t0 = harness_now_ms();
-	kill(qemu[0], SIGKILL);
+	kill(qemu, SIGKILL);
 	int status = harness_wait(pid, 10000, NULL);
 	double waited = harness_now_ms() - t0;
 	cr_assert_geq(status, 0, "ironclaw did not exit after QEMU died");
@@ -124,21 +118,15 @@ Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
 	snprintf(err, sizeof(err), "%s/err", tmpdir);
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "sleep", "600", NULL };
 	pid_t pid = harness_spawn(argv, out, err);
-	pid_t qemu[4];
-	int found = 0;
-	for (int i = 0; i < 500 && !found; i++) {
-		found = harness_find_processes("qemu-system-x86_64", pid, qemu, 4);
-		if (!found)
-			usleep(10000);
-	}
-	cr_assert_eq(found, 1, "QEMU never started");
+	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
+	cr_assert_gt(qemu, 0, "QEMU never started");
 	kill(pid, SIGKILL);
 	harness_wait(pid, 5000, NULL);
 	int alive = 1;
 	for (int i = 0; i < 300 && alive; i++) {
-		alive = kill(qemu[0], 0) == 0;
+		alive = kill(qemu, 0) == 0;
 		char path[64], state[256] = "";
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)qemu[0]);
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)qemu);
 		FILE *f = fopen(path, "r");
 		if (f) {
 			if (fgets(state, sizeof(state), f) && strstr(state, ") Z "))

@@ -229,6 +229,18 @@ int harness_find_processes(const char *exe_basename, pid_t ancestor, pid_t *pids
 	return count;
 }
 
+pid_t harness_await_process(const char *exe_basename, pid_t ancestor, unsigned timeout_ms)
+{
+	double start = harness_now_ms();
+	pid_t pid;
+	while (harness_find_processes(exe_basename, ancestor, &pid, 1) == 0) {
+		if (harness_now_ms() - start > timeout_ms)
+			return 0;
+		usleep(10000);
+	}
+	return pid;
+}
+
 int harness_count_vm_dirs(void)
 {
 	DIR *d = opendir("/run/ironclaw");

@@ -38,6 +38,8 @@ double harness_now_ms(void);
 /* Pids of running processes whose executable is `exe_basename` and whose
  * ancestry includes `ancestor` (0: any). Returns the count (up to max). */
 int harness_find_processes(const char *exe_basename, pid_t ancestor, pid_t *pids, int max);
+/* Polls until such a process exists; returns its pid, or 0 after timeout_ms. */
+pid_t harness_await_process(const char *exe_basename, pid_t ancestor, unsigned timeout_ms);
 /* Number of entries in /run/ironclaw (VM directories left behind). */
 int harness_count_vm_dirs(void);
 /* SHA-256 of a buffer as hex, computed by the host's sha256sum. */
