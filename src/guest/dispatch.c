@@ -17,6 +17,28 @@ int guest_reply(struct guest *g, json_int_t id, json_t *result)
 	return guest_chan_send(g, rpc_result(id, result));
 }
 
+/* Messages quote host strings with a precision (%.200s), which can cut a UTF-8
+ * sequence in two; jansson would then refuse the whole error object. Turn each
+ * cut sequence into '?'. The quoted strings were valid UTF-8 (the decoder checks),
+ * so an incomplete sequence is the only defect that can occur. */
+static void guest_utf8_scrub(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p;) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
+			(*p & 0xf8) == 0xf0 ? 3 : -1;
+		int ok = n >= 0;
+		for (int i = 1; ok && i <= n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (ok) {
+			p += n + 1;
+			continue;
+		}
+		*p++ = '?';
+		while ((*p & 0xc0) == 0x80)
+			*p++ = '?';
+	}
+}
+
 int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt, ...)
 {
 	char msg[512];
@@ -24,6 +46,7 @@ int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	guest_utf8_scrub(msg);
 	return guest_chan_send(g, rpc_error(id, code, msg));
 }
 

@@ -124,6 +124,11 @@ int guest_file_get(struct guest *g, json_int_t id, json_t *params)
 		rc = guest_reply_error(g, id, -32000, "%.200s is not a regular file", path);
 		goto out;
 	}
+	/* Size the buffers by what the file holds, not by the 8 MiB cap. A size
+	 * of 0 may be a lie (/proc files): then the full length is allowed. */
+	if (st.st_size > 0)
+		length = offset >= st.st_size ? 0
+			 : (st.st_size - offset < length ? st.st_size - offset : length);
 	data = malloc(length ? (size_t)length : 1);
 	enc = malloc(b64_encoded_len((size_t)length) + 1);
 	if (!data || !enc) {

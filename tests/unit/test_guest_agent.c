@@ -685,6 +685,19 @@ Test(guest_agent, file_put_get_round_trip)
 	cr_assert_eq(memcmp(back, raw + 100, 50), 0);
 	json_decref(m);
 
+	/* Past the end: nothing, and eof. */
+	m = agent_call(&a, 77, "file.get", json_pack("{s:s,s:i}", "path", path, "offset", 9000));
+	res = json_object_get(m, "result");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "data")), "");
+	cr_assert(json_is_true(json_object_get(res, "eof")));
+	json_decref(m);
+	/* Files that report size 0 but have content (procfs) still read. */
+	m = agent_call(&a, 78, "file.get", json_pack("{s:s}", "path", "/proc/version"));
+	d = json_string_value(json_object_get(json_object_get(m, "result"), "data"));
+	cr_assert(d && b64_decode(d, strlen(d), back) > 10, "/proc/version read empty");
+	cr_assert_eq(memcmp(back, "Linux", 5), 0);
+	json_decref(m);
+
 	/* An empty put truncates. */
 	m = agent_call(&a, 74, "file.put", json_pack("{s:s,s:s}", "path", path, "data", ""));
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "result"), "size")), 0);
@@ -739,6 +752,19 @@ Test(guest_agent, bad_params_get_32602)
 			     cases[i].needle);
 	}
 	expect_error(agent_call(&a, 200, "no.such.method", NULL), -32601, "no.such.method");
+	/* Quoted host strings are cut to a length: never in the middle of a UTF-8
+	 * sequence, or the error reply itself would be invalid JSON. */
+	char longname[1024] = "/";
+	for (int i = 0; i < 300; i++)
+		strcat(longname, "\xc3\xa9");
+	expect_error(agent_call(&a, 202, "exec.start", json_pack("{s:[s]}", "argv", longname)),
+		     -32000, "cannot run");
+	char key[200] = "";
+	for (int i = 0; i < 50; i++)
+		strcat(key, "\xe2\x82\xac");
+	json_t *p = json_pack("{s:[s]}", "argv", "true");
+	json_object_set_new(p, key, json_true());
+	expect_error(agent_call(&a, 203, "exec.start", p), -32602, "unknown field");
 	/* Still serving after all that. */
 	json_t *m = agent_call(&a, 201, "ping", NULL);
 	cr_assert_not_null(json_object_get(m, "result"));
