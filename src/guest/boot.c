@@ -1,13 +1,8 @@
 /* PID 1 duties before the agent serves the host: the filesystems every command
  * expects, the virtio modules (the cloud kernel builds them as modules), the
  * hostname and, when the host asks for it on the kernel command line, a static
- * network address. This replaces a shell /init: no fork per step, no sleeps,
- * no udev (devtmpfs creates the device nodes).
- *
- * Kernel command line:
- *   ironclaw.poweroff=1          power off right after the mounts (boot bench)
- *   ironclaw.ip=ADDR/PREFIX      configure eth0 with busybox ip
- *   ironclaw.gw=ADDR             default route through ADDR */
+ * network address (options: cmdline.c). This replaces a shell /init: no fork
+ * per step, no sleeps, no udev (devtmpfs creates the device nodes). */
 #include "guest/guest.h"
 
 #include <errno.h>
@@ -43,57 +38,6 @@ void guest_boot_poweroff(void)
 	reboot(RB_AUTOBOOT);
 	for (;;)
 		pause();
-}
-
-/* Copies the value of word (without the key) when it is exactly key=value. */
-static int guest_boot_opt(const char *word, size_t wlen, const char *key, char *out, size_t n)
-{
-	size_t klen = strlen(key);
-	if (wlen <= klen || strncmp(word, key, klen))
-		return 0;
-	if (wlen - klen >= n)
-		return -EINVAL;
-	memcpy(out, word + klen, wlen - klen);
-	out[wlen - klen] = '\0';
-	return 1;
-}
-
-static int guest_boot_valid_addr(const char *s, int with_prefix)
-{
-	int slashes = 0;
-	if (!*s)
-		return 0;
-	for (const char *p = s; *p; p++) {
-		if (*p == '/')
-			slashes++;
-		else if (!(*p >= '0' && *p <= '9') && *p != '.' && *p != ':' &&
-			 !(*p >= 'a' && *p <= 'f') && !(*p >= 'A' && *p <= 'F'))
-			return 0;
-	}
-	return with_prefix ? slashes == 1 : slashes == 0;
-}
-
-int guest_boot_parse_cmdline(const char *cmdline, struct guest_boot_opts *o)
-{
-	char flag[8];
-	memset(o, 0, sizeof(*o));
-	for (const char *p = cmdline; *p;) {
-		size_t len = strcspn(p, " \t\n");
-		if (len == 0) {
-			p++;
-			continue;
-		}
-		if (guest_boot_opt(p, len, "ironclaw.poweroff=", flag, sizeof(flag)) > 0)
-			o->poweroff = !strcmp(flag, "1");
-		if (guest_boot_opt(p, len, "ironclaw.ip=", o->ip, sizeof(o->ip)) < 0 ||
-		    guest_boot_opt(p, len, "ironclaw.gw=", o->gw, sizeof(o->gw)) < 0)
-			return -EINVAL;
-		p += len;
-	}
-	if ((o->ip[0] && !guest_boot_valid_addr(o->ip, 1)) ||
-	    (o->gw[0] && !guest_boot_valid_addr(o->gw, 0)))
-		return -EINVAL;
-	return 0;
 }
 
 static void guest_boot_mount(const char *src, const char *dst, const char *type,
