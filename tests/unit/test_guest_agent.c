@@ -30,6 +30,8 @@ struct agent {
 	struct frame_decoder dec;
 	json_t *q[QMAX];
 	size_t qhead, qlen;
+	json_t *held[QMAX];  /* set aside while waiting for a response */
+	size_t nheld, held_next;
 	int eof;
 };
 
@@ -96,6 +98,12 @@ static void agent_feed(struct agent *a)
 static json_t *agent_recv_within(struct agent *a, int timeout_ms)
 {
 	double end = now_ms() + timeout_ms;
+	if (a->held_next < a->nheld) {
+		json_t *h = a->held[a->held_next++];
+		if (a->held_next == a->nheld)
+			a->held_next = a->nheld = 0;
+		return h;
+	}
 	while (a->qlen == 0 && !a->eof) {
 		int left = (int)(end - now_ms());
 		if (left <= 0)
@@ -157,16 +165,27 @@ static void agent_request(struct agent *a, json_int_t id, const char *method, js
 	agent_send(a, rpc_request(id, method, params));
 }
 
-/* Waits for the response to id; notifications met on the way are dropped
- * (callers that care use agent_run). Returns the response (owned). */
+/* Waits for the response to id. Other messages met on the way are kept, in
+ * order, for the next agent_recv calls. Returns the response (owned). */
 static json_t *agent_response(struct agent *a, json_int_t id)
 {
+	json_t *stash[QMAX];
+	size_t n = 0;
 	for (;;) {
 		json_t *m = agent_recv(a);
 		json_t *jid = json_object_get(m, "id");
-		if (jid && json_integer_value(jid) == id && !json_object_get(m, "method"))
+		if (jid && json_integer_value(jid) == id && !json_object_get(m, "method")) {
+			/* Put the stash in front of whatever was held before. */
+			cr_assert_lt(n + a->nheld - a->held_next, QMAX);
+			for (size_t i = a->held_next; i < a->nheld; i++)
+				stash[n++] = a->held[i];
+			memcpy(a->held, stash, n * sizeof(stash[0]));
+			a->nheld = n;
+			a->held_next = 0;
 			return m;
-		json_decref(m);
+		}
+		cr_assert_lt(n, QMAX);
+		stash[n++] = m;
 	}
 }
 
@@ -218,6 +237,8 @@ static void agent_stop(struct agent *a)
 	}
 	if (a->fd >= 0)
 		close(a->fd);
+	for (size_t i = a->held_next; i < a->nheld; i++)
+		json_decref(a->held[i]);
 	while (a->qlen) {
 		json_decref(a->q[a->qhead]);
 		a->qhead = (a->qhead + 1) % QMAX;
