@@ -96,6 +96,16 @@ static void net_setup(const char *id, const struct jail_net_allow *allow, size_t
 	cr_assert_eq(sh("ip addr add %s/32 dev %s", OTHER_ADDR, nm.veth_host), 0);
 }
 
+/* A failed assertion ends a test before its teardown: the test's own guest
+ * netns (which gc does not know) goes here too. */
+static void net_fini(void)
+{
+	if (guest_ns[0])
+		sh("ip netns delete %s 2>/dev/null; true", guest_ns);
+}
+
+TestSuite(net, .fini = net_fini);
+
 /* ---- running code inside a netns ---- */
 struct in_ns {
 	const char *ns;
