@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
@@ -39,6 +40,7 @@ const char *jail_child_step_name(int step)
 		[JC_STEP_MOUNT_PRIVATE] = "making mounts private",
 		[JC_STEP_MOUNT_TMPFS] = "mounting the root tmpfs",
 		[JC_STEP_MKPATH] = "creating a mount point in the jail root",
+		[JC_STEP_KVM_NODE] = "creating the VMM's /dev/kvm node",
 		[JC_STEP_BIND] = "bind-mounting into the jail root",
 		[JC_STEP_REMOUNT_RO] = "making a bind mount read-only",
 		[JC_STEP_PIVOT] = "pivot_root into the jail root",
@@ -96,6 +98,22 @@ static int child_mkpath(const char *root, const char *path, int is_dir)
 	return 0;
 }
 
+/* /dev in the jail becomes a small tmpfs that allows device nodes (the root
+ * tmpfs is nodev), holding a /dev/kvm of the host's device number that only the
+ * VMM's uid may open. The /dev/null and /dev/urandom binds land beside it. */
+static void child_make_kvm_node(const struct jail_child *c, const char *stage)
+{
+	char dev[ROOTFS_PATH_MAX + 8], node[ROOTFS_PATH_MAX + 16];
+	snprintf(dev, sizeof(dev), "%s/dev", stage);
+	snprintf(node, sizeof(node), "%s/dev/kvm", stage);
+	if (mkdir(dev, 0755) && errno != EEXIST)
+		child_fail(c, JC_STEP_KVM_NODE, -1);
+	if (mount("ironclaw-dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755"))
+		child_fail(c, JC_STEP_KVM_NODE, -1);
+	if (mknod(node, S_IFCHR | 0600, c->plan->kvm_rdev) || chown(node, c->uid, c->gid))
+		child_fail(c, JC_STEP_KVM_NODE, -1);
+}
+
 static void child_build_root(const struct jail_child *c)
 {
 	const char *stage = JAIL_STAGE_DIR;
@@ -104,6 +122,8 @@ static void child_build_root(const struct jail_child *c)
 		child_fail(c, JC_STEP_MOUNT_PRIVATE, -1);
 	if (mount("ironclaw-root", stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755"))
 		child_fail(c, JC_STEP_MOUNT_TMPFS, -1);
+	if (c->plan->kvm)
+		child_make_kvm_node(c, stage);
 	for (size_t i = 0; i < c->plan->n; i++) {
 		const struct rootfs_mount *m = &c->plan->m[i];
 		char dst[ROOTFS_PATH_MAX * 2];

@@ -122,7 +122,12 @@ int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_
 	if ((rc = rootfs_add(p, "/dev/null", "/dev/null", 1, e)) ||
 	    (rc = rootfs_add(p, "/dev/urandom", "/dev/urandom", 0, e)))
 		return rc;
-	if (use_kvm && (rc = rootfs_add(p, "/dev/kvm", "/dev/kvm", 1, e)))
-		return err_wrap(e, "KVM requested");
+	if (use_kvm) {
+		struct stat st;
+		if (stat("/dev/kvm", &st) < 0 || !S_ISCHR(st.st_mode))
+			return err_set(e, -ENODEV, "KVM requested, but /dev/kvm is not a character device here (hint: use TCG)");
+		p->kvm = 1;
+		p->kvm_rdev = st.st_rdev;
+	}
 	return 0;
 }

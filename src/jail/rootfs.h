@@ -4,6 +4,7 @@
 #define IRONCLAW_JAIL_ROOTFS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/err.h"
 #include "jail/jail.h"
@@ -21,6 +22,11 @@ struct rootfs_mount {
 struct rootfs_plan {
 	struct rootfs_mount m[ROOTFS_MAX_MOUNTS];
 	size_t n;
+	/* With KVM the child makes its own /dev/kvm node, owned by the VMM's uid:
+	 * a bind of the host's node would keep its root-only (or kvm-group)
+	 * permissions, which the dropped uid cannot open. */
+	int kvm;
+	dev_t kvm_rdev;
 };
 
 int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_bind *binds, size_t n_binds,

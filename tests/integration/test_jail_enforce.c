@@ -466,6 +466,11 @@ Test(jail, dev_kvm_is_bound_only_with_use_kvm)
 	if (access("/dev/kvm", F_OK) == 0) {
 		cr_assert_eq(r.spawn_rc, 0, "%s", r.err);
 		cr_expect(strstr(r.out, "/dev/kvm\n"), "use_kvm without /dev/kvm in the jail: %s", r.out);
+		/* The unprivileged VMM uid must be able to open it: the host's node is
+		 * root-only, so a plain bind would fail here. */
+		run_jailed("t-kvm", (char *[]){ "open", "/dev/kvm", NULL }, with_kvm, &r);
+		cr_assert_eq(r.spawn_rc, 0, "%s", r.err);
+		cr_expect(strstr(r.out, "opened\n"), "the jailed uid cannot open /dev/kvm: %s", r.out);
 	} else {
 		cr_expect_neq(r.spawn_rc, 0, "use_kvm on a host without /dev/kvm started anyway");
 		cr_expect(strstr(r.err, "KVM requested"), "%s", r.err);

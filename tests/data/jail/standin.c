@@ -48,6 +48,11 @@ int main(int argc, char **argv)
 		printf("fd3:%s\n", fcntl(3, F_GETFD) >= 0 ? "open" : "closed");
 		return 0;
 	}
+	if (!strcmp(mode, "open")) {            /* open a path read-write, report errno */
+		int fd = open(argv[2], O_RDWR);
+		printf("%s\n", fd >= 0 ? "opened" : strerror(errno));
+		return 0;
+	}
 	if (!strcmp(mode, "write")) {           /* write to a path, report errno */
 		FILE *f = fopen(argv[2], "w");
 		printf("%s\n", f ? "written" : strerror(errno));
