@@ -16,8 +16,12 @@ CACHE=$OUT/cache
 META_PKG=linux-image-cloud-amd64
 BUSYBOX=${IRONCLAW_BUSYBOX:-/bin/busybox}
 GUEST=$ROOT/build/ironclaw-guest
-# Modules the guest loads, by name; their dependencies are added from modules.dep.
-WANT_MODULES=(virtio_mmio virtio_console virtio_blk vsock vmw_vsock_virtio_transport virtio_net)
+# Modules in the image, as name:when. "always" loads at boot; a number is a virtio
+# device ID (virtio spec 5: 1 net, 2 block, 3 console, 19 vsock): the module loads
+# only when such a device exists, as udev would do, minus udev. Dependencies come
+# from modules.dep and inherit the tag of the first module that pulls them in.
+WANT_MODULES=(virtio_mmio:always virtio_console:3 virtio_blk:2 vsock:19
+	vmw_vsock_virtio_transport:19 virtio_net:1)
 
 say() { echo "image: $*"; }
 die() { echo "image: error: $*" >&2; exit 1; }
@@ -104,19 +108,21 @@ done <"$moddir/modules.dep"
 
 # Depth-first: every dependency is listed before the module that needs it.
 declare -A seen=()
+declare -A mod_tag=()
 order=()
 visit() {
-	local m=$1 d
+	local m=$1 tag=$2 d
 	[ -n "${seen[$m]:-}" ] && return 0
 	seen[$m]=1
+	mod_tag[$m]=$tag
 	[ -n "${mod_path[$m]:-}" ] || {
 		grep -q "/$m.ko" "$moddir/modules.builtin" 2>/dev/null && return 0
 		die "module $m not found in $kver"
 	}
-	for d in ${mod_deps[$m]}; do visit "$d"; done
+	for d in ${mod_deps[$m]}; do visit "$d" "$tag"; done
 	order+=("$m")
 }
-for m in "${WANT_MODULES[@]}"; do visit "$m"; done
+for w in "${WANT_MODULES[@]}"; do visit "${w%%:*}" "${w#*:}"; done
 
 # --- 4. Stage the initramfs tree --------------------------------------------
 stage=$work/root
@@ -140,7 +146,7 @@ for m in "${order[@]}"; do
 	*.ko.gz) gzip -dc "$src" >"$dst" ;;
 	*) die "unknown module format: $src" ;;
 	esac
-	echo "/lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules"
+	echo "${mod_tag[$m]} /lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules"
 done
 echo "ironclaw" >"$stage/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
@@ -161,7 +167,8 @@ bash "$ROOT/image/extract-vmlinux.sh" "$work/vmlinuz" "$work/vmlinux" ||
 
 # --- 6. Publish atomically and write the manifest ---------------------------
 for f in vmlinuz vmlinux initramfs.cpio; do mv -f "$work/$f" "$OUT/$f"; done
-mods_json=$(printf '"%s",' "${order[@]}")
+mods_json=
+for m in "${order[@]}"; do mods_json+="{\"name\": \"$m\", \"load\": \"${mod_tag[$m]}\"},"; done
 cat >"$OUT/manifest.json.tmp" <<EOF
 {
   "input_hash": "$input_hash",
