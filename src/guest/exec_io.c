@@ -7,6 +7,7 @@
 #include "guest/guest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,15 +81,18 @@ int guest_exec_write_stdin(struct guest *g, struct guest_exec *e)
 	return guest_exec_answer_waits(g, e, NULL);
 }
 
-/* Reads one chunk of fd into an exec.output notification. Returns 1 when data
- * was sent, 0 when the pipe is empty or at EOF (then closed), or -errno. */
-static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const char *stream)
+/* Reads up to max bytes of fd into an exec.output notification. Returns the
+ * bytes sent, 0 when the pipe is empty or at EOF (then closed), or -errno. */
+static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const char *stream,
+			   size_t max)
 {
 	uint8_t raw[GUEST_OUTPUT_CHUNK];
 	char enc[GUEST_OUTPUT_CHUNK / 3 * 4 + 8];
 	ssize_t r;
+	if (max > sizeof(raw))
+		max = sizeof(raw);
 	do
-		r = read(*fd, raw, sizeof(raw));
+		r = read(*fd, raw, max);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && errno == EAGAIN)
 		return 0;
@@ -99,7 +103,13 @@ static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const
 	b64_encode(raw, (size_t)r, enc);
 	int rc = guest_chan_send(g, rpc_notification("exec.output",
 		json_pack("{s:I,s:s,s:s}", "exec", (json_int_t)e->id, "stream", stream, "data", enc)));
-	return rc < 0 ? rc : 1;
+	return rc < 0 ? rc : (int)r;
+}
+
+static size_t guest_pipe_size(int fd)
+{
+	int n = fd >= 0 ? fcntl(fd, F_GETPIPE_SZ) : 0;
+	return n > 0 ? (size_t)n : 1u << 20;
 }
 
 void guest_exec_reap(struct guest *g)
@@ -113,6 +123,11 @@ void guest_exec_reap(struct guest *g)
 			if (e->in_use && !e->exited && e->pid == pid) {
 				e->exited = 1;
 				e->status = status;
+				/* All the leader wrote is in the pipes now, at most
+				 * their capacity: owe that much, not what background
+				 * processes write later (they could write forever). */
+				e->drain_left[0] = guest_pipe_size(e->out_fd);
+				e->drain_left[1] = guest_pipe_size(e->err_fd);
 			}
 		}
 	}
@@ -154,9 +169,9 @@ int guest_exec_events(struct guest *g, const struct pollfd *pfds, size_t n)
 				continue;
 			/* Re-check: a pump earlier in this pass may have closed the fd. */
 			if (pfds[k].fd == e->out_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
-				rc = guest_exec_pump(g, e, &e->out_fd, "stdout");
+				rc = guest_exec_pump(g, e, &e->out_fd, "stdout", GUEST_OUTPUT_CHUNK);
 			else if (pfds[k].fd == e->err_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
-				rc = guest_exec_pump(g, e, &e->err_fd, "stderr");
+				rc = guest_exec_pump(g, e, &e->err_fd, "stderr", GUEST_OUTPUT_CHUNK);
 			else if (pfds[k].fd == e->in_fd)
 				rc = guest_exec_write_stdin(g, e);
 		}
@@ -184,6 +199,21 @@ int guest_exec_timeouts(struct guest *g)
 	return next - now > 60000 ? 60000 : (int)(next - now);
 }
 
+/* One step of draining an exited command's pipe: read up to what is still
+ * owed; close once it is paid, the pipe is empty, or at EOF. */
+static int guest_exec_drain(struct guest *g, struct guest_exec *e, int *fd, const char *stream,
+			    size_t *left)
+{
+	if (*fd < 0)
+		return 0;
+	int rc = *left ? guest_exec_pump(g, e, fd, stream, *left) : 0;
+	if (rc > 0)
+		*left -= (size_t)rc;
+	if (rc == 0 || *left == 0)
+		guest_fd_close(fd);
+	return rc < 0 ? rc : 0;
+}
+
 static int guest_exec_send_exit(struct guest *g, struct guest_exec *e)
 {
 	json_t *p = json_pack("{s:I}", "exec", (json_int_t)e->id);
@@ -203,14 +233,12 @@ int guest_exec_finish(struct guest *g)
 		struct guest_exec *e = &g->execs[i];
 		if (!e->in_use || !e->exited)
 			continue;
-		/* Read dry what the leader left behind, within the output budget. */
+		/* Read what the leader left behind, within the output budget. */
 		while (rc >= 0 && (e->out_fd >= 0 || e->err_fd >= 0) &&
 		       guest_chan_pending(g) < GUEST_OUTQ_HIGH) {
-			if (e->out_fd >= 0 && (rc = guest_exec_pump(g, e, &e->out_fd, "stdout")) == 0)
-				guest_fd_close(&e->out_fd);
-			if (rc >= 0 && e->err_fd >= 0 &&
-			    (rc = guest_exec_pump(g, e, &e->err_fd, "stderr")) == 0)
-				guest_fd_close(&e->err_fd);
+			rc = guest_exec_drain(g, e, &e->out_fd, "stdout", &e->drain_left[0]);
+			if (rc >= 0)
+				rc = guest_exec_drain(g, e, &e->err_fd, "stderr", &e->drain_left[1]);
 		}
 		if (rc < 0 || e->out_fd >= 0 || e->err_fd >= 0)
 			continue;

@@ -63,6 +63,7 @@ struct guest_exec {
 	uint64_t deadline_ms;  /* CLOCK_MONOTONIC ms; 0 = no timeout */
 	int timed_out;
 	int exited;          /* leader reaped; status valid */
+	size_t drain_left[2];  /* after exit: bytes still owed from stdout, stderr */
 	int status;
 };
 

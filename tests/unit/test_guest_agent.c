@@ -491,6 +491,24 @@ Test(guest_agent, timeout_kills_the_process_group, .timeout = 60)
 	agent_stop(&a);
 }
 
+Test(guest_agent, background_writer_does_not_hold_exit_back, .timeout = 60)
+{
+	struct agent a;
+	struct exec_run r;
+	agent_start(&a);
+	agent_expect_hello(&a);
+	/* The leader exits at once; `yes` floods the same pipe forever. exec.exit
+	 * must still come, after what the leader wrote. */
+	double t0 = now_ms();
+	exec_collect(&a, 9, sh("yes & echo leader-done"), &r);
+	cr_assert_lt(now_ms() - t0, 20000, "exec.exit held back by a background writer");
+	cr_assert(r.has_code && r.code == 0);
+	cr_assert_not_null(memmem(r.out.data, r.out.len, "leader-done\n", 12),
+			   "the leader's own output is missing");
+	exec_run_free(&r);
+	agent_stop(&a);
+}
+
 Test(guest_agent, kill_sends_the_signal)
 {
 	struct agent a;
