@@ -111,7 +111,7 @@ ssize_t guest_chan_read(struct guest *g)
 	if (rc < 0) {
 		log_error("bad frame from host: %s; closing the channel",
 			  g->dec.failed ? g->dec.error : strerror(-rc));
-		return rc == -EAGAIN ? -EBADMSG : rc;
+		return rc;
 	}
 	return r;
 }
