@@ -60,7 +60,7 @@ if [ -n "$pkg" ]; then
 	fi
 else
 	# Offline, or apt lists missing: fall back to a deb fetched earlier.
-	deb=$(ls -1 "$CACHE"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
+	deb=$(find "$CACHE" -maxdepth 1 -name 'linux-image-*-cloud-amd64_*.deb' | sort -V | tail -n 1)
 	[ -n "$deb" ] || die "cannot resolve $META_PKG (hint: run \`apt-get update\`; the package lives in Debian 12 main)"
 	say "apt cannot resolve $META_PKG; using cached $(basename "$deb")"
 	pkg=$(dpkg-deb -f "$deb" Package)
@@ -87,8 +87,10 @@ trap 'rm -rf "$work"' EXIT
 # --- 3. Unpack the kernel package and index its modules ---------------------
 say "unpacking $pkg $ver"
 dpkg-deb -x "$deb" "$work/deb"
-kver=$(ls -1 "$work/deb/lib/modules" | head -n 1)
-[ -n "$kver" ] && [ -f "$work/deb/boot/vmlinuz-$kver" ] || die "$deb holds no kernel (is it a linux-image package?)"
+kver=$(find "$work/deb/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | head -n 1)
+if [ -z "$kver" ] || [ ! -f "$work/deb/boot/vmlinuz-$kver" ]; then
+	die "$deb holds no kernel (is it a linux-image package?)"
+fi
 moddir=$work/deb/lib/modules/$kver
 # The .deb ships no modules.dep (postinst runs depmod); build it in the unpacked tree.
 depmod -b "$work/deb" "$kver" || die "depmod failed on $kver"
