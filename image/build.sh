@@ -44,8 +44,18 @@ mkdir -p "$CACHE"
 
 # --- 1. Resolve and fetch the kernel package --------------------------------
 # The meta-package only depends on the versioned one (linux-image-6.1.0-NN-cloud-amd64).
-pkg=$(apt-cache depends "$META_PKG" 2>/dev/null |
-	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }') || true
+resolve() {
+	apt-cache depends "$META_PKG" 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true
+}
+pkg=$(resolve)
+# Fresh machines often come with empty apt lists: refresh them once, as root.
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ] &&
+	[ -z "$(find "$CACHE" -maxdepth 1 -name 'linux-image-*-cloud-amd64_*.deb' | head -n 1)" ]; then
+	say "apt does not know $META_PKG; running apt-get update"
+	apt-get update -q >/dev/null 2>&1 || true
+	pkg=$(resolve)
+fi
 deb=
 if [ -n "$pkg" ]; then
 	ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '$1 == "Version:" { print $2; exit }')
