@@ -75,6 +75,11 @@ int main(int argc, char **argv)
 		struct guest_boot_opts opts;
 		guest_boot_init(&opts);
 	}
+	/* Keep fds 0-2 taken, so that no pipe lands there and the child's dup2
+	 * onto 0-2 cannot clobber another of its pipe ends. */
+	for (int i = 0; i < 3; i++)
+		if (fcntl(i, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			log_error("fd %d is closed and /dev/null cannot be opened", i);
 
 	/* Writes to a closed pipe or socket must fail with EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);

@@ -53,7 +53,7 @@ static const char *guest_bin(void)
 	return path;
 }
 
-static void agent_start(struct agent *a)
+static void agent_start_with(struct agent *a, int close_stdio)
 {
 	int sv[2];
 	memset(a, 0, sizeof(*a));
@@ -64,6 +64,8 @@ static void agent_start(struct agent *a)
 	if (a->pid == 0) {
 		/* dup2 clears CLOEXEC on the copy the agent keeps. */
 		dup2(sv[1], 3);
+		if (close_stdio)
+			close(0), close(1), close(2);
 		execl(guest_bin(), "ironclaw-guest", "--channel-fd", "3", (char *)NULL);
 		_exit(127);
 	}
@@ -71,6 +73,11 @@ static void agent_start(struct agent *a)
 	a->fd = sv[0];
 	cr_assert_eq(fcntl(a->fd, F_SETFL, O_NONBLOCK), 0);
 	frame_decoder_init(&a->dec);
+}
+
+static void agent_start(struct agent *a)
+{
+	agent_start_with(a, 0);
 }
 
 static int agent_queue(json_t *msg, void *ctx)
@@ -394,6 +401,32 @@ Test(guest_agent, stdout_and_stderr_kept_apart)
 	cr_assert_eq(r.err.len, 9);
 	cr_assert_eq(memcmp(r.err.data, "err1\nerr2", 9), 0);
 	cr_assert_eq(r.events_after_exit, 0);
+	exec_run_free(&r);
+	agent_stop(&a);
+}
+
+Test(guest_agent, works_when_started_with_stdio_closed)
+{
+	struct agent a;
+	struct exec_run r;
+	/* A daemon may start it with 0-2 closed: pipes must not land there. */
+	agent_start_with(&a, 1);
+	agent_expect_hello(&a);
+	/* It fills 0-2 itself, so its own log lines cannot end up in a pipe. */
+	for (int fd = 0; fd < 3; fd++) {
+		char p[64], target[256] = "";
+		snprintf(p, sizeof(p), "/proc/%d/fd/%d", a.pid, fd);
+		ssize_t n = readlink(p, target, sizeof(target) - 1);
+		cr_assert_gt(n, 0, "agent fd %d is closed", fd);
+		target[n] = '\0';
+		cr_assert_str_eq(target, "/dev/null", "agent fd %d is %s", fd, target);
+	}
+	exec_collect(&a, 5, sh("echo out; echo err >&2"), &r);
+	cr_assert(r.has_code && r.code == 0);
+	cr_assert_eq(r.out.len, 4);
+	cr_assert_eq(memcmp(r.out.data, "out\n", 4), 0);
+	cr_assert_eq(r.err.len, 4);
+	cr_assert_eq(memcmp(r.err.data, "err\n", 4), 0);
 	exec_run_free(&r);
 	agent_stop(&a);
 }
