@@ -149,6 +149,7 @@ for applet in $("$BUSYBOX" --list); do
 	[ "$applet" = busybox ] || [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
 done
 : >"$stage/etc/ironclaw/modules"
+: >"$stage/etc/ironclaw/modules.when"
 # Compressed modules are expanded here so that the guest needs no decompressor.
 for m in "${order[@]}"; do
 	src=$moddir/${mod_path[$m]}
@@ -160,7 +161,9 @@ for m in "${order[@]}"; do
 	*.ko.gz) gzip -dc "$src" >"$dst" ;;
 	*) die "unknown module format: $src" ;;
 	esac
-	echo "${mod_tag[$m]} /lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules"
+	# modules: every path, for scripts; modules.when: when the agent loads it.
+	echo "/lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules"
+	echo "${mod_tag[$m]} /lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules.when"
 done
 echo "ironclaw" >"$stage/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"

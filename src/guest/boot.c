@@ -24,7 +24,10 @@
 #include "core/io.h"
 #include "core/log.h"
 
+/* Plain list, one path per line, dependencies first: every module (scripts
+ * may load them all). The tagged list says when the agent loads each. */
 #define GUEST_MODULES_LIST "/etc/ironclaw/modules"
+#define GUEST_MODULES_WHEN "/etc/ironclaw/modules.when"
 #define GUEST_HOSTNAME "ironclaw"
 
 void guest_boot_poweroff(void)
@@ -97,17 +100,23 @@ static uint64_t guest_boot_virtio_ids(void)
 	return ids;
 }
 
-/* /etc/ironclaw/modules: one "WHEN PATH" per line, dependencies first. WHEN is
- * "always" or the virtio device ID the module drives: only modules for devices
- * this VM has are loaded (each costs 5-100 ms under TCG). */
+/* /etc/ironclaw/modules.when: one "WHEN PATH" per line, dependencies first.
+ * WHEN is "always" or the virtio device ID the module drives: only modules for
+ * devices this VM has are loaded (each costs 5-100 ms under TCG). Without that
+ * file (a custom image), every module of the plain list loads. */
 static void guest_boot_modules(void)
 {
 	char *list = NULL;
 	size_t len = 0;
 	uint64_t ids = 0;
-	if (io_read_file(GUEST_MODULES_LIST, 65536, &list, &len) < 0) {
-		log_error("no module list at %s: virtio devices may be missing", GUEST_MODULES_LIST);
-		return;
+	int tagged = 1;
+	if (io_read_file(GUEST_MODULES_WHEN, 65536, &list, &len) < 0) {
+		tagged = 0;
+		if (io_read_file(GUEST_MODULES_LIST, 65536, &list, &len) < 0) {
+			log_error("no module list at %s: virtio devices may be missing",
+				  GUEST_MODULES_LIST);
+			return;
+		}
 	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (const char *p = list; p < list + len;) {
@@ -117,7 +126,10 @@ static void guest_boot_modules(void)
 			if (n < sizeof(line)) {
 				memcpy(line, p, n);
 				line[n] = '\0';
-				if ((path = strchr(line, ' '))) {
+				if (!tagged) {
+					if (pass == 0 && n > 0)
+						guest_boot_load(line);
+				} else if ((path = strchr(line, ' '))) {
 					*path++ = '\0';
 					int always = !strcmp(line, "always");
 					unsigned long id = always ? 64 : strtoul(line, NULL, 10);
