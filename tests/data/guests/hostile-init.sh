@@ -6,7 +6,8 @@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-while read -r m; do insmod "$m"; done < /etc/ironclaw/modules
+# Each line is "GROUP PATH" (older images: just PATH); load them all.
+while read -r line; do insmod "${line##* }"; done < /etc/ironclaw/modules
 port=
 while [ -z "$port" ]; do
 	for d in /sys/class/virtio-ports/*; do
