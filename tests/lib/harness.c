@@ -199,6 +199,24 @@ static pid_t harness_parent_of(pid_t pid)
 	return ppid;
 }
 
+/* The one-time KVM probe boots QEMU with ironclaw.poweroff=1; it is not the
+ * VM a test is looking for. */
+static int harness_is_accel_probe(pid_t pid)
+{
+	char path[64], cmdline[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (cmdline[i] == '\0')
+			cmdline[i] = ' ';
+	cmdline[n] = '\0';
+	return strstr(cmdline, "ironclaw.poweroff=1") != NULL;
+}
+
 int harness_find_processes(const char *exe_basename, pid_t ancestor, pid_t *pids, int max)
 {
 	DIR *d = opendir("/proc");
@@ -216,7 +234,7 @@ int harness_find_processes(const char *exe_basename, pid_t ancestor, pid_t *pids
 		exe[n] = '\0';
 		const char *base = strrchr(exe, '/');
 		base = base ? base + 1 : exe;
-		if (strcmp(base, exe_basename))
+		if (strcmp(base, exe_basename) || harness_is_accel_probe(pid))
 			continue;
 		int match = ancestor == 0;
 		for (pid_t p = pid; !match && p > 1; p = harness_parent_of(p))

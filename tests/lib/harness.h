@@ -36,7 +36,8 @@ const char *harness_root(void);
 double harness_now_ms(void);
 
 /* Pids of running processes whose executable is `exe_basename` and whose
- * ancestry includes `ancestor` (0: any). Returns the count (up to max). */
+ * ancestry includes `ancestor` (0: any), leaving out ironclaw's one-time KVM
+ * probe boot. Returns the count (up to max). */
 int harness_find_processes(const char *exe_basename, pid_t ancestor, pid_t *pids, int max);
 /* Polls until such a process exists; returns its pid, or 0 after timeout_ms. */
 pid_t harness_await_process(const char *exe_basename, pid_t ancestor, unsigned timeout_ms);
