@@ -161,6 +161,7 @@ for m in "${order[@]}"; do
 	*.ko.gz) gzip -dc "$src" >"$dst" ;;
 	*) die "unknown module format: $src" ;;
 	esac
+	bash "$ROOT/image/strip-module-sig.sh" "$dst"
 	# modules: every path, for scripts; modules.when: when the agent loads it.
 	echo "/lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules"
 	echo "${mod_tag[$m]} /lib/modules/$kver/$m.ko" >>"$stage/etc/ironclaw/modules.when"
