@@ -5,7 +5,8 @@
  *     whose init powers off at once (ironclaw.poweroff=1); their ratio;
  *  2. the exec round-trip inside one running VM over 100 runs (p50, p99).
  *
- * Prints a table and exits 1 if the cold exec exceeds 1.15x the raw boot. */
+ * Prints a table and exits 1 if the median per-pair ratio of cold exec to raw
+ * boot exceeds 1.15. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +25,10 @@
 #include "vm/qemu.h"
 #include "vm/vm.h"
 
-#define BENCH_COLD_RUNS 5
+/* The host has 2 cores shared with everything else, and single boots swing by
+ * 20% or more, so the runs are interleaved pairs and the verdict is the median
+ * of the per-pair ratios: drift hits both members of a pair alike. */
+#define BENCH_COLD_RUNS 9
 #define BENCH_RTT_RUNS 100
 #define BENCH_RATIO_MAX 1.15
 
@@ -201,20 +205,30 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	double ratios[BENCH_COLD_RUNS];
+	printf("pairs (raw ms / exec ms):");
+	for (int i = 0; i < BENCH_COLD_RUNS; i++) {
+		ratios[i] = cold[i] / raw[i];
+		printf(" %.0f/%.0f", raw[i], cold[i]);
+	}
+	printf("\n");
+	double ratio = percentile(ratios, BENCH_COLD_RUNS, 50);
+	double raw_min = percentile(raw, BENCH_COLD_RUNS, 0);
+	double cold_min = percentile(cold, BENCH_COLD_RUNS, 0);
 	double raw_med = percentile(raw, BENCH_COLD_RUNS, 50);
 	double cold_med = percentile(cold, BENCH_COLD_RUNS, 50);
-	double ratio = cold_med / raw_med;
 
 	double p50 = 0, p99 = 0;
 	if (bench_rtt(&p50, &p99) < 0)
 		return 2;
 
 	printf("\n%-52s %10s\n", "measurement", "value");
-	printf("%-52s %8.0f ms\n", "raw QEMU boot to poweroff (median of 5)", raw_med);
-	printf("%-52s %8.0f ms\n", "cold `ironclaw exec -- true` (median of 5)", cold_med);
-	printf("%-52s %9.2fx (target <= %.2fx)\n", "cold exec / raw boot", ratio, BENCH_RATIO_MAX);
-	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p50 (100 runs)", p50);
-	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p99 (100 runs)", p99);
+	printf("%-52s %8.0f ms (best %.0f)\n", "raw QEMU boot to poweroff, median of 9", raw_med, raw_min);
+	printf("%-52s %8.0f ms (best %.0f)\n", "cold `ironclaw exec -- true`, median of 9", cold_med, cold_min);
+	printf("%-52s %9.2fx (target <= %.2fx)\n", "cold exec / raw boot, median of 9 paired ratios", ratio,
+	       BENCH_RATIO_MAX);
+	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p50 of 100", p50);
+	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p99 of 100", p99);
 	if (ratio > BENCH_RATIO_MAX) {
 		printf("\nbench: FAIL: cold exec is %.2fx the raw boot (target %.2fx)\n", ratio, BENCH_RATIO_MAX);
 		return 1;

@@ -8,6 +8,9 @@
  *  -cpu max (TCG) / host (KVM)   every feature the accelerator can offer.
  *  tsc_early_khz, no_timer_check  keep a TCG guest from hanging while it
  *                    calibrates its clock on a busy host (DESIGN.md §5).
+ *  max_ports=2       virtio-serial defaults to 31 ports, each with two
+ *                    virtqueues the guest driver must set up; we use one port
+ *                    (port 0 is reserved for a console).
  */
 #include "vm/qemu.h"
 
@@ -82,7 +85,7 @@ int qemu_build_argv(const struct qemu_spec *s, char **argv, char *storage, size_
 	arg_add(&b, "-chardev");
 	arg_add(&b, "socket,id=ch0,path=%s,server=on,wait=off", s->channel_path);
 	arg_add(&b, "-device");
-	arg_add(&b, "virtio-serial-device");
+	arg_add(&b, "virtio-serial-device,max_ports=2");
 	arg_add(&b, "-device");
 	arg_add(&b, "virtserialport,chardev=ch0,name=org.ironclaw.0");
 	arg_add(&b, "-qmp");
