@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-	echo "quickstart: run as root (sudo): the jail needs namespaces, cgroups and nftables" >&2
+	echo "quickstart: run as root: the jail needs namespaces, cgroups and nftables" >&2
 	exit 1
 fi
 if ! command -v make >/dev/null; then
