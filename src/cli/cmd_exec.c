@@ -327,6 +327,11 @@ int cmd_exec(int argc, char **argv)
 	r.spec.timeout_ms = r.timeout_s * 1000;
 	r.spec.want_stdin = r.interactive;
 
+	if (geteuid() != 0) {
+		fprintf(stderr, "ironclaw exec: must run as root: the VMM's jail needs namespaces, "
+			"cgroups and nftables (hint: run it as root, e.g. with sudo)\n");
+		return EXEC_EXIT_FAILURE;
+	}
 	struct err e = { 0 };
 	jail_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
