@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/clock.h"
 #include "vm/accel.h"
 #include "vm/exec.h"
 #include "vm/image.h"
@@ -31,13 +31,6 @@
 #define BENCH_COLD_RUNS 9
 #define BENCH_RTT_RUNS 100
 #define BENCH_RATIO_MAX 1.15
-
-static double bench_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -55,7 +48,7 @@ static double percentile(double *v, int n, double p)
 /* Runs argv to completion with output discarded; returns wall ms or -1. */
 static double bench_time_command(char *const *argv)
 {
-	double t0 = bench_now_ms();
+	double t0 = clock_now_ms();
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -69,7 +62,7 @@ static double bench_time_command(char *const *argv)
 	int status;
 	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		return -1;
-	return bench_now_ms() - t0;
+	return clock_now_ms() - t0;
 }
 
 static double bench_raw_boot(const struct vm_image *img, enum vm_accel accel)
@@ -119,7 +112,7 @@ static void rtt_on_done(struct vm_exec *x, const struct vm_exec_result *res, voi
 		vm_destroy(r->vm);
 		return;
 	}
-	r->samples[r->done_runs++] = bench_now_ms() - r->t0;
+	r->samples[r->done_runs++] = clock_now_ms() - r->t0;
 	rtt_next(r);
 }
 
@@ -134,7 +127,7 @@ static void rtt_next(struct rtt_run *r)
 	static const struct vm_exec_handlers h = { .done = rtt_on_done };
 	struct vm_exec *x;
 	struct err e = { 0 };
-	r->t0 = bench_now_ms();
+	r->t0 = clock_now_ms();
 	if (vm_exec_start(r->vm, &spec, &h, r, &x, &e) < 0) {
 		fprintf(stderr, "bench: %s\n", e.msg);
 		r->failed = 1;

@@ -10,6 +10,7 @@
  * 1 failure (transport or protocol), 2 usage, 3 the tool reported an error
  * (isError), which is the tool's answer rather than a failure of ours. */
 #include "cli/commands.h"
+#include "core/clock.h"
 #include "mcp/mcp.h"
 
 #include <errno.h>
@@ -194,16 +195,14 @@ static json_t *cli_tool_schema(struct mcp_client *c, const char *tool, json_t **
 static int cli_repeat(struct mcp_cli *o, struct mcp_client *c, const char *tool, json_t *args,
 		      struct err *e)
 {
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double t0 = clock_now_ms();
 	for (long i = 0; i < o->repeat; i++) {
 		json_t *res = NULL;
 		if (mcp_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
 			return e->code;
 		json_decref(res);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3;
+	double us = (clock_now_ms() - t0) * 1e3;
 	fprintf(stderr, "ironclaw mcp: %ld calls in one session, mean %.1f us per call\n",
 		o->repeat, us / (double)o->repeat);
 	return 0;

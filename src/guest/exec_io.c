@@ -6,6 +6,8 @@
  * exec.exit back forever. */
 #include "guest/guest.h"
 
+#include "core/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,9 +23,7 @@
 
 uint64_t guest_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)clock_now_ms();
 }
 
 static void guest_fd_close(int *fd)

@@ -12,12 +12,13 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/io.h"
 #include "jail/jail.h"
 #include "vm/image.h"
+#include "vm/layout.h"
 #include "vm/qemu.h"
 
 #define ACCEL_PROBE_TIMEOUT_MS 15000
@@ -114,13 +115,6 @@ static void accel_cache_write(const char *key, const struct vm_accel_verdict *v)
 	json_decref(j);
 }
 
-static long accel_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Boots kernel+initrd under KVM, in the same jail as any VMM, with an init that
  * powers off at once. Returns 0 when QEMU exited cleanly in time; otherwise a
  * reason. */
@@ -137,24 +131,19 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 		return rc;
 	}
 	struct qemu_spec spec = {
-		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128, .kernel = "/vm/kernel",
-		.initrd = "/vm/initramfs.cpio", .cmdline_extra = "ironclaw.poweroff=1",
-		.console_path = "/run/vm/console.log", .channel_path = "/run/vm/channel.sock",
-		.qmp_path = "/run/vm/qmp.sock", .tap_fd = -1,
+		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128,
+		.cmdline_extra = "ironclaw.poweroff=1", .tap_fd = -1,
 	};
+	struct jail_bind binds[VM_LAYOUT_BINDS];
+	vm_layout_apply(&spec, binds, kernel, initrd, dir);
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
 	rc = qemu_build_argv(&spec, argv, store, sizeof(store));
 	int errpipe[2] = { -1, -1 };
 	if (rc == 0 && pipe2(errpipe, O_CLOEXEC) < 0)
 		rc = -errno;
-	const struct jail_bind binds[] = {
-		{ kernel, "/vm/kernel", 0 },
-		{ initrd, "/vm/initramfs.cpio", 0 },
-		{ dir, "/run/vm", 1 },
-	};
 	struct jail_config jc = {
-		.vm_id = id, .argv = argv, .binds = binds, .n_binds = 3, .use_kvm = 1,
+		.vm_id = id, .argv = argv, .binds = binds, .n_binds = VM_LAYOUT_BINDS, .use_kvm = 1,
 		.memory_max_bytes = 512ull << 20, .cpu_percent = 100,
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = errpipe[1],
 	};
@@ -168,8 +157,8 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 	size_t errlen = 0;
 	int status = 0, exited = 0;
 	if (rc == 0) {
-		long deadline = accel_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
-		while (!exited && accel_now_ms() < deadline) {
+		double deadline = clock_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
+		while (!exited && clock_now_ms() < deadline) {
 			struct pollfd pfd = { .fd = errpipe[0], .events = POLLIN };
 			poll(&pfd, 1, 20);
 			if (pfd.revents & POLLIN) {

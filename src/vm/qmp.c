@@ -9,24 +9,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/io.h"
-
-static long qmp_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* Reads one line (without the newline) before the deadline. */
 static int qmp_read_line(int fd, char *line, size_t len, long deadline)
 {
 	size_t have = 0;
 	while (have + 1 < len) {
-		long left = deadline - qmp_now_ms();
+		long left = deadline - (long)clock_now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -68,7 +61,7 @@ static int qmp_command(int fd, const char *cmd, long deadline)
 
 int qmp_quit(const char *socket_path, int timeout_ms)
 {
-	long deadline = qmp_now_ms() + timeout_ms;
+	long deadline = (long)clock_now_ms() + timeout_ms;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;

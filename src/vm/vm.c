@@ -25,6 +25,7 @@
 #include "vm/accel.h"
 #include "vm/exec.h"
 #include "vm/image.h"
+#include "vm/layout.h"
 #include "vm/qemu.h"
 #include "vm/qmp.h"
 
@@ -396,34 +397,25 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 			 o->cmdline_extra ? o->cmdline_extra : "");
 	}
 
-	/* Paths as the VMM sees them inside its jail. */
 	struct qemu_spec spec = {
 		.accel = accel.accel,
 		.cpus = o->cpus ? o->cpus : VM_DEFAULT_CPUS,
 		.memory_mib = o->memory_mib ? o->memory_mib : VM_DEFAULT_MEMORY_MIB,
-		.kernel = "/vm/kernel",
-		.initrd = "/vm/initramfs.cpio",
 		.cmdline_extra = cmdline[0] ? cmdline : NULL,
-		.console_path = "/run/vm/console.log",
-		.channel_path = "/run/vm/channel.sock",
-		.qmp_path = "/run/vm/qmp.sock",
 		.tap_fd = o->net ? JAIL_TAP_FD : -1,
 	};
+	struct jail_bind binds[VM_LAYOUT_BINDS];
+	vm_layout_apply(&spec, binds, img->kernel, img->initrd, vm->dir);
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
 	if (qemu_build_argv(&spec, argv, store, sizeof(store)) < 0)
 		return err_set(e, -E2BIG, "QEMU command line too long");
 
-	const struct jail_bind binds[] = {
-		{ img->kernel, "/vm/kernel", 0 },
-		{ img->initrd, "/vm/initramfs.cpio", 0 },
-		{ vm->dir, "/run/vm", 1 },
-	};
 	struct jail_config jc = {
 		.vm_id = vm->id,
 		.argv = argv,
 		.binds = binds,
-		.n_binds = sizeof(binds) / sizeof(binds[0]),
+		.n_binds = VM_LAYOUT_BINDS,
 		.use_kvm = accel.accel == VM_ACCEL_KVM,
 		.memory_max_bytes = (uint64_t)(spec.memory_mib + VM_VMM_OVERHEAD_MIB) << 20,
 		.cpu_percent = spec.cpus * 100,

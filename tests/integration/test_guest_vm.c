@@ -20,6 +20,7 @@
 
 #include "core/b64.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "proto/frame.h"
 #include "proto/rpc.h"
 
@@ -33,13 +34,6 @@ struct vm {
 	json_t *msg;          /* last decoded message (owned) */
 	double t_start, t_hello;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
 
 static const char *image_path(const char *file)
 {
@@ -119,7 +113,7 @@ static void vm_boot(struct vm *v, const char *kernel, const char *extra_append, 
 		argv[n++] = "virtio-blk-device,drive=d0";
 	}
 	argv[n] = NULL;
-	v->t_start = now_ms();
+	v->t_start = clock_now_ms();
 	v->qemu = fork();
 	cr_assert_geq(v->qemu, 0);
 	if (v->qemu == 0) {
@@ -141,7 +135,7 @@ static void vm_connect(struct vm *v)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", v->sock);
-	while (now_ms() - v->t_start < BOOT_TIMEOUT_MS) {
+	while (clock_now_ms() - v->t_start < BOOT_TIMEOUT_MS) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			v->fd = fd;
@@ -166,11 +160,11 @@ static int vm_take(json_t *msg, void *ctx)
  * so that no byte of the next frame is swallowed. */
 static json_t *vm_recv(struct vm *v)
 {
-	double end = now_ms() + BOOT_TIMEOUT_MS;
+	double end = clock_now_ms() + BOOT_TIMEOUT_MS;
 	while (!v->msg) {
 		uint8_t b;
 		struct pollfd p = { .fd = v->fd, .events = POLLIN };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - clock_now_ms());
 		cr_assert_gt(left, 0, "no message from the guest in time; see %s", v->console);
 		if (poll(&p, 1, left) <= 0)
 			continue;
@@ -198,7 +192,7 @@ static void vm_hello(struct vm *v)
 {
 	vm_connect(v);
 	json_t *m = vm_recv(v);
-	v->t_hello = now_ms();
+	v->t_hello = clock_now_ms();
 	cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "hello");
 	const char *k = json_string_value(json_object_get(json_object_get(m, "params"), "kernel"));
 	cr_assert(k && strstr(k, "cloud-amd64"), "kernel %s", k ? k : "(none)");
@@ -239,12 +233,12 @@ static char *vm_sh(struct vm *v, json_int_t id, const char *script, int *code)
 /* Waits for QEMU to exit on its own; returns ms waited. */
 static double vm_wait_exit(struct vm *v, int timeout_ms)
 {
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	int status;
 	for (;;) {
 		if (waitpid(v->qemu, &status, WNOHANG) == v->qemu)
 			break;
-		if (now_ms() - t0 > timeout_ms) {
+		if (clock_now_ms() - t0 > timeout_ms) {
 			kill(v->qemu, SIGKILL);
 			waitpid(v->qemu, &status, 0);
 			v->qemu = 0;
@@ -255,7 +249,7 @@ static double vm_wait_exit(struct vm *v, int timeout_ms)
 	}
 	v->qemu = 0;
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "QEMU status %#x", status);
-	return now_ms() - t0;
+	return clock_now_ms() - t0;
 }
 
 static void vm_destroy(struct vm *v)

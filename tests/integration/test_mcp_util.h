@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "mcp/mcp.h"
 
 static inline const char *mt_root(void)
@@ -53,11 +54,10 @@ static inline char *mt_everything(void)
 	return mt_peer("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 }
 
+/* Seconds on the monotonic clock. */
 static inline double mt_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return clock_now_ms() / 1000.0;
 }
 
 /* A stdio server config: node SCRIPT ARGS... (NULL-terminated). */

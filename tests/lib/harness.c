@@ -1,6 +1,8 @@
 /* Test harness: see harness.h. */
 #include "harness.h"
 
+#include "core/clock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,16 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define HARNESS_CAPTURE_MAX (64u << 20)
 
 double harness_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+	return clock_now_ms();
 }
 
 const char *harness_ironclaw(void)
@@ -182,16 +181,26 @@ int harness_wait(pid_t pid, unsigned timeout_ms, double *elapsed_ms)
 	return -ETIMEDOUT;
 }
 
+/* Reads /proc/<pid>/<file> into buf (NUL-terminated); returns the length. */
+static size_t harness_read_proc(pid_t pid, const char *file, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	FILE *f = fopen(path, "re");
+	size_t n = 0;
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 static pid_t harness_parent_of(pid_t pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
+	char buf[512];
+	if (!harness_read_proc(pid, "stat", buf, sizeof(buf)))
 		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
 	char *close_paren = strrchr(buf, ')');
 	int ppid = 0;
 	if (!close_paren || sscanf(close_paren + 2, "%*c %d", &ppid) != 1)
@@ -203,13 +212,8 @@ static pid_t harness_parent_of(pid_t pid)
  * VM a test is looking for. */
 static int harness_is_accel_probe(pid_t pid)
 {
-	char path[64], cmdline[8192];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
-	fclose(f);
+	char cmdline[8192];
+	size_t n = harness_read_proc(pid, "cmdline", cmdline, sizeof(cmdline));
 	for (size_t i = 0; i < n; i++)
 		if (cmdline[i] == '\0')
 			cmdline[i] = ' ';

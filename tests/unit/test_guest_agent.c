@@ -18,6 +18,7 @@
 
 #include "core/b64.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "proto/frame.h"
 #include "proto/rpc.h"
 
@@ -34,13 +35,6 @@ struct agent {
 	size_t nheld, held_next;
 	int eof;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
 
 static const char *guest_bin(void)
 {
@@ -104,7 +98,7 @@ static void agent_feed(struct agent *a)
 /* Next message from the agent (owned), or NULL at EOF / after timeout_ms. */
 static json_t *agent_recv_within(struct agent *a, int timeout_ms)
 {
-	double end = now_ms() + timeout_ms;
+	double end = clock_now_ms() + timeout_ms;
 	if (a->held_next < a->nheld) {
 		json_t *h = a->held[a->held_next++];
 		if (a->held_next == a->nheld)
@@ -112,7 +106,7 @@ static json_t *agent_recv_within(struct agent *a, int timeout_ms)
 		return h;
 	}
 	while (a->qlen == 0 && !a->eof) {
-		int left = (int)(end - now_ms());
+		int left = (int)(end - clock_now_ms());
 		if (left <= 0)
 			return NULL;
 		struct pollfd p = { .fd = a->fd, .events = POLLIN };
@@ -217,12 +211,12 @@ static void agent_expect_hello(struct agent *a)
 static int agent_wait(struct agent *a, int timeout_ms)
 {
 	int status = 0;
-	double end = now_ms() + timeout_ms;
+	double end = clock_now_ms() + timeout_ms;
 	for (;;) {
 		pid_t r = waitpid(a->pid, &status, WNOHANG);
 		if (r == a->pid)
 			break;
-		if (now_ms() > end) {
+		if (clock_now_ms() > end) {
 			kill(a->pid, SIGKILL);
 			waitpid(a->pid, &status, 0);
 			cr_assert_fail("agent did not exit within %d ms", timeout_ms);
@@ -489,11 +483,11 @@ Test(guest_agent, timeout_kills_the_process_group, .timeout = 60)
 	struct exec_run r;
 	agent_start(&a);
 	agent_expect_hello(&a);
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	/* The background sleep is in the command's group: the timeout kills it too. */
 	exec_collect(&a, 8, json_pack("{s:[s,s,s],s:i}", "argv", "sh", "-c",
 				      "sleep 30 & echo $!; wait", "timeout_ms", 300), &r);
-	double took = now_ms() - t0;
+	double took = clock_now_ms() - t0;
 	cr_assert(r.has_signal && r.sig == 9, "expected SIGKILL, got code %d signal %d", r.code, r.sig);
 	cr_assert(r.timed_out, "timed_out flag missing");
 	cr_assert_lt(took, 10000, "timeout took %.0f ms", took);
@@ -532,9 +526,9 @@ Test(guest_agent, background_writer_does_not_hold_exit_back, .timeout = 60)
 	agent_expect_hello(&a);
 	/* The leader exits at once; `yes` floods the same pipe forever. exec.exit
 	 * must still come, after what the leader wrote. */
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	exec_collect(&a, 9, sh("yes & echo leader-done"), &r);
-	cr_assert_lt(now_ms() - t0, 20000, "exec.exit held back by a background writer");
+	cr_assert_lt(clock_now_ms() - t0, 20000, "exec.exit held back by a background writer");
 	cr_assert(r.has_code && r.code == 0);
 	cr_assert_not_null(memmem(r.out.data, r.out.len, "leader-done\n", 12),
 			   "the leader's own output is missing");
