@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/clock.h"
+#include "core/log.h"
 #include "core/io.h"
 #include "jail/jail.h"
 #include "vm/image.h"
-#include "vm/layout.h"
+#include "vm/launch.h"
 #include "vm/qemu.h"
 
 #define ACCEL_PROBE_TIMEOUT_MS 15000
@@ -115,86 +114,141 @@ static void accel_cache_write(const char *key, const struct vm_accel_verdict *v)
 	json_decref(j);
 }
 
-/* Boots kernel+initrd under KVM, in the same jail as any VMM, with an init that
- * powers off at once. Returns 0 when QEMU exited cleanly in time; otherwise a
- * reason. */
-static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, size_t why_len)
+/* ---- the probe: one KVM boot through the launcher ---- */
+
+struct accel_waiter {
+	struct accel_waiter *next;
+	vm_probe_cb done;
+	void *ctx;
+};
+
+/* The one probe in flight in this process, and who waits for it. */
+struct accel_probe {
+	uv_loop_t *loop;
+	char key[1024];
+	char id[32];
+	char dir[256];
+	struct vm_launch_plan plan;
+	struct jail_config jc;
+	struct vm_launch *launch;
+	uv_timer_t deadline;
+	int exited;
+	int status;
+	int timed_out;
+	struct vm_accel_verdict verdict;
+	struct accel_waiter *waiters;
+};
+
+static struct accel_probe *accel_inflight;
+
+static void accel_notify(struct accel_waiter *w, const struct vm_accel_verdict *v)
 {
-	char id[32], dir[256];
-	unsigned rnd = 0;
-	getrandom(&rnd, sizeof(rnd), 0);
-	snprintf(id, sizeof(id), "probe-%08x", rnd);
-	struct err e = { 0 };
-	int rc = jail_prepare_dir(id, dir, sizeof(dir), &e);
-	if (rc < 0) {
-		snprintf(why, why_len, "%.190s", e.msg);
-		return rc;
+	while (w) {
+		struct accel_waiter *next = w->next;
+		w->done(w->ctx, v);
+		free(w);
+		w = next;
 	}
-	struct qemu_spec spec = {
-		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128,
-		.cmdline_extra = "ironclaw.poweroff=1", .tap_fd = -1,
-	};
-	struct jail_bind binds[VM_LAYOUT_BINDS];
-	vm_layout_apply(&spec, binds, kernel, initrd, dir);
-	char *argv[QEMU_ARGV_MAX];
-	char store[8192];
-	rc = qemu_build_argv(&spec, argv, store, sizeof(store));
-	int errpipe[2] = { -1, -1 };
-	if (rc == 0 && pipe2(errpipe, O_CLOEXEC) < 0)
-		rc = -errno;
-	struct jail_config jc = {
-		.vm_id = id, .argv = argv, .binds = binds, .n_binds = VM_LAYOUT_BINDS, .use_kvm = 1,
-		.memory_max_bytes = 512ull << 20, .cpu_percent = 100,
-		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = errpipe[1],
-	};
-	struct jail *jail = NULL;
-	pid_t pid;
-	if (rc == 0)
-		rc = jail_spawn(&jc, &pid, &jail, &e);
-	if (errpipe[1] >= 0)
-		close(errpipe[1]);
-	char errtext[2048] = "";
-	size_t errlen = 0;
-	int status = 0, exited = 0;
-	if (rc == 0) {
-		double deadline = clock_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
-		while (!exited && clock_now_ms() < deadline) {
-			struct pollfd pfd = { .fd = errpipe[0], .events = POLLIN };
-			poll(&pfd, 1, 20);
-			if (pfd.revents & POLLIN) {
-				ssize_t n = io_read(errpipe[0], errtext + errlen, sizeof(errtext) - 1 - errlen);
-				if (n > 0)
-					errlen += (size_t)n;
-			}
-			exited = jail_poll(jail, &status) == 1;
-		}
-		errtext[errlen] = '\0';
-		/* One line is enough to explain, and keeps `doctor` readable. */
-		errtext[strcspn(errtext, "\n")] = '\0';
-		if (!exited)
-			rc = -ETIMEDOUT, snprintf(why, why_len,
-				"a KVM boot of the guest did not finish in %d s", ACCEL_PROBE_TIMEOUT_MS / 1000);
-		else if (strstr(errtext, "emulation failure"))
-			rc = -ENOTSUP, snprintf(why, why_len,
-				"/dev/kvm opens, but KVM reports \"emulation failure\" booting the guest kernel (nested/paravirtual KVM)");
-		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			rc = -EIO, snprintf(why, why_len, "a KVM boot of the guest failed: %.160s",
-					    errlen ? errtext : "QEMU exited with an error");
-	} else {
-		snprintf(why, why_len, "cannot start QEMU for the probe: %.160s", e.msg[0] ? e.msg : strerror(-rc));
-	}
-	if (errpipe[0] >= 0)
-		close(errpipe[0]);
-	/* Kills the VMM if it still runs and removes the probe's directory. */
-	jail_destroy(jail, &e);
-	if (!jail) {
-		rmdir(dir);
-	}
-	return rc;
 }
 
-void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
-		     struct vm_accel_verdict *v)
+static void accel_probe_freed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void accel_probe_released(void *ctx, const struct err *e)
+{
+	struct accel_probe *p = ctx;
+	(void)e;
+	rmdir(p->dir);
+	accel_cache_write(p->key, &p->verdict);
+	struct accel_waiter *w = p->waiters;
+	struct vm_accel_verdict v = p->verdict;
+	if (accel_inflight == p)
+		accel_inflight = NULL;
+	uv_close((uv_handle_t *)&p->deadline, accel_probe_freed);
+	accel_notify(w, &v);
+}
+
+static void accel_probe_verdict(struct accel_probe *p, const char *stderr_text, const struct err *start_err)
+{
+	struct vm_accel_verdict *v = &p->verdict;
+	char line[200];
+	snprintf(line, sizeof(line), "%s", stderr_text ? stderr_text : "");
+	/* One line is enough to explain, and keeps `doctor` readable. */
+	line[strcspn(line, "\n")] = '\0';
+	v->accel = VM_ACCEL_TCG;
+	if (start_err)
+		snprintf(v->reason, sizeof(v->reason), "cannot start QEMU for the probe: %.160s; using TCG",
+			 start_err->msg);
+	else if (p->timed_out)
+		snprintf(v->reason, sizeof(v->reason),
+			 "a KVM boot of the guest did not finish in %d s; using TCG", ACCEL_PROBE_TIMEOUT_MS / 1000);
+	else if (strstr(stderr_text, "emulation failure"))
+		snprintf(v->reason, sizeof(v->reason),
+			 "/dev/kvm opens, but KVM reports \"emulation failure\" booting the guest kernel (nested/paravirtual KVM); using TCG");
+	else if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0)
+		snprintf(v->reason, sizeof(v->reason), "a KVM boot of the guest failed: %.160s; using TCG",
+			 line[0] ? line : "QEMU exited with an error");
+	else {
+		v->accel = VM_ACCEL_KVM;
+		snprintf(v->reason, sizeof(v->reason), "a probe boot of the guest under KVM succeeded");
+	}
+}
+
+static void accel_probe_on_started(struct vm_launch *l, const struct err *e, void *ctx)
+{
+	struct accel_probe *p = ctx;
+	if (!e)
+		return;
+	accel_probe_verdict(p, NULL, e);
+	uv_timer_stop(&p->deadline);
+	vm_launch_release(l, accel_probe_released, p);
+}
+
+static void accel_probe_on_exited(struct vm_launch *l, int status, void *ctx)
+{
+	struct accel_probe *p = ctx;
+	p->status = status;
+	uv_timer_stop(&p->deadline);
+	accel_probe_verdict(p, vm_launch_stderr(l), NULL);
+	vm_launch_release(l, accel_probe_released, p);
+}
+
+static void accel_probe_on_deadline(uv_timer_t *t)
+{
+	struct accel_probe *p = t->data;
+	p->timed_out = 1;
+	vm_launch_kill(p->launch);   /* `exited` follows and decides */
+}
+
+static int accel_probe_start(struct accel_probe *p, const char *kernel, const char *initrd, struct err *e)
+{
+	unsigned rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned)getpid();
+	snprintf(p->id, sizeof(p->id), "probe-%08x", rnd);
+	int rc = jail_prepare_dir(p->id, p->dir, sizeof(p->dir), e);
+	if (rc < 0)
+		return rc;
+	/* The same plan and launch as every QEMU VM, with an init that powers off. */
+	const struct vm_backend_spec spec = {
+		.id = p->id, .dir = p->dir, .kernel = kernel, .initrd = initrd,
+		.cmdline_extra = "ironclaw.poweroff=1", .cpus = 1, .memory_mib = 128,
+		.accel = VM_ACCEL_KVM, .tap_fd = -1,
+	};
+	if ((rc = qemu_plan_launch(&spec, &p->plan, e)) < 0)
+		return rc;
+	vm_launch_config(&p->plan, p->id, &p->jc);
+	static const struct vm_launch_events ev = {
+		.started = accel_probe_on_started,
+		.exited = accel_probe_on_exited,
+	};
+	return vm_launch_start(p->loop, &p->jc, &ev, p, &p->launch, e);
+}
+
+/* Fills v when no probe is needed (override, no /dev/kvm, cache); returns 1 then. */
+static int accel_decide_without_probe(const char *key, struct vm_accel_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->accel = VM_ACCEL_TCG;
@@ -206,18 +260,24 @@ void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
 		close(fd);
 	if (force && !strcmp(force, "tcg")) {
 		snprintf(v->reason, sizeof(v->reason), "IRONCLAW_ACCEL=tcg");
-		return;
+		return 1;
 	}
 	if (!kvm_opens) {
 		snprintf(v->reason, sizeof(v->reason), "/dev/kvm cannot be opened (%s)",
 			 strerror(open_errno));
-		return;
+		return 1;
 	}
 	if (force && !strcmp(force, "kvm")) {
 		v->accel = VM_ACCEL_KVM;
 		snprintf(v->reason, sizeof(v->reason), "IRONCLAW_ACCEL=kvm");
-		return;
+		return 1;
 	}
+	return accel_cache_read(key, v) == 0;
+}
+
+void vm_accel_probe(uv_loop_t *loop, const char *qemu, const char *kernel, const char *initrd,
+		    vm_probe_cb done, void *ctx)
+{
 	/* The verdict is about this host's KVM, not about one image: probe with the
 	 * default image when there is one, so that a custom --kernel/--initrd (which
 	 * may not honour ironclaw.poweroff=1) neither skews it nor evicts the cache. */
@@ -229,15 +289,77 @@ void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
 	}
 	char key[1024];
 	accel_cache_key(qemu, kernel, initrd, key, sizeof(key));
-	if (accel_cache_read(key, v) == 0)
+	struct vm_accel_verdict v;
+	if (accel_decide_without_probe(key, &v)) {
+		done(ctx, &v);
 		return;
-	char why[200] = "";
-	if (accel_probe_kvm(kernel, initrd, why, sizeof(why)) == 0) {
-		v->accel = VM_ACCEL_KVM;
-		snprintf(v->reason, sizeof(v->reason), "a probe boot of the guest under KVM succeeded");
-	} else {
-		v->accel = VM_ACCEL_TCG;
-		snprintf(v->reason, sizeof(v->reason), "%s; using TCG", why);
 	}
-	accel_cache_write(key, v);
+	struct accel_waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(v.reason, sizeof(v.reason), "out of memory; using TCG");
+		v.accel = VM_ACCEL_TCG;
+		done(ctx, &v);
+		return;
+	}
+	w->done = done;
+	w->ctx = ctx;
+	if (accel_inflight) {
+		w->next = accel_inflight->waiters;
+		accel_inflight->waiters = w;
+		return;
+	}
+	struct accel_probe *p = calloc(1, sizeof(*p));
+	struct err e = { 0 };
+	if (!p) {
+		free(w);
+		snprintf(v.reason, sizeof(v.reason), "out of memory; using TCG");
+		done(ctx, &v);
+		return;
+	}
+	p->loop = loop;
+	p->waiters = w;
+	snprintf(p->key, sizeof(p->key), "%s", key);
+	uv_timer_init(loop, &p->deadline);
+	p->deadline.data = p;
+	log_debug("accel: probing KVM with a boot of the guest");
+	if (accel_probe_start(p, kernel, initrd, &e) < 0) {
+		accel_probe_verdict(p, NULL, &e);
+		accel_cache_write(p->key, &p->verdict);
+		rmdir(p->dir);
+		struct vm_accel_verdict pv = p->verdict;
+		uv_close((uv_handle_t *)&p->deadline, accel_probe_freed);
+		accel_notify(w, &pv);
+		return;
+	}
+	accel_inflight = p;
+	uv_timer_start(&p->deadline, accel_probe_on_deadline, ACCEL_PROBE_TIMEOUT_MS, 0);
+}
+
+struct accel_sync {
+	struct vm_accel_verdict *out;
+	int done;
+};
+
+static void accel_sync_done(void *ctx, const struct vm_accel_verdict *v)
+{
+	struct accel_sync *s = ctx;
+	*s->out = *v;
+	s->done = 1;
+}
+
+void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
+		     struct vm_accel_verdict *v)
+{
+	uv_loop_t loop;
+	struct accel_sync s = { .out = v };
+	memset(v, 0, sizeof(*v));
+	if (uv_loop_init(&loop) < 0) {
+		snprintf(v->reason, sizeof(v->reason), "cannot start an event loop; using TCG");
+		return;
+	}
+	vm_accel_probe(&loop, qemu, kernel, initrd, accel_sync_done, &s);
+	while (!s.done && uv_run(&loop, UV_RUN_ONCE))
+		;
+	uv_run(&loop, UV_RUN_DEFAULT);   /* let the probe's handles close */
+	uv_loop_close(&loop);
 }

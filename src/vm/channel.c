@@ -298,6 +298,36 @@ long channel_request(struct channel *ch, const char *method, json_t *params,
 	return id;
 }
 
+int channel_open_fd(uv_loop_t *loop, int fd, const struct channel_handlers *h, void *ctx,
+		    struct channel **out, struct err *e)
+{
+	struct channel *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return err_set(e, -ENOMEM, "out of memory");
+	ch->loop = loop;
+	ch->h = *h;
+	ch->ctx = ctx;
+	ch->next_id = 1;
+	frame_decoder_init(&ch->decoder);
+	uv_timer_init(loop, &ch->retry);
+	ch->retry.data = ch;
+	ch->handles_open = 1;
+	uv_pipe_init(loop, &ch->pipe, 0);
+	ch->pipe.data = ch;
+	ch->handles_open++;
+	ch->pipe_state = PIPE_OPEN;
+	int rc = uv_pipe_open(&ch->pipe, fd);
+	if (rc == 0)
+		rc = uv_read_start((uv_stream_t *)&ch->pipe, channel_alloc, channel_on_read);
+	if (rc < 0) {
+		channel_close(ch);
+		return err_set(e, rc, "opening the guest channel: %s", uv_strerror(rc));
+	}
+	ch->connected = 1;
+	*out = ch;
+	return 0;
+}
+
 size_t channel_write_backlog(const struct channel *ch)
 {
 	return ch->backlog;

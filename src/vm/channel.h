@@ -38,6 +38,13 @@ int channel_connect(uv_loop_t *loop, const char *path, unsigned deadline_ms,
 		    const struct channel_handlers *h, void *ctx, struct channel **out,
 		    struct err *e);
 
+/* Takes over fd, an already connected stream (the backend's connect step has
+ * run: a Unix socket for QEMU's virtio-serial port, a vsock connection after its
+ * CONNECT/OK handshake). Returns an owned handle; free with channel_close. On
+ * failure fd belongs to the caller only if uv_pipe_open refused it. */
+int channel_open_fd(uv_loop_t *loop, int fd, const struct channel_handlers *h, void *ctx,
+		    struct channel **out, struct err *e);
+
 /* Sends a request; params stolen. cb may be NULL (reply ignored). Returns the id
  * (> 0) or a negative errno. */
 long channel_request(struct channel *ch, const char *method, json_t *params,

@@ -4,7 +4,9 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
 #include "vm/accel.h"
+#include "vm/backend.h"
 
 #define QEMU_BINARY "/usr/bin/qemu-system-x86_64"
 #define QEMU_ARGV_MAX 64
@@ -25,5 +27,10 @@ struct qemu_spec {
 /* Fills argv (NULL-terminated) with pointers into storage (strings built there).
  * Returns 0 or -E2BIG if storage is too small. */
 int qemu_build_argv(const struct qemu_spec *s, char **argv, char *storage, size_t storage_len);
+
+/* The QEMU backend's launch plan for one VM (also used by the KVM probe):
+ * command line, binds into the jail, limits. */
+int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *plan,
+		     struct err *e);
 
 #endif

@@ -1,88 +1,309 @@
-/* QMP `quit`: see qmp.h. QMP is line-delimited JSON; we read whole lines and
- * look only at the keys we need. The peer is our own QEMU, but its replies are
- * still bounded and parsed, not trusted. */
+/* QMP client: see qmp.h.
+ *
+ * One uv_pipe to QEMU's QMP socket, one capped line buffer, a FIFO of commands.
+ * QMP answers in order, and we tag each command with an id anyway and check it, so a
+ * reply can never be matched to the wrong command. A deadline timer runs while a
+ * command is outstanding: QEMU busy or wedged must not hold the caller. */
 #include "vm/qmp.h"
 
 #include <errno.h>
-#include <jansson.h>
-#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include "core/clock.h"
-#include "core/io.h"
+#include "core/buf.h"
 
-/* Reads one line (without the newline) before the deadline. */
-static int qmp_read_line(int fd, char *line, size_t len, long deadline)
+enum qmp_phase { QMP_CONNECTING, QMP_GREETING, QMP_NEGOTIATING, QMP_READY, QMP_DEAD };
+
+struct qmp_cmd {
+	struct qmp_cmd *next;
+	long id;
+	char *line;              /* owned, newline-terminated JSON */
+	qmp_reply_cb cb;
+	void *ctx;
+	int sent;
+};
+
+struct qmp {
+	uv_loop_t *loop;
+	uv_pipe_t pipe;
+	uv_connect_t connect_req;
+	uv_timer_t deadline;
+	enum qmp_phase phase;
+	int handles_open;
+	int closing;
+	long next_id;
+	struct buf line;
+	struct qmp_cmd *head, *tail;
+	struct err dead_why;
+};
+
+struct qmp_write {
+	uv_write_t req;
+	char *data;
+};
+
+static void qmp_handle_closed(uv_handle_t *h)
 {
-	size_t have = 0;
-	while (have + 1 < len) {
-		long left = deadline - (long)clock_now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, (int)left) <= 0)
-			return -ETIMEDOUT;
-		ssize_t n = io_read(fd, line + have, 1);
-		if (n <= 0)
-			return n < 0 ? (int)n : -EPIPE;
-		if (line[have] == '\n') {
-			line[have] = '\0';
-			return 0;
-		}
-		have++;
-	}
-	return -EMSGSIZE;
+	struct qmp *q = h->data;
+	if (--q->handles_open > 0)
+		return;
+	buf_free(&q->line);
+	free(q);
 }
 
-/* Sends a command and waits for its "return" (skipping async events). */
-static int qmp_command(int fd, const char *cmd, long deadline)
+static void qmp_finish_cmd(struct qmp *q, json_t *result, const struct err *e)
 {
-	int rc = io_write_all(fd, cmd, strlen(cmd));
-	if (rc < 0)
-		return rc;
-	char line[4096];
-	for (;;) {
-		rc = qmp_read_line(fd, line, sizeof(line), deadline);
-		if (rc < 0)
-			return rc;
-		json_t *j = json_loads(line, 0, NULL);
-		int is_return = j && json_object_get(j, "return");
-		int is_error = j && json_object_get(j, "error");
-		json_decref(j);
-		if (is_return)
-			return 0;
-		if (is_error)
-			return -EIO;
-	}
+	struct qmp_cmd *c = q->head;
+	q->head = c->next;
+	if (!q->head)
+		q->tail = NULL;
+	uv_timer_stop(&q->deadline);
+	if (c->cb)
+		c->cb(q, result, e, c->ctx);
+	free(c->line);
+	free(c);
 }
 
-int qmp_quit(const char *socket_path, int timeout_ms)
+/* The session is over: every command still queued fails with the reason. */
+static void qmp_die(struct qmp *q, const struct err *why)
 {
-	long deadline = (long)clock_now_ms() + timeout_ms;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(socket_path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, socket_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	char greeting[4096];
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = qmp_read_line(fd, greeting, sizeof(greeting), deadline);
-	if (rc == 0)
-		rc = qmp_command(fd, "{\"execute\":\"qmp_capabilities\"}\n", deadline);
-	if (rc == 0) {
-		rc = qmp_command(fd, "{\"execute\":\"quit\"}\n", deadline);
-		/* QEMU may close the socket before its reply reaches us. */
-		if (rc == -EPIPE)
-			rc = 0;
+	if (q->phase == QMP_DEAD)
+		return;
+	q->phase = QMP_DEAD;
+	q->dead_why = *why;
+	uv_read_stop((uv_stream_t *)&q->pipe);
+	uv_timer_stop(&q->deadline);
+	while (q->head)
+		qmp_finish_cmd(q, NULL, why);
+}
+
+static void qmp_on_written(uv_write_t *req, int status)
+{
+	struct qmp_write *w = (struct qmp_write *)req;
+	(void)status; /* a failed write shows up as EOF or the deadline */
+	free(w->data);
+	free(w);
+}
+
+static int qmp_send_line(struct qmp *q, const char *line)
+{
+	struct qmp_write *w = calloc(1, sizeof(*w));
+	char *copy = strdup(line);
+	if (!w || !copy) {
+		free(w);
+		free(copy);
+		return -ENOMEM;
 	}
-	close(fd);
+	w->data = copy;
+	uv_buf_t b = uv_buf_init(copy, (unsigned)strlen(copy));
+	int rc = uv_write(&w->req, (uv_stream_t *)&q->pipe, &b, 1, qmp_on_written);
+	if (rc < 0) {
+		free(copy);
+		free(w);
+	}
 	return rc;
+}
+
+static void qmp_on_deadline(uv_timer_t *t)
+{
+	struct qmp *q = t->data;
+	struct err e = { 0 };
+	err_set(&e, -ETIMEDOUT, "QEMU did not answer QMP within %d ms", QMP_TIMEOUT_MS);
+	qmp_die(q, &e);
+}
+
+/* Sends the head command when the session is ready and nothing is outstanding. */
+static void qmp_pump(struct qmp *q)
+{
+	if (q->phase != QMP_READY || !q->head || q->head->sent)
+		return;
+	struct qmp_cmd *c = q->head;
+	c->sent = 1;
+	uv_timer_start(&q->deadline, qmp_on_deadline, QMP_TIMEOUT_MS, 0);
+	int rc = qmp_send_line(q, c->line);
+	if (rc < 0) {
+		struct err e = { 0 };
+		err_set(&e, rc, "writing to QMP: %s", uv_strerror(rc));
+		qmp_die(q, &e);
+	}
+}
+
+static int qmp_on_line(struct qmp *q, const char *line, size_t len, struct err *e)
+{
+	json_error_t je;
+	json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return err_set(e, -EPROTO, "QEMU sent a QMP line that is not a JSON object");
+	}
+	int rc = 0;
+	if (q->phase == QMP_GREETING) {
+		if (!json_object_get(j, "QMP")) {
+			rc = err_set(e, -EPROTO, "QEMU's QMP greeting is missing");
+		} else {
+			q->phase = QMP_NEGOTIATING;
+			uv_timer_start(&q->deadline, qmp_on_deadline, QMP_TIMEOUT_MS, 0);
+			rc = qmp_send_line(q, "{\"execute\":\"qmp_capabilities\"}\n");
+			if (rc < 0)
+				err_set(e, rc, "writing to QMP: %s", uv_strerror(rc));
+		}
+	} else if (json_object_get(j, "event")) {
+		/* Asynchronous events (SHUTDOWN, STOP, ...): the VMM's exit tells us more. */
+	} else if (q->phase == QMP_NEGOTIATING) {
+		if (!json_object_get(j, "return")) {
+			rc = err_set(e, -EPROTO, "QEMU refused QMP capabilities negotiation");
+		} else {
+			uv_timer_stop(&q->deadline);
+			q->phase = QMP_READY;
+		}
+	} else if (q->phase == QMP_READY && q->head && q->head->sent) {
+		json_t *id = json_object_get(j, "id");
+		json_t *ret = json_object_get(j, "return");
+		json_t *error = json_object_get(j, "error");
+		if (!json_is_integer(id) || json_integer_value(id) != q->head->id) {
+			rc = err_set(e, -EPROTO, "QEMU answered a QMP command we did not send");
+		} else if (error) {
+			const char *desc = json_string_value(json_object_get(error, "desc"));
+			struct err ce = { 0 };
+			err_set(&ce, -EIO, "QMP %s", desc ? desc : "error without a description");
+			qmp_finish_cmd(q, NULL, &ce);
+		} else if (ret) {
+			qmp_finish_cmd(q, ret, NULL);
+		} else {
+			rc = err_set(e, -EPROTO, "QEMU sent a QMP reply without return or error");
+		}
+	} else {
+		rc = err_set(e, -EPROTO, "QEMU sent an unexpected QMP reply");
+	}
+	json_decref(j);
+	if (rc == 0)
+		qmp_pump(q);
+	return rc;
+}
+
+static void qmp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	(void)h;
+	(void)suggested;
+	static char scratch[8192]; /* consumed synchronously in qmp_on_read */
+	*b = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void qmp_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct qmp *q = s->data;
+	struct err e = { 0 };
+	if (q->phase == QMP_DEAD)
+		return;
+	if (n < 0) {
+		err_set(&e, (int)n, "QMP connection: %s", n == UV_EOF ? "QEMU closed it" : uv_strerror((int)n));
+		qmp_die(q, &e);
+		return;
+	}
+	const char *p = b->base, *end = b->base + n;
+	while (p < end && q->phase != QMP_DEAD) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t take = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (buf_append(&q->line, p, take) < 0) {
+			err_set(&e, -EMSGSIZE, "QEMU sent a QMP line over %u bytes", QMP_LINE_MAX);
+			qmp_die(q, &e);
+			return;
+		}
+		p += take;
+		if (!nl)
+			break;
+		p++;
+		int rc = qmp_on_line(q, (const char *)q->line.data, q->line.len, &e);
+		buf_reset(&q->line);
+		if (rc < 0) {
+			qmp_die(q, &e);
+			return;
+		}
+	}
+}
+
+static void qmp_on_connect(uv_connect_t *req, int status)
+{
+	struct qmp *q = req->data;
+	struct err e = { 0 };
+	if (q->phase == QMP_DEAD)
+		return;
+	if (status < 0) {
+		err_set(&e, status, "connecting to QMP: %s", uv_strerror(status));
+		qmp_die(q, &e);
+		return;
+	}
+	q->phase = QMP_GREETING;
+	uv_timer_start(&q->deadline, qmp_on_deadline, QMP_TIMEOUT_MS, 0);
+	int rc = uv_read_start((uv_stream_t *)&q->pipe, qmp_alloc, qmp_on_read);
+	if (rc < 0) {
+		err_set(&e, rc, "reading QMP: %s", uv_strerror(rc));
+		qmp_die(q, &e);
+	}
+}
+
+int qmp_open(uv_loop_t *loop, const char *path, struct qmp **out, struct err *e)
+{
+	struct qmp *q = calloc(1, sizeof(*q));
+	if (!q)
+		return err_set(e, -ENOMEM, "out of memory");
+	q->loop = loop;
+	q->next_id = 1;
+	buf_init(&q->line, QMP_LINE_MAX);
+	uv_pipe_init(loop, &q->pipe, 0);
+	q->pipe.data = q;
+	uv_timer_init(loop, &q->deadline);
+	q->deadline.data = q;
+	q->handles_open = 2;
+	q->connect_req.data = q;
+	uv_pipe_connect(&q->connect_req, &q->pipe, path, qmp_on_connect);
+	*out = q;
+	return 0;
+}
+
+int qmp_execute(struct qmp *q, const char *cmd, json_t *args, qmp_reply_cb cb, void *ctx)
+{
+	if (q->phase == QMP_DEAD || q->closing) {
+		json_decref(args);
+		return q->dead_why.code ? q->dead_why.code : -ENOTCONN;
+	}
+	struct qmp_cmd *c = calloc(1, sizeof(*c));
+	if (!c) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	c->id = q->next_id++;
+	json_t *msg = json_pack("{s:s,s:I}", "execute", cmd, "id", (json_int_t)c->id);
+	if (msg && args)
+		json_object_set(msg, "arguments", args);
+	json_decref(args);
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	if (!text || asprintf(&c->line, "%s\n", text) < 0) {
+		free(text);
+		free(c);
+		return -ENOMEM;
+	}
+	free(text);
+	c->cb = cb;
+	c->ctx = ctx;
+	if (q->tail)
+		q->tail->next = c;
+	else
+		q->head = c;
+	q->tail = c;
+	qmp_pump(q);
+	return 0;
+}
+
+void qmp_close(struct qmp *q)
+{
+	if (!q || q->closing)
+		return;
+	struct err e = { 0 };
+	err_set(&e, -ECANCELED, "QMP session closed");
+	qmp_die(q, &e);
+	q->closing = 1;
+	uv_close((uv_handle_t *)&q->pipe, qmp_handle_closed);
+	uv_close((uv_handle_t *)&q->deadline, qmp_handle_closed);
 }

@@ -1,12 +1,16 @@
 /* Backend-neutral lifecycle of one micro-VM.
  *
- * vm_create starts the VMM, connects the channel and waits (asynchronously, on
- * the caller's libuv loop) for the guest's `hello`. Exactly one of `ready` or
- * `failed` follows; `failed` can also come later if the VMM dies or the guest
- * breaks the protocol. vm_destroy asks the guest to power off, escalates to QMP
- * `quit` and then SIGKILL, removes every per-VM file, and finally calls
- * `destroyed`, after which the handle is freed. The VMM can never outlive this
- * process: it is started with a parent-death signal. */
+ * vm_create returns at once; everything else happens on the caller's libuv
+ * loop, which nothing here blocks: the backend's accelerator probe, the jailed
+ * launch (on the thread pool), the channel's connect step, and the wait for the
+ * backend's readiness event (the guest's `hello` after a boot). Exactly one of
+ * `ready` or `failed` follows; `failed` can also come later if the VMM dies or
+ * the guest breaks the protocol, but never once vm_destroy was called.
+ * vm_destroy asks the guest to power off, escalates to the VMM (QMP `quit` for
+ * QEMU) and then SIGKILL, removes every per-VM kernel object and file (on the
+ * thread pool), and finally calls `destroyed`, after which the handle is freed.
+ * The VMM can never outlive this process: it is started with a parent-death
+ * signal. */
 #ifndef IRONCLAW_VM_VM_H
 #define IRONCLAW_VM_VM_H
 
@@ -15,6 +19,7 @@
 
 #include "core/err.h"
 #include "jail/jail.h"
+#include "vm/backend.h"
 #include "vm/channel.h"
 
 #define VM_DEFAULT_CPUS 1
@@ -36,6 +41,7 @@ struct vm_options {
 	int net;
 	const struct jail_net_allow *allow; /* borrowed */
 	size_t n_allow;
+	const struct vm_backend_ops *backend; /* NULL: QEMU */
 };
 
 struct vm_events {
@@ -49,7 +55,8 @@ struct vm_events {
 	void (*destroyed)(struct vm *vm, void *ctx);
 };
 
-/* Returns an owned handle in *out even when the boot later fails. */
+/* Returns an owned handle in *out (set before any event can fire) even when the
+ * boot later fails; a failure to start is reported through `failed`. */
 int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_events *ev,
 	      void *ctx, struct vm **out, struct err *e);
 /* Sends a request to the guest agent; params stolen. Returns the id or -errno. */
@@ -58,7 +65,15 @@ long vm_request(struct vm *vm, const char *method, json_t *params, channel_reply
 size_t vm_write_backlog(const struct vm *vm);
 void vm_destroy(struct vm *vm);
 
+/* Pauses or resumes the guest's vCPUs through the backend; done runs once.
+ * -ENOTSUP when the backend cannot. */
+int vm_pause(struct vm *vm, vm_backend_cb done, void *ctx);
+int vm_resume(struct vm *vm, vm_backend_cb done, void *ctx);
+
 const char *vm_id(const struct vm *vm);
+uv_loop_t *vm_loop(struct vm *vm);
+/* The backend's name ("qemu"). */
+const char *vm_backend_name(const struct vm *vm);
 /* Milliseconds from VMM start to the guest's hello (0 until then). */
 double vm_boot_ms(const struct vm *vm);
 /* The VMM's pid while it runs, else 0. */
