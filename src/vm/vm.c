@@ -71,6 +71,7 @@ struct vm {
 	int vmm_status;
 	int failed_reported;
 	int probing;            /* the backend's probe has not answered yet */
+	enum vm_stop_stage exit_stage; /* the stop stage in force when the VMM exited */
 	struct vm_exec *execs;  /* running commands (exec.c) */
 };
 
@@ -92,6 +93,23 @@ uv_loop_t *vm_loop(struct vm *vm)
 const char *vm_backend_name(const struct vm *vm)
 {
 	return vm->ops->name;
+}
+
+const char *vm_stop_how(const struct vm *vm)
+{
+	if (!vm->vmm_exited)
+		return "not stopped";
+	switch (vm->exit_stage) {
+	case VM_STOP_GUEST:
+		return "the guest powered off";
+	case VM_STOP_VMM:
+		return "the VMM quit when asked";
+	case VM_STOP_KILL:
+	case VM_STOP_CLEANUP:
+		return "the VMM was killed";
+	default:
+		return "the VMM exited by itself";
+	}
 }
 
 double vm_boot_ms(const struct vm *vm)
@@ -418,6 +436,7 @@ static void vm_on_vmm_exit(struct vm_launch *l, int status, void *ctx)
 	vm->vmm_exited = 1;
 	vm->vmm_status = status;
 	vm_log_at(vm, "VMM exited");
+	vm->exit_stage = vm->stop;
 	if (vm->state == VM_STOPPING) {
 		vm_cleanup(vm);
 		return;

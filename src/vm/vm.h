@@ -76,6 +76,10 @@ uv_loop_t *vm_loop(struct vm *vm);
 const char *vm_backend_name(const struct vm *vm);
 /* Milliseconds from VMM start to the guest's hello (0 until then). */
 double vm_boot_ms(const struct vm *vm);
+/* How the VMM ended, in words (for logs and tests; valid in `destroyed`):
+ * "the guest powered off", "the VMM quit when asked", "the VMM was killed",
+ * "the VMM exited by itself", or "not stopped". */
+const char *vm_stop_how(const struct vm *vm);
 /* The VMM's pid while it runs, else 0. */
 int vm_vmm_pid(const struct vm *vm);
 
