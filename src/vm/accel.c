@@ -20,6 +20,8 @@
 #include "vm/image.h"
 #include "vm/layout.h"
 #include "vm/qemu.h"
+#include "vm/qemu_seccomp.h"
+#include "vm/vm.h"
 
 #define ACCEL_PROBE_TIMEOUT_MS 15000
 
@@ -120,12 +122,15 @@ static void accel_cache_write(const char *key, const struct vm_accel_verdict *v)
  * reason. */
 static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, size_t why_len)
 {
-	char id[32], dir[256];
+	char id[32];
+	struct jail_names names;
 	unsigned rnd = 0;
 	getrandom(&rnd, sizeof(rnd), 0);
 	snprintf(id, sizeof(id), "probe-%08x", rnd);
 	struct err e = { 0 };
-	int rc = jail_prepare_dir(id, dir, sizeof(dir), &e);
+	int rc = jail_names_make(id, &names, &e);
+	if (rc == 0)
+		rc = jail_prepare_dir(&names, &e);
 	if (rc < 0) {
 		snprintf(why, why_len, "%.190s", e.msg);
 		return rc;
@@ -134,8 +139,9 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 		.accel = VM_ACCEL_KVM, .cpus = 1, .memory_mib = 128,
 		.cmdline_extra = "ironclaw.poweroff=1", .tap_fd = -1,
 	};
-	struct jail_bind binds[VM_LAYOUT_BINDS];
-	vm_layout_apply(&spec, binds, kernel, initrd, dir);
+	struct jail_bind binds[VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX];
+	vm_layout_apply(&spec, binds, kernel, initrd, names.dir);
+	size_t n_binds = VM_LAYOUT_BINDS + qemu_firmware_binds(binds + VM_LAYOUT_BINDS);
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
 	rc = qemu_build_argv(&spec, argv, store, sizeof(store));
@@ -143,7 +149,8 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 	if (rc == 0 && pipe2(errpipe, O_CLOEXEC) < 0)
 		rc = -errno;
 	struct jail_config jc = {
-		.vm_id = id, .argv = argv, .binds = binds, .n_binds = VM_LAYOUT_BINDS, .use_kvm = 1,
+		.names = &names, .argv = argv, .binds = binds, .n_binds = n_binds,
+		.seccomp = qemu_seccomp_policy(1), .kvm_node = 1,
 		.memory_max_bytes = 512ull << 20, .cpu_percent = 100,
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = errpipe[1],
 	};
@@ -156,6 +163,7 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 	char errtext[2048] = "";
 	size_t errlen = 0;
 	int status = 0, exited = 0;
+	struct jail_exit x;
 	if (rc == 0) {
 		double deadline = clock_now_ms() + ACCEL_PROBE_TIMEOUT_MS;
 		while (!exited && clock_now_ms() < deadline) {
@@ -166,7 +174,9 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 				if (n > 0)
 					errlen += (size_t)n;
 			}
-			exited = jail_poll(jail, &status) == 1;
+			exited = jail_poll(jail, &x) == 1;
+			if (exited)
+				status = x.status;
 		}
 		errtext[errlen] = '\0';
 		/* One line is enough to explain, and keeps `doctor` readable. */
@@ -186,9 +196,13 @@ static int accel_probe_kvm(const char *kernel, const char *initrd, char *why, si
 	if (errpipe[0] >= 0)
 		close(errpipe[0]);
 	/* Kills the VMM if it still runs and removes the probe's directory. */
-	jail_destroy(jail, &e);
-	if (!jail) {
-		rmdir(dir);
+	if (exited)
+		vm_audit_vmm_exit(id, pid, &x);
+	if (jail) {
+		jail_destroy(jail, &x, &e);
+		vm_audit_vmm_exit(id, pid, &x);
+	} else {
+		jail_discard(&names, &e);
 	}
 	return rc;
 }

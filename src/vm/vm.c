@@ -28,6 +28,7 @@
 #include "vm/layout.h"
 #include "vm/qemu.h"
 #include "vm/qmp.h"
+#include "vm/qemu_seccomp.h"
 
 #define VM_STDERR_KEEP 8192
 #define VM_SHUTDOWN_GRACE_MS 2000
@@ -48,6 +49,7 @@ struct vm {
 	char qmp_path[300];
 	char console_path[300];
 	struct jail *jail;
+	struct jail_names names; /* computed once in vm_create */
 	int pidfd;
 	uv_poll_t pid_watch;
 	uv_pipe_t stderr_pipe;
@@ -178,9 +180,12 @@ static void vm_on_vmm_exit(uv_poll_t *p, int status, int events)
 	struct vm *vm = p->data;
 	(void)status;
 	(void)events;
-	int st = 0;
-	if (jail_poll(vm->jail, &st) != 1)
+	pid_t pid = jail_pid(vm->jail);
+	struct jail_exit x;
+	if (jail_poll(vm->jail, &x) != 1)
 		return;
+	vm_audit_vmm_exit(vm->id, pid, &x);
+	int st = x.status;
 	vm->vmm_exited = 1;
 	vm->vmm_status = st;
 	uv_update_time(vm->loop);
@@ -307,8 +312,11 @@ static void vm_finish(struct vm *vm)
 		channel_close(vm->channel);
 		vm->channel = NULL;
 	}
-	if (jail_destroy(vm->jail, &e) < 0)
+	pid_t pid = jail_pid(vm->jail);
+	struct jail_exit x;
+	if (jail_destroy(vm->jail, &x, &e) < 0)
 		fprintf(stderr, "ironclaw: cleaning up VM %s: %s\n", vm->id, e.msg);
+	vm_audit_vmm_exit(vm->id, pid, &x);
 	vm->jail = NULL;
 	uv_update_time(vm->loop);
 	log_debug("%s: jail removed at %llu ms", vm->id,
@@ -390,8 +398,8 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 	snprintf(cmdline, sizeof(cmdline), "%s", o->cmdline_extra ? o->cmdline_extra : "");
 	if (o->net) {
 		struct jail_net_addr addr;
-		if (jail_net_plan(vm->id, &addr, e) < 0)
-			return err_wrap(e, "planning the VM's network");
+		if (jail_net_reserve(&vm->names, &addr, e) < 0)
+			return err_wrap(e, "reserving the VM's network addresses");
 		snprintf(cmdline, sizeof(cmdline), "ironclaw.ip=%s/%u ironclaw.gw=%s%s%s",
 			 addr.guest_ip_str, addr.prefix, addr.gw_str, o->cmdline_extra ? " " : "",
 			 o->cmdline_extra ? o->cmdline_extra : "");
@@ -404,19 +412,21 @@ static int vm_spawn_vmm(struct vm *vm, const struct vm_options *o, const struct 
 		.cmdline_extra = cmdline[0] ? cmdline : NULL,
 		.tap_fd = o->net ? JAIL_TAP_FD : -1,
 	};
-	struct jail_bind binds[VM_LAYOUT_BINDS];
+	struct jail_bind binds[VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX];
 	vm_layout_apply(&spec, binds, img->kernel, img->initrd, vm->dir);
+	size_t n_binds = VM_LAYOUT_BINDS + qemu_firmware_binds(binds + VM_LAYOUT_BINDS);
 	char *argv[QEMU_ARGV_MAX];
 	char store[8192];
 	if (qemu_build_argv(&spec, argv, store, sizeof(store)) < 0)
 		return err_set(e, -E2BIG, "QEMU command line too long");
 
 	struct jail_config jc = {
-		.vm_id = vm->id,
+		.names = &vm->names,
 		.argv = argv,
 		.binds = binds,
-		.n_binds = VM_LAYOUT_BINDS,
-		.use_kvm = accel.accel == VM_ACCEL_KVM,
+		.n_binds = n_binds,
+		.seccomp = qemu_seccomp_policy(accel.accel == VM_ACCEL_KVM),
+		.kvm_node = accel.accel == VM_ACCEL_KVM,
 		.memory_max_bytes = (uint64_t)(spec.memory_mib + VM_VMM_OVERHEAD_MIB) << 20,
 		.cpu_percent = spec.cpus * 100,
 		.pids_max = 0,
@@ -474,9 +484,9 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 	buf_init(&vm->stderr_tail, VM_STDERR_KEEP);
 	vm_make_id(vm->id, sizeof(vm->id));
 
-	rc = jail_prepare_dir(vm->id, vm->dir, sizeof(vm->dir), e);
-	if (rc < 0)
+	if ((rc = jail_names_make(vm->id, &vm->names, e)) < 0 || (rc = jail_prepare_dir(&vm->names, e)) < 0)
 		goto fail;
+	snprintf(vm->dir, sizeof(vm->dir), "%s", vm->names.dir);
 	snprintf(vm->channel_path, sizeof(vm->channel_path), "%s/channel.sock", vm->dir);
 	snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s/qmp.sock", vm->dir);
 	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
@@ -536,7 +546,14 @@ fail:
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
 	struct err ignored = { 0 };
-	jail_destroy(vm->jail, &ignored);
+	struct jail_exit x;
+	pid_t pid = jail_pid(vm->jail);
+	if (vm->jail) {
+		jail_destroy(vm->jail, &x, &ignored);
+		vm_audit_vmm_exit(vm->id, pid, &x);
+	} else {
+		jail_discard(&vm->names, &ignored);   /* the directory and slot, if made */
+	}
 	buf_free(&vm->stderr_tail);
 	free(vm);
 	return rc;
