@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "jail/jail.h"
+#include "vm/vm.h"
 
 int cmd_gc(int argc, char **argv)
 {
@@ -23,7 +23,7 @@ int cmd_gc(int argc, char **argv)
 		return 1;
 	}
 	struct err e = { 0 };
-	int n = jail_gc(&e);
+	int n = vm_gc(&e);
 	if (n < 0) {
 		fprintf(stderr, "ironclaw gc: %s\n", e.msg);
 		return 1;

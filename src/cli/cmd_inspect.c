@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "jail/seccomp.h"
+#include "vm/vm.h"
 
 static void inspect_usage(FILE *f)
 {
@@ -15,15 +15,15 @@ static void inspect_usage(FILE *f)
 		   "  --count   only the count line\n");
 }
 
-static const char *inspect_action(const struct secpol_entry *en, char *buf, size_t len)
+static const char *inspect_action(const struct jail_seccomp_rule *en, char *buf, size_t len)
 {
 	switch (en->action) {
-	case SECPOL_ALLOW:
+	case JAIL_SECCOMP_ALLOW:
 		return "allow";
-	case SECPOL_ALLOW_ARG_EQ:
+	case JAIL_SECCOMP_ALLOW_ARG_EQ:
 		snprintf(buf, len, "allow if arg%u == %s", en->arg, en->value_name);
 		return buf;
-	case SECPOL_ERRNO:
+	case JAIL_SECCOMP_ERRNO:
 		snprintf(buf, len, "fail with %s", en->value_name);
 		return buf;
 	}
@@ -32,7 +32,7 @@ static const char *inspect_action(const struct secpol_entry *en, char *buf, size
 
 int cmd_inspect(int argc, char **argv)
 {
-	unsigned variant = SECPOL_TCG;
+	int kvm = 0;
 	int count_only = 0;
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		inspect_usage(argc < 2 ? stderr : stdout);
@@ -44,7 +44,7 @@ int cmd_inspect(int argc, char **argv)
 	}
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--kvm"))
-			variant = SECPOL_KVM;
+			kvm = 1;
 		else if (!strcmp(argv[i], "--count"))
 			count_only = 1;
 		else {
@@ -52,21 +52,19 @@ int cmd_inspect(int argc, char **argv)
 			return 2;
 		}
 	}
-	struct secpol_count c;
+	const struct jail_seccomp_policy *pol = vm_seccomp_policy(kvm);
+	struct jail_seccomp_count c;
 	struct err e = { 0 };
-	if (secpol_count(variant, &c, &e)) {
+	if (vm_seccomp_count(pol, &c, &e)) {
 		fprintf(stderr, "ironclaw inspect: %s\n", e.msg);
 		return 1;
 	}
 	if (!count_only) {
-		size_t n;
-		const struct secpol_entry *t = secpol_table(&n);
-		printf("# VMM seccomp policy (QEMU, %s); default action: kill the process;\n"
+		const struct jail_seccomp_rule *t = pol->rules;
+		printf("# VMM seccomp policy (%s); default action: kill the process;\n"
 		       "# other architectures and the x32 ABI: kill the process\n",
-		       variant == SECPOL_KVM ? "KVM" : "TCG");
-		for (size_t i = 0; i < n; i++) {
-			if (!(t[i].variants & variant))
-				continue;
+		       pol->name);
+		for (size_t i = 0; i < pol->n_rules; i++) {
 			char buf[96];
 			printf("%-18s %-40s %s\n", t[i].name, inspect_action(&t[i], buf, sizeof(buf)), t[i].why);
 		}

@@ -2,7 +2,7 @@
  *
  * Runs in new mount/PID/IPC/UTS (and network) namespaces, in a copy of a
  * possibly multi-threaded parent, so it only makes system calls: everything it
- * needs (mount list, BPF program, fds) was prepared by the parent. Order:
+ * needs (mount list, paths, BPF program, fds) was prepared by the parent. Order:
  * die-with-parent, wait for the parent's go (cgroups attached), join the VM's
  * netns, build and pivot into the minimal root, hostname, rlimits, fds, drop
  * to the jail uid/gid, no_new_privs, seccomp last, execve. Any failure writes
@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
@@ -101,36 +100,33 @@ static int child_mkpath(const char *root, const char *path, int is_dir)
 /* /dev in the jail becomes a small tmpfs that allows device nodes (the root
  * tmpfs is nodev), holding a /dev/kvm of the host's device number that only the
  * VMM's uid may open. The /dev/null and /dev/urandom binds land beside it. */
-static void child_make_kvm_node(const struct jail_child *c, const char *stage)
+static void child_make_kvm_node(const struct jail_child *c)
 {
-	char dev[ROOTFS_PATH_MAX + 8], node[ROOTFS_PATH_MAX + 16];
-	snprintf(dev, sizeof(dev), "%s/dev", stage);
-	snprintf(node, sizeof(node), "%s/dev/kvm", stage);
-	if (mkdir(dev, 0755) && errno != EEXIST)
+	if (mkdir(c->kvm_dev, 0755) && errno != EEXIST)
 		child_fail(c, JC_STEP_KVM_NODE, -1);
-	if (mount("ironclaw-dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755"))
+	if (mount("ironclaw-dev", c->kvm_dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755"))
 		child_fail(c, JC_STEP_KVM_NODE, -1);
-	if (mknod(node, S_IFCHR | 0600, c->plan->kvm_rdev) || chown(node, c->uid, c->gid))
+	if (mknod(c->kvm_node, S_IFCHR | 0600, c->plan->kvm_rdev) || chown(c->kvm_node, c->uid, c->gid))
 		child_fail(c, JC_STEP_KVM_NODE, -1);
 }
 
 static void child_build_root(const struct jail_child *c)
 {
-	const char *stage = JAIL_STAGE_DIR;
+	const char *stage = c->stage;
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		child_fail(c, JC_STEP_MOUNT_PRIVATE, -1);
 	if (mount("ironclaw-root", stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755"))
 		child_fail(c, JC_STEP_MOUNT_TMPFS, -1);
 	if (c->plan->kvm)
-		child_make_kvm_node(c, stage);
+		child_make_kvm_node(c);
 	for (size_t i = 0; i < c->plan->n; i++) {
 		const struct rootfs_mount *m = &c->plan->m[i];
 		char dst[ROOTFS_PATH_MAX * 2];
 		if (child_mkpath(stage, m->dst, m->is_dir))
 			child_fail(c, JC_STEP_MKPATH, (int)i);
-		/* Plain copies: no stdio between fork and exec. Both parts are
-		 * bounded (the stage path is a constant, dst < ROOTFS_PATH_MAX). */
+		/* Plain copies: no stdio between clone and exec. Both parts are
+		 * bounded (stage and dst are each < ROOTFS_PATH_MAX). */
 		size_t sl = strlen(stage), dl = strlen(m->dst);
 		memcpy(dst, stage, sl);
 		memcpy(dst + sl, m->dst, dl + 1);
@@ -216,12 +212,16 @@ void jail_child_run(struct jail_child *c)
 		child_fail(c, JC_STEP_HOSTNAME, -1);
 	child_arrange_fds(c);
 	child_set_rlimits(c);
-	if (setgroups(0, NULL))
+	/* Raw syscalls, not glibc's wrappers: those broadcast the change to every
+	 * thread glibc believes exists (the parent's, copied into this child's
+	 * memory) under a lock another thread may have held at clone time. This
+	 * process has one thread, so the raw call is the whole change. */
+	if (syscall(SYS_setgroups, 0, NULL))
 		child_fail(c, JC_STEP_SETGROUPS, -1);
-	if (setresgid(c->gid, c->gid, c->gid))
+	if (syscall(SYS_setresgid, (unsigned long)c->gid, (unsigned long)c->gid, (unsigned long)c->gid))
 		child_fail(c, JC_STEP_SETGID, -1);
 	/* From root to a non-zero uid: the kernel clears every capability set. */
-	if (setresuid(c->uid, c->uid, c->uid))
+	if (syscall(SYS_setresuid, (unsigned long)c->uid, (unsigned long)c->uid, (unsigned long)c->uid))
 		child_fail(c, JC_STEP_SETUID, -1);
 	/* Changing credentials cleared the parent-death signal: arm it again. If
 	 * ironclaw died in the gap, the read end of the error pipe is closed

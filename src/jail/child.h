@@ -1,4 +1,7 @@
-/* The jailed child's inputs (prepared by the parent) and its error report. */
+/* The jailed child's inputs (prepared by the parent) and its error report.
+ * The child is a raw clone() of a possibly multi-threaded process: it may
+ * only make system calls (no malloc, no stdio, no glibc function that takes
+ * a lock or talks to other threads, such as the set*id wrappers). */
 #ifndef IRONCLAW_JAIL_CHILD_H
 #define IRONCLAW_JAIL_CHILD_H
 
@@ -29,6 +32,10 @@ struct jail_child {
 	int fds[3 + 1 + JAIL_PASS_FDS_MAX];  /* in target order: 0,1,2,(tap),pass... */
 	int n_fds;
 	int netns_fd;                        /* -1: keep the new empty netns from clone */
+	/* Paths computed by the parent: the child never formats a string. */
+	char stage[ROOTFS_PATH_MAX];         /* the staging mount point of the root */
+	char kvm_dev[ROOTFS_PATH_MAX + 8];   /* <stage>/dev */
+	char kvm_node[ROOTFS_PATH_MAX + 16]; /* <stage>/dev/kvm */
 	int sync_fd, err_fd;
 	uid_t uid;
 	gid_t gid;

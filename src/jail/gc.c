@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,18 +20,18 @@
 
 #define GC_MAX_LIVE 1024
 
+/* Names of the live VMs (heap: gc may run on several threads). */
 struct gc_live {
-	char ids[GC_MAX_LIVE][JAIL_ID_MAX + 1];
-	size_t n;
+	struct jail_names n[GC_MAX_LIVE];
+	size_t count;
 };
 
 static int gc_is_live_name(const struct gc_live *l, const char *name, int which)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		struct jail_names n;
-		jail_names_for(l->ids[i], &n);
-		if ((which == 0 && !strcmp(name, n.netns)) || (which == 1 && !strcmp(name, n.veth_host)) ||
-		    (which == 2 && !strcmp(name, l->ids[i])))
+	for (size_t i = 0; i < l->count; i++) {
+		const struct jail_names *n = &l->n[i];
+		if ((which == 0 && !strcmp(name, n->netns)) || (which == 1 && !strcmp(name, n->veth_host)) ||
+		    (which == 2 && !strcmp(name, n->id)))
 			return 1;
 	}
 	return 0;
@@ -38,28 +39,24 @@ static int gc_is_live_name(const struct gc_live *l, const char *name, int which)
 
 static void gc_orphans(const struct gc_live *live, int *cleaned)
 {
-	DIR *d = opendir("/run/netns");
 	struct dirent *de;
-	const char *ip = jail_ip_path();
-	if (d && ip) {
+	DIR *d = opendir(JAIL_NETNS_DIR);
+	if (d) {
 		while ((de = readdir(d)))
-			if (!strncmp(de->d_name, "ic-", 3) && !gc_is_live_name(live, de->d_name, 0)) {
-				char *argv[] = { (char *)ip, (char *)"netns", (char *)"delete", de->d_name, NULL };
-				if (jail_run(argv, NULL, 0) == 0)
-					(*cleaned)++;
-			}
-	}
-	if (d)
+			if (!strncmp(de->d_name, "ic-", 3) && !gc_is_live_name(live, de->d_name, 0) &&
+			    jail_netns_delete(de->d_name, NULL) == 0)
+				(*cleaned)++;
 		closedir(d);
-	d = opendir("/sys/class/net");
-	if (d && ip) {
-		while ((de = readdir(d)))
-			if (!strncmp(de->d_name, "icv", 3) && !gc_is_live_name(live, de->d_name, 1)) {
-				char *argv[] = { (char *)ip, (char *)"link", (char *)"delete", de->d_name, NULL };
-				if (jail_run(argv, NULL, 0) == 0)
-					(*cleaned)++;
-			}
 	}
+	struct jail_nl *nl = NULL;
+	d = opendir("/sys/class/net");
+	if (d && jail_nl_open(&nl, NULL) == 0) {
+		while ((de = readdir(d)))
+			if (!strncmp(de->d_name, "icv", 3) && !gc_is_live_name(live, de->d_name, 1) &&
+			    jail_nl_link_del(nl, de->d_name, NULL) == 0)
+				(*cleaned)++;
+	}
+	jail_nl_close(nl);
 	if (d)
 		closedir(d);
 	/* cgroup dirs are named by the id itself. */
@@ -77,18 +74,31 @@ static void gc_orphans(const struct gc_live *live, int *cleaned)
 				jail_cgroup_remove(de->d_name, NULL);
 		closedir(d);
 	}
+	jail_slot_gc();   /* claims of gone VMs; not VMs themselves */
+}
+
+/* Cleans one gone VM by id (from a record or a directory). */
+static void gc_one(const char *id, int *cleaned)
+{
+	struct jail_names n;
+	if (jail_names_make(id, &n, NULL))
+		return;
+	jail_cleanup(&n, 1, NULL);
+	(*cleaned)++;
 }
 
 int jail_gc(struct err *e)
 {
 	int cleaned = 0;
-	static struct gc_live live;   /* 50 KiB: not on the stack */
-	live.n = 0;
-	DIR *d = opendir(JAIL_STATE_DIR);
+	struct gc_live *live = calloc(1, sizeof(*live));
+	if (!live)
+		return err_set(e, -ENOMEM, "gc: out of memory");
+	DIR *d = opendir(jail_state_dir());
 	if (!d) {
+		free(live);
 		if (errno == ENOENT)
 			return 0;
-		return err_set(e, -errno, "gc: opening %s: %s", JAIL_STATE_DIR, strerror(errno));
+		return err_set(e, -errno, "gc: opening %s: %s", jail_state_dir(), strerror(errno));
 	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -96,28 +106,24 @@ int jail_gc(struct err *e)
 		if (id[0] == '.' || !strncmp(id, "slot-", 5) || jail_validate_id(id, NULL))
 			continue;
 		if (jail_state_alive(id)) {
-			if (live.n < GC_MAX_LIVE) {
-				memcpy(live.ids[live.n], id, strlen(id) + 1);
-				live.n++;
-			}
+			if (live->count < GC_MAX_LIVE && !jail_names_make(id, &live->n[live->count], NULL))
+				live->count++;
 			continue;
 		}
-		jail_cleanup_id(id, 1, NULL);
-		cleaned++;
+		gc_one(id, &cleaned);
 	}
 	closedir(d);
 	/* Directories without a record (the record is written first, so only a
 	 * removed record leaves one). */
-	d = opendir(JAIL_RUN_DIR);
+	d = opendir(jail_run_dir());
 	if (d) {
 		while ((de = readdir(d)))
 			if (de->d_name[0] != '.' && !jail_validate_id(de->d_name, NULL) &&
-			    !gc_is_live_name(&live, de->d_name, 2) && !jail_state_alive(de->d_name)) {
-				jail_cleanup_id(de->d_name, 1, NULL);
-				cleaned++;
-			}
+			    !gc_is_live_name(live, de->d_name, 2) && !jail_state_alive(de->d_name))
+				gc_one(de->d_name, &cleaned);
 		closedir(d);
 	}
-	gc_orphans(&live, &cleaned);
+	gc_orphans(live, &cleaned);
+	free(live);
 	return cleaned;
 }

@@ -1,5 +1,5 @@
 /* VM ids and everything derived from them: validation, names of kernel objects,
- * the jail uid, the address plan and the per-VM directory.
+ * the jail uid, the address slot and the per-VM directory.
  *
  * An id becomes a path (/run/ironclaw/<id>) and kernel object names, so it is
  * validated before any use: [a-z0-9-], not starting with '-', bounded length.
@@ -43,24 +43,65 @@ uint64_t jail_hash_id(const char *vm_id)
 	return h;
 }
 
-void jail_names_for(const char *vm_id, struct jail_names *n)
+/* Test hooks: written once before any VM exists, read after. */
+static char jail_run_dir_buf[96] = JAIL_RUN_DIR;
+static char jail_state_dir_buf[112] = JAIL_STATE_DIR;
+static char jail_stage_dir_buf[112] = JAIL_STAGE_DIR;
+static long jail_forced_slot = -1;
+
+void jail_test_set_run_dir(const char *dir)
 {
-	uint64_t h = jail_hash_id(vm_id);
-	snprintf(n->netns, sizeof(n->netns), "ic-%016llx", (unsigned long long)h);
-	snprintf(n->veth_host, sizeof(n->veth_host), "icv%012llx", (unsigned long long)(h >> 16));
-	snprintf(n->table, sizeof(n->table), "ironclaw_%016llx", (unsigned long long)h);
-	snprintf(n->chain_fwd, sizeof(n->chain_fwd), "fwd_%016llx", (unsigned long long)h);
-	snprintf(n->chain_in, sizeof(n->chain_in), "in_%016llx", (unsigned long long)h);
-	snprintf(n->chain_out, sizeof(n->chain_out), "out_%016llx", (unsigned long long)h);
-	snprintf(n->chain_nat, sizeof(n->chain_nat), "nat_%016llx", (unsigned long long)h);
-	/* 2^19 slots of 8 addresses fill 100.64.0.0/10 (shared address space,
-	 * RFC 6598: unlikely to clash with the host's own networks). */
-	n->slot = (uint32_t)(h & 0x7ffff);
+	if (!dir)
+		dir = JAIL_RUN_DIR;
+	snprintf(jail_run_dir_buf, sizeof(jail_run_dir_buf), "%s", dir);
+	snprintf(jail_state_dir_buf, sizeof(jail_state_dir_buf), "%s/.state", jail_run_dir_buf);
+	snprintf(jail_stage_dir_buf, sizeof(jail_stage_dir_buf), "%s/.root", jail_run_dir_buf);
 }
 
-uid_t jail_uid_for(const char *vm_id)
+void jail_test_force_slot(long slot)
 {
-	return (uid_t)(JAIL_UID_BASE + (uint32_t)(jail_hash_id(vm_id) & 0xffff));
+	jail_forced_slot = slot >= 0 ? slot % (long)JAIL_SLOTS : -1;
+}
+
+const char *jail_run_dir(void)
+{
+	return jail_run_dir_buf;
+}
+
+const char *jail_state_dir(void)
+{
+	return jail_state_dir_buf;
+}
+
+const char *jail_stage_dir(void)
+{
+	return jail_stage_dir_buf;
+}
+
+int jail_names_make(const char *vm_id, struct jail_names *n, struct err *e)
+{
+	memset(n, 0, sizeof(*n));
+	int rc = jail_validate_id(vm_id, e);
+	if (rc)
+		return rc;
+	uint64_t h = jail_hash_id(vm_id);
+	unsigned long long hh = (unsigned long long)h;
+	memcpy(n->id, vm_id, strlen(vm_id) + 1);
+	if (snprintf(n->dir, sizeof(n->dir), "%s/%s", jail_run_dir(), vm_id) >= (int)sizeof(n->dir))
+		return err_set(e, -ENAMETOOLONG, "VM directory path for '%s' too long", vm_id);
+	snprintf(n->netns, sizeof(n->netns), "ic-%016llx", hh);
+	snprintf(n->netns_path, sizeof(n->netns_path), "%s/%s", JAIL_NETNS_DIR, n->netns);
+	snprintf(n->veth_host, sizeof(n->veth_host), "icv%012llx", hh >> 16);
+	snprintf(n->table, sizeof(n->table), "ironclaw_%016llx", hh);
+	snprintf(n->chain_fwd, sizeof(n->chain_fwd), "fwd_%016llx", hh);
+	snprintf(n->chain_in, sizeof(n->chain_in), "in_%016llx", hh);
+	snprintf(n->chain_out, sizeof(n->chain_out), "out_%016llx", hh);
+	snprintf(n->chain_nat, sizeof(n->chain_nat), "nat_%016llx", hh);
+	memcpy(n->cgroup, vm_id, strlen(vm_id) + 1);
+	n->uid = (uid_t)(JAIL_UID_BASE + (uint32_t)(h & 0xffff));
+	n->gid = (gid_t)n->uid;
+	n->slot = jail_forced_slot >= 0 ? (uint32_t)jail_forced_slot : (uint32_t)(h & (JAIL_SLOTS - 1));
+	return 0;
 }
 
 static void jail_fmt_ip(uint32_t a, char out[16])
@@ -68,16 +109,9 @@ static void jail_fmt_ip(uint32_t a, char out[16])
 	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 
-int jail_net_plan(const char *vm_id, struct jail_net_addr *out, struct err *e)
+void jail_slot_addr(uint32_t slot, struct jail_net_addr *out)
 {
-	int rc = jail_validate_id(vm_id, e);
-	if (rc)
-		return rc;
-	struct jail_names n;
-	jail_names_for(vm_id, &n);
-	/* Slot layout (8 addresses): .0/30 host veth (.1) <-> netns veth (.2);
-	 * .4/30 tap (.5, the guest's gateway) <-> guest (.6). */
-	uint32_t base = (100u << 24) | (64u << 16) | (n.slot << 3);
+	uint32_t base = (100u << 24) | (64u << 16) | ((slot & (JAIL_SLOTS - 1)) << 3);
 	memset(out, 0, sizeof(*out));
 	out->host_ip = base + 1;
 	out->gw = base + 5;
@@ -86,7 +120,35 @@ int jail_net_plan(const char *vm_id, struct jail_net_addr *out, struct err *e)
 	jail_fmt_ip(out->host_ip, out->host_ip_str);
 	jail_fmt_ip(out->gw, out->gw_str);
 	jail_fmt_ip(out->guest_ip, out->guest_ip_str);
-	return 0;
+}
+
+int jail_net_reserve(struct jail_names *n, struct jail_net_addr *out, struct err *e)
+{
+	int rc = jail_prepare_base(e);
+	if (rc)
+		return rc;
+	if (n->slot_claimed) {
+		/* Idempotent, but only while the claim file still says so. */
+		if (!(rc = jail_slot_claim(n->id, n->slot, e)))
+			jail_slot_addr(n->slot, out);
+		return rc;
+	}
+	for (uint32_t i = 0; i < JAIL_SLOT_PROBES; i++) {
+		uint32_t slot = (n->slot + i) & (JAIL_SLOTS - 1);
+		rc = jail_slot_claim(n->id, slot, e);
+		if (rc == -EADDRINUSE) {
+			err_clear(e);
+			continue;   /* another VM's: the next one */
+		}
+		if (rc)
+			return rc;
+		n->slot = slot;
+		n->slot_claimed = 1;
+		jail_slot_addr(slot, out);
+		return 0;
+	}
+	return err_set(e, -EADDRINUSE, "no free network address slot within %u of VM '%s''s (hint: run `ironclaw gc`)",
+		       JAIL_SLOT_PROBES, n->id);
 }
 
 static int jail_mkdir_root(const char *path, unsigned mode, struct err *e)
@@ -107,36 +169,28 @@ static int jail_mkdir_root(const char *path, unsigned mode, struct err *e)
  * the staging mount point of jail roots. */
 int jail_prepare_base(struct err *e)
 {
-	int rc = jail_mkdir_root(JAIL_RUN_DIR, 0711, e);
+	int rc = jail_mkdir_root(jail_run_dir(), 0711, e);
 	if (!rc)
-		rc = jail_mkdir_root(JAIL_STATE_DIR, 0700, e);
+		rc = jail_mkdir_root(jail_state_dir(), 0700, e);
 	if (!rc)
-		rc = jail_mkdir_root(JAIL_STAGE_DIR, 0700, e);
+		rc = jail_mkdir_root(jail_stage_dir(), 0700, e);
 	return rc;
 }
 
-int jail_prepare_dir(const char *vm_id, char *out_path, size_t len, struct err *e)
+int jail_prepare_dir(const struct jail_names *n, struct err *e)
 {
-	int rc = jail_validate_id(vm_id, e);
-	if (rc)
-		return rc;
-	rc = jail_prepare_base(e);
+	int rc = jail_prepare_base(e);
 	if (rc)
 		return rc;
 	/* The state record comes first: from here on gc can find the VM. */
-	if (!jail_state_alive(vm_id) && (rc = jail_state_write(vm_id, 0, e)))
+	if (!jail_state_alive(n->id) && (rc = jail_state_write(n->id, 0, e)))
 		return rc;
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", JAIL_RUN_DIR, vm_id);
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return err_set(e, -errno, "creating %s: %s", path, strerror(errno));
+	if (mkdir(n->dir, 0700) && errno != EEXIST)
+		return err_set(e, -errno, "creating %s: %s", n->dir, strerror(errno));
 	struct stat st;
-	if (lstat(path, &st) || !S_ISDIR(st.st_mode))
-		return err_set(e, -ENOTDIR, "%s is not a directory (hint: remove it)", path);
-	uid_t uid = jail_uid_for(vm_id);
-	if (chown(path, uid, uid) || chmod(path, 0700))
-		return err_set(e, -errno, "giving %s to the jail uid %u: %s", path, (unsigned)uid, strerror(errno));
-	if (snprintf(out_path, len, "%s", path) >= (int)len)
-		return err_set(e, -ENAMETOOLONG, "VM directory path does not fit the caller's buffer");
+	if (lstat(n->dir, &st) || !S_ISDIR(st.st_mode))
+		return err_set(e, -ENOTDIR, "%s is not a directory (hint: remove it)", n->dir);
+	if (chown(n->dir, n->uid, n->gid) || chmod(n->dir, 0700))
+		return err_set(e, -errno, "giving %s to the jail uid %u: %s", n->dir, (unsigned)n->uid, strerror(errno));
 	return 0;
 }

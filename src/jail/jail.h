@@ -10,12 +10,18 @@
  * before execve. Every step fails closed: when one fails the VMM is never
  * exec'ed and the caller gets a message saying which step failed and why.
  *
+ * Policy stays with the caller: which syscalls the VMM may make (a table with a
+ * reason per rule), what it may see (binds), whether it gets /dev/kvm. The jail
+ * returns what happened to the VMM (struct jail_exit); recording it is the
+ * caller's business.
+ *
  * Network: by default the VMM sits in its own empty network namespace (no NIC
  * at all). With `net`, the jail creates a named netns holding a tap device (fd
  * handed to the VMM as fd 3) and one end of a veth pair whose other end is on
  * the host; a per-VM nftables table in that netns (policy drop, only the
  * allowlist plus established replies) sits on the forward and input hooks, and
- * it is read back and verified before the VMM starts. */
+ * it is read back and verified before the VMM starts. All of it is made over
+ * netlink (libmnl) and libnftables: no per-VM fork or exec except the VMM. */
 #ifndef IRONCLAW_JAIL_JAIL_H
 #define IRONCLAW_JAIL_JAIL_H
 
@@ -27,7 +33,7 @@
 
 /* VM ids: 1..JAIL_ID_MAX characters of [a-z0-9-], not starting with '-'. */
 #define JAIL_ID_MAX 48
-/* Root of the per-VM directories. */
+/* Root of the per-VM directories (jail_test_set_run_dir moves it for tests). */
 #define JAIL_RUN_DIR "/run/ironclaw"
 /* With net = 1 the tap fd is always this fd number in the VMM, and pass_fds
  * follow it (4, 5, ...); without net pass_fds start at this number. */
@@ -50,15 +56,80 @@ struct jail_net_allow {
 	uint16_t port;          /* 0 = any port; otherwise TCP and UDP to this port */
 };
 
+/* ---- names ----
+ * Every name a VM has on this host, computed once from its id by
+ * jail_names_make (the only place an id is validated) and passed down from
+ * there. Kernel object names are a fixed prefix plus a 64-bit FNV-1a hash of
+ * the id, so they fit the kernel's limits (IFNAMSIZ 16 for links) whatever the
+ * id length, and gc finds them again from the id alone. */
+struct jail_names {
+	char id[JAIL_ID_MAX + 1];
+	char dir[128];        /* <run dir>/<id>: the per-VM directory */
+	char netns[32];       /* "ic-<16 hex>" */
+	char netns_path[64];  /* "/run/netns/<netns>" */
+	char veth_host[16];   /* "icv<12 hex>": 15 chars, the IFNAMSIZ limit */
+	char table[32];       /* "ironclaw_<16 hex>" (nft, family inet) */
+	char chain_fwd[32];   /* "fwd_<16 hex>" */
+	char chain_in[32];    /* "in_<16 hex>" */
+	char chain_out[32];   /* "out_<16 hex>" */
+	char chain_nat[32];   /* "nat_<16 hex>" */
+	char cgroup[JAIL_ID_MAX + 1];  /* leaf under <cgroup root>/ironclaw/ */
+	uid_t uid;            /* the VMM's uid and gid: non-zero, unprivileged, per VM */
+	gid_t gid;
+	uint32_t slot;        /* address slot: the hash's until jail_net_reserve, then the claimed one */
+	int slot_claimed;     /* set by jail_net_reserve */
+};
+
+/* Validates vm_id (1..JAIL_ID_MAX characters of [a-z0-9-], not starting with
+ * '-'; so no '/', no '.') and fills every derived name. Returns 0 or -EINVAL
+ * with a message naming the rule broken. */
+int jail_names_make(const char *vm_id, struct jail_names *out, struct err *e);
+
+/* ---- seccomp policy (defined by the caller: the VMM's backend) ---- */
+enum jail_seccomp_action {
+	JAIL_SECCOMP_ALLOW,         /* allowed, any arguments */
+	JAIL_SECCOMP_ALLOW_ARG_EQ,  /* allowed only when (arg[arg] & mask) == value */
+	JAIL_SECCOMP_ERRNO,         /* fails with errno `value`, never runs */
+};
+
+struct jail_seccomp_rule {
+	const char *name;        /* libseccomp name */
+	enum jail_seccomp_action action;
+	unsigned arg;            /* argument index for JAIL_SECCOMP_ALLOW_ARG_EQ */
+	uint64_t mask, value;    /* for ALLOW_ARG_EQ; value = errno for ERRNO */
+	const char *value_name;  /* the constant, for printing */
+	const char *why;         /* the reason, one per rule */
+};
+
+/* Anything not in rules kills the process, and so does a foreign architecture
+ * or the x32 ABI. Borrowed by the jail for the duration of jail_spawn. */
+struct jail_seccomp_policy {
+	const char *name;        /* "QEMU (TCG)": for messages and `inspect` */
+	const struct jail_seccomp_rule *rules;
+	size_t n_rules;
+};
+
+struct jail_seccomp_count {
+	unsigned allowed;      /* distinct syscalls allowed (with or without arg checks) */
+	unsigned conditional;  /* of which allowed only with an argument check */
+	unsigned errno_only;   /* distinct syscalls answered with an errno, never run */
+	unsigned arch_total;   /* syscalls libseccomp knows for x86_64 */
+};
+
+/* Measures a policy against libseccomp's x86_64 table. */
+int jail_seccomp_count(const struct jail_seccomp_policy *p, struct jail_seccomp_count *out, struct err *e);
+
+/* ---- spawning ---- */
 struct jail_config {
-	const char *vm_id;              /* validated by jail_validate_id() */
+	const struct jail_names *names; /* from jail_names_make (and jail_net_reserve with net) */
 	char *const *argv;              /* VMM argv; argv[0] is an absolute host path that
 					 * is also bound at the same path in the jail, with the
-					 * shared libraries it needs (and for QEMU its firmware
-					 * directories /usr/share/qemu, /usr/share/seabios) */
-	const struct jail_bind *binds;  /* kernel, initramfs, the VM dir at /run/vm (writable) */
+					 * shared libraries the loader resolves for it */
+	const struct jail_bind *binds;  /* everything else the VMM opens: kernel, initramfs,
+					 * firmware dirs, the VM dir at /run/vm (writable) */
 	size_t n_binds;
-	int use_kvm;                    /* bind /dev/kvm and allow the KVM ioctls */
+	const struct jail_seccomp_policy *seccomp;  /* required; loaded last, before execve */
+	int kvm_node;                   /* make a /dev/kvm node owned by the VMM's uid */
 	uint64_t memory_max_bytes;      /* 0 = no memory limit */
 	unsigned cpu_percent;           /* of one CPU; 0 = no CPU limit */
 	unsigned pids_max;              /* 0 = default (JAIL_PIDS_DEFAULT) */
@@ -72,9 +143,9 @@ struct jail_config {
 
 #define JAIL_PIDS_DEFAULT 256
 
-/* Addresses of one VM's network, derived from the VM id only (so they can be put
- * on the kernel command line before jail_spawn): the guest is guest_ip/prefix
- * with gateway gw (the tap's address in the VM's netns). */
+/* Addresses of one VM's network: the guest is guest_ip/prefix with gateway gw
+ * (the tap's address in the VM's netns). Known before jail_spawn, so they can
+ * go on the kernel command line. */
 struct jail_net_addr {
 	uint32_t guest_ip;      /* host byte order */
 	uint32_t gw;
@@ -86,42 +157,63 @@ struct jail_net_addr {
 	char host_ip_str[16];
 };
 
+/* What happened to the VMM, for the caller to report (the jail records nothing
+ * itself). */
+struct jail_exit {
+	int status;             /* as from waitpid */
+	int seccomp_kill;       /* 1: killed by SIGSYS, i.e. by the filter */
+	long syscall;           /* the syscall that did it, -1 when unknown */
+	unsigned long arch;     /* its AUDIT_ARCH_* (0 when unknown) */
+	char syscall_name[32];  /* "" when unknown */
+	char abi[16];           /* "x86_64", "x32", "i386", "foreign"; "" when unknown */
+};
+
 struct jail;
 
-/* Returns 0 or -EINVAL with a message naming the rule broken. */
-int jail_validate_id(const char *vm_id, struct err *e);
+/* Creates names->dir, 0700, owned by names->uid, after writing the state
+ * record gc finds it by. Idempotent. */
+int jail_prepare_dir(const struct jail_names *names, struct err *e);
 
-/* Creates JAIL_RUN_DIR/<id>, 0700, owned by the jail uid of that id, and writes its
- * path to out_path. Idempotent. */
-int jail_prepare_dir(const char *vm_id, char *out_path, size_t len, struct err *e);
-
-/* Fills the addresses of vm_id's network (pure: no system change). */
-int jail_net_plan(const char *vm_id, struct jail_net_addr *out, struct err *e);
+/* Claims the first free address slot from names->slot on (a taken slot means
+ * the next one; O_EXCL claim files, so concurrent claims never share), stores
+ * it in names->slot and fills *out. Idempotent. Released by jail_destroy,
+ * jail_discard and gc. */
+int jail_net_reserve(struct jail_names *names, struct jail_net_addr *out, struct err *e);
 
 /* Starts the VMM in a new jail (see the top of this file). On success *pid is the
  * host pid of the VMM and *out the jail handle (owned; free with jail_destroy). On
- * failure nothing is left behind and nothing was exec'ed.
- * Call it from a thread that lives as long as the VM (e.g. the main thread): the
- * kernel sends the VMM its parent-death SIGKILL when the creating *thread* exits. */
+ * failure nothing is left behind (the directory and slot included) and nothing was
+ * exec'ed.
+ * Threads: safe to call from several threads at once (libuv pool threads): it
+ * changes no process-wide state (cwd, umask, signal dispositions, environment),
+ * joins namespaces only on short-lived threads of its own or in the child, and
+ * the cloned child only makes system calls (no malloc, no locks).
+ * The VMM's parent-death SIGKILL follows the creating *thread* (PR_SET_PDEATHSIG):
+ * call it from a thread that lives as long as the VM: the main thread, or a
+ * libuv pool thread (those live for the whole process). */
 int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struct err *e);
 
 /* The VMM's host pid, or -1 once reaped. Borrows. */
 pid_t jail_pid(const struct jail *j);
 
-/* Reaps the VMM if it exited (non-blocking). Returns 1 and fills *status (as from
- * waitpid) when it has exited, 0 while it runs, or a negative errno. A SIGSYS
- * death is recorded in the audit ring/log here. Use this instead of waitpid()
- * on the pid, or the violation cannot be attributed. */
-int jail_poll(struct jail *j, int *status);
+/* Reaps the VMM if it exited (non-blocking). Returns 1 and fills *x (may be
+ * NULL) when it has exited, 0 while it runs, or a negative errno. Use this
+ * instead of waitpid() on the pid, or a seccomp kill cannot be attributed. */
+int jail_poll(struct jail *j, struct jail_exit *x);
 
-/* Kills the VMM if it still runs (SIGKILL), reaps it, records a SIGSYS death in
- * the audit ring, removes the cgroups, netns, veth, nft table and the per-VM
- * directory, and frees j. Safe with j == NULL. Returns 0 or the first error. */
-int jail_destroy(struct jail *j, struct err *e);
+/* Kills the VMM if it still runs (SIGKILL), reaps it, fills *x (may be NULL;
+ * x->status is -1 when jail_poll had already reaped it, so an exit is reported
+ * once), removes the cgroups, netns, veth, nft table, address slot and the
+ * per-VM directory, and frees j. Blocks (waitpid, cgroup removal): call it off
+ * the event loop. Safe with j == NULL. Returns 0 or the first error. */
+int jail_destroy(struct jail *j, struct jail_exit *x, struct err *e);
 
-/* Removes the leftovers (cgroups, netns + veth + nft table, directories) of VMs
- * whose VMM is gone. Called at startup by `ironclaw exec` and by `ironclaw gc`.
- * Returns the number of VMs cleaned or a negative errno. */
+/* For a VM whose jail_spawn never succeeded: removes what jail_prepare_dir and
+ * jail_net_reserve made (directory, state record, slot). */
+int jail_discard(const struct jail_names *names, struct err *e);
+
+/* Removes the leftovers (cgroups, netns + veth + nft table, slots, directories)
+ * of VMs whose VMM is gone. Returns the number of VMs cleaned or a negative errno. */
 int jail_gc(struct err *e);
 
 /* Parses the value of `--net`: "allow=CIDR[:PORT],CIDR[:PORT],..." (also
@@ -131,7 +223,12 @@ int jail_gc(struct err *e);
 int jail_net_parse_allow(const char *spec, size_t len, struct jail_net_allow *out, size_t max, size_t *n,
 			 struct err *e);
 
-/* Uid/gid the VMM of vm_id runs as (non-zero, unprivileged, per VM). */
-uid_t jail_uid_for(const char *vm_id);
+/* ---- test hooks (call before any VM exists, from one thread) ---- */
+/* Roots the per-VM directories, state records and staging dir elsewhere
+ * (NULL = JAIL_RUN_DIR). */
+void jail_test_set_run_dir(const char *dir);
+/* Makes every id's preferred address slot `slot` (-1 = the hash's), so tests
+ * can make two VMs clash. */
+void jail_test_force_slot(long slot);
 
 #endif

@@ -7,10 +7,16 @@
  * The guest's packets enter the netns on tap0 and leave on up0 through the
  * forward hook, where the VM's nft table (nft.c) drops all but the allowlist;
  * they are masqueraded to up0's address, so the host needs no route back and
- * cannot start connections to the guest. Links and addresses are made with
- * iproute2's `ip` (fixed argv, no shell); the tap is opened from a thread that
- * joined the netns, so the device is created there and its fd handed to the
- * VMM. Any failure removes what was made: no VM starts on a half-built net. */
+ * cannot start connections to the guest.
+ *
+ * Everything is made by one short-lived thread of ours, over netlink (nl.c),
+ * without forking: it opens a netlink socket in the host netns, unshares
+ * CLONE_NEWNET (only this thread moves), pins the new netns by bind-mounting
+ * /proc/self/task/<tid>/ns/net onto /run/netns/<name> (as iproute2's `ip netns
+ * add` does, so `ip -n` works on it), and from inside sets up links, the
+ * verified nft table, the tap (TUNSETIFF) and the route. The caller's thread
+ * never changes netns. Any failure removes what was made: no VM starts on a
+ * half-built net. */
 #include "jail/jail_internal.h"
 
 #include <errno.h>
@@ -19,9 +25,13 @@
 #include <linux/if_tun.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/io.h"
@@ -44,179 +54,239 @@ static void *jail_ns_thread(void *p)
 	return NULL;
 }
 
-int jail_net_in_ns(const char *vm_id, int (*fn)(void *arg), void *arg, struct err *e)
+int jail_net_in_ns(const struct jail_names *n, int (*fn)(void *arg), void *arg, struct err *e)
 {
-	struct jail_names n;
-	char path[128];
-	jail_names_for(vm_id, &n);
-	snprintf(path, sizeof(path), "/run/netns/%s", n.netns);
-	struct jail_ns_call c = { .fn = fn, .arg = arg, .rc = 0 };
-	c.nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (c.nsfd < 0)
-		return err_set(e, -errno, "opening netns %s: %s", path, strerror(errno));
+	int nsfd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return err_set(e, -errno, "opening netns %s: %s", n->netns_path, strerror(errno));
+	struct jail_ns_call c = { .nsfd = nsfd, .fn = fn, .arg = arg, .rc = 0 };
 	pthread_t t;
 	int rc = pthread_create(&t, NULL, jail_ns_thread, &c);
 	if (rc) {
-		close(c.nsfd);
+		close(nsfd);
 		return err_set(e, -rc, "starting the netns thread: %s", strerror(rc));
 	}
 	pthread_join(t, NULL);
-	close(c.nsfd);
+	close(nsfd);
 	return c.rc;
 }
 
-/* Runs `ip <args...>` (NULL-terminated); on failure the message carries ip's
- * own output. */
-static int jail_ip(struct err *e, const char *what, const char *const *args)
+/* /run/netns must be a shared mount point, so a netns pinned there later is
+ * seen by mount namespaces made before (iproute2 sets it up the same way;
+ * doing it again is harmless). */
+static pthread_mutex_t jail_netns_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int jail_netns_dir(struct err *e)
 {
-	const char *ip = jail_ip_path();
-	if (!ip)
-		return err_set(e, -ENOENT, "`ip` not found (hint: run `make deps`, it installs iproute2)");
-	char *argv[16] = { (char *)ip };
-	int n = 1;
-	for (int i = 0; n < 15 && args[i]; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	char out[512];
-	int rc = jail_run(argv, out, sizeof(out));
-	if (rc < 0)
-		return err_set(e, rc, "%s: running ip: %s", what, strerror(-rc));
-	if (rc > 0)
-		return err_set(e, -EIO, "%s: ip failed: %s", what, out[0] ? out : "(no output)");
+	static int done;
+	int rc = 0, bound = 0;
+	/* Once per process, and never twice at once (two self-binds would stack). */
+	pthread_mutex_lock(&jail_netns_dir_lock);
+	if (done)
+		goto out;
+	if (mkdir(JAIL_NETNS_DIR, 0755) && errno != EEXIST) {
+		rc = err_set(e, -errno, "creating %s: %s", JAIL_NETNS_DIR, strerror(errno));
+		goto out;
+	}
+	while (mount("", JAIL_NETNS_DIR, "none", MS_SHARED | MS_REC, NULL)) {
+		/* EINVAL: not a mount point yet; bind it onto itself, once. */
+		if (errno != EINVAL || bound ||
+		    mount(JAIL_NETNS_DIR, JAIL_NETNS_DIR, "none", MS_BIND | MS_REC, NULL)) {
+			rc = err_set(e, -errno, "making %s a shared mount: %s", JAIL_NETNS_DIR, strerror(errno));
+			goto out;
+		}
+		bound = 1;
+	}
+	done = 1;
+out:
+	pthread_mutex_unlock(&jail_netns_dir_lock);
+	return rc;
+}
+
+int jail_netns_delete(const char *netns, struct err *e)
+{
+	char path[96];
+	if (snprintf(path, sizeof(path), "%s/%s", JAIL_NETNS_DIR, netns) >= (int)sizeof(path))
+		return err_set(e, -ENAMETOOLONG, "netns name too long");
+	/* Detach: a netns still held by a process (or an fd) lives on until
+	 * that goes, but its name is gone at once. */
+	if (umount2(path, MNT_DETACH) && errno != EINVAL && errno != ENOENT)
+		return err_set(e, -errno, "unmounting netns %s: %s", path, strerror(errno));
+	if (unlink(path) && errno != ENOENT)
+		return err_set(e, -errno, "removing %s: %s", path, strerror(errno));
 	return 0;
 }
-#define IP(e, what, ...) jail_ip(e, what, (const char *const[]){ __VA_ARGS__, NULL })
 
-struct jail_tap_args {
-	int fd;
-	const char *gw_cidr;
+struct jail_net_build {
+	const struct jail_names *n;
+	const struct jail_net_allow *allow;
+	size_t n_allow;
+	struct jail_net_addr a;
+	int tap_fd;      /* out */
+	int pinned;      /* out: the netns file is a mount of ours */
+	int veth_made;   /* out */
+	struct err *e;
 };
 
-static int jail_tap_open(void *p)
+/* The tap: no persist flag, so the device lives exactly as long as an fd to
+ * it (the VMM's). Made in the calling thread's netns. */
+static int jail_tap_open(int *out, struct err *e)
 {
-	struct jail_tap_args *a = p;
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return err_set(e, -errno, "opening /dev/net/tun: %s", strerror(errno));
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	/* No persist flag: the device lives exactly as long as an fd to it. */
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", JAIL_NS_TAP);
 	if (ioctl(fd, TUNSETIFF, &ifr)) {
 		int rc = -errno;
 		close(fd);
-		return rc;
+		return err_set(e, rc, "creating the tap device in the VM's netns: %s", strerror(-rc));
 	}
-	a->fd = fd;
-	/* Forwarding is per netns: on here, for the tap <-> up0 path only. */
+	*out = fd;
+	return 0;
+}
+
+/* Forwarding is per netns: on here, for the tap <-> up0 path only. The sysctl
+ * file resolves to the netns of the thread that opens it. */
+static int jail_ns_forwarding(struct err *e)
+{
 	int s = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
 	if (s < 0)
-		return -errno;
+		return err_set(e, -errno, "enabling forwarding in the VM's netns: %s", strerror(errno));
 	int rc = io_write_all(s, "1", 1);
 	close(s);
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? err_set(e, rc, "enabling forwarding in the VM's netns: %s", strerror(-rc)) : 0;
 }
 
-struct jail_nft_args {
-	const char *vm_id;
-	const struct jail_net_allow *allow;
-	size_t n_allow;
-	struct err *e;
-};
-
-static int jail_nft_in_ns(void *p)
+/* Links, addresses and the host end, from inside the new netns. */
+static int jail_net_links(struct jail_net_build *b, struct jail_nl *host, struct jail_nl *ns, int nsfd)
 {
-	struct jail_nft_args *a = p;
-	int rc = jail_nft_apply(a->vm_id, a->allow, a->n_allow, a->e);
-	if (!rc)
-		rc = jail_nft_verify(a->vm_id, a->e);
-	return rc;
+	const struct jail_names *n = b->n;
+	struct err *e = b->e;
+	int rc, idx;
+	if ((rc = jail_nl_veth_add(host, n->veth_host, JAIL_NS_VETH, nsfd, e)))
+		return rc;   /* the host name may be another VM's (48-bit clash): not ours to remove */
+	b->veth_made = 1;
+	uint32_t base = b->a.host_ip - 1;
+	if ((idx = jail_nl_link_index(host, n->veth_host)) < 0)
+		return err_set(e, idx, "netlink: finding %s: %s", n->veth_host, strerror(-idx));
+	if ((rc = jail_nl_addr_add(host, idx, b->a.host_ip, 30, e)) || (rc = jail_nl_link_up(host, idx, e)))
+		return err_wrap(e, "host veth %s", n->veth_host);
+	if ((idx = jail_nl_link_index(ns, JAIL_NS_VETH)) < 0)
+		return err_set(e, idx, "netlink: finding %s in the netns: %s", JAIL_NS_VETH, strerror(-idx));
+	if ((rc = jail_nl_addr_add(ns, idx, base + 2, 30, e)) || (rc = jail_nl_link_up(ns, idx, e)))
+		return err_wrap(e, "netns veth %s", JAIL_NS_VETH);
+	if ((idx = jail_nl_link_index(ns, "lo")) < 0 || (rc = jail_nl_link_up(ns, idx, e)))
+		return idx < 0 ? err_set(e, idx, "netlink: no lo in the netns") : err_wrap(e, "lo");
+	return 0;
 }
 
-int jail_net_create(const char *vm_id, const struct jail_net_allow *allow, size_t n_allow, int *tap_fd,
+/* The tap and the route go in after the firewall: there is no moment in which
+ * the guest's interface is up without its table. */
+static int jail_net_tap(struct jail_net_build *b, struct jail_nl *ns)
+{
+	struct err *e = b->e;
+	int rc, idx;
+	if ((rc = jail_nft_apply(b->n, b->allow, b->n_allow, e)) || (rc = jail_nft_verify(b->n, e)))
+		return rc;
+	if ((rc = jail_tap_open(&b->tap_fd, e)) || (rc = jail_ns_forwarding(e)))
+		return rc;
+	if ((idx = jail_nl_link_index(ns, JAIL_NS_TAP)) < 0)
+		return err_set(e, idx, "netlink: finding %s: %s", JAIL_NS_TAP, strerror(-idx));
+	if ((rc = jail_nl_addr_add(ns, idx, b->a.gw, 30, e)) || (rc = jail_nl_link_up(ns, idx, e)))
+		return err_wrap(e, "tap %s", JAIL_NS_TAP);
+	return jail_nl_route_default(ns, b->a.host_ip, e);
+}
+
+/* The builder thread: host socket, unshare, pin, then build from inside. */
+static void *jail_net_build_thread(void *p)
+{
+	struct jail_net_build *b = p;
+	struct jail_nl *host = NULL, *ns = NULL;
+	int nsfd = -1, rc;
+	char self[64];
+	if ((rc = jail_nl_open(&host, b->e)))
+		goto out;
+	if (unshare(CLONE_NEWNET)) {
+		rc = err_set(b->e, -errno, "creating the VM's network namespace: %s", strerror(errno));
+		goto out;
+	}
+	/* /proc/self/ns/net is the main thread's: name this thread's. */
+	snprintf(self, sizeof(self), "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+	if (mount(self, b->n->netns_path, "none", MS_BIND, NULL)) {
+		rc = err_set(b->e, -errno, "pinning netns %s: %s", b->n->netns_path, strerror(errno));
+		goto out;
+	}
+	b->pinned = 1;
+	nsfd = open(self, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		rc = err_set(b->e, -errno, "opening %s: %s", self, strerror(errno));
+		goto out;
+	}
+	if ((rc = jail_nl_open(&ns, b->e)) || (rc = jail_net_links(b, host, ns, nsfd)) || (rc = jail_net_tap(b, ns)))
+		goto out;
+out:
+	if (nsfd >= 0)
+		close(nsfd);
+	jail_nl_close(ns);
+	jail_nl_close(host);
+	return (void *)(intptr_t)rc;
+}
+
+int jail_net_create(const struct jail_names *n, const struct jail_net_allow *allow, size_t n_allow, int *tap_fd,
 		    struct err *e)
 {
-	struct jail_names n;
-	struct jail_net_addr a;
-	int rc;
 	*tap_fd = -1;
-	jail_names_for(vm_id, &n);
-	if ((rc = jail_net_plan(vm_id, &a, e)))
+	if (!n->slot_claimed)
+		return err_set(e, -EINVAL, "jail: the VM's address slot was not reserved (call jail_net_reserve first)");
+	struct jail_net_build b = { .n = n, .allow = allow, .n_allow = n_allow, .tap_fd = -1, .e = e };
+	jail_slot_addr(n->slot, &b.a);
+	int rc = jail_netns_dir(e);
+	if (rc)
 		return rc;
-	char host_cidr[24], ns_cidr[24], gw_cidr[24], ns_ip[16], net_cidr[24];
-	uint32_t base = a.host_ip - 1;
-	snprintf(host_cidr, sizeof(host_cidr), "%s/30", a.host_ip_str);
-	snprintf(ns_ip, sizeof(ns_ip), "%u.%u.%u.%u", (base + 2) >> 24, ((base + 2) >> 16) & 255, ((base + 2) >> 8) & 255,
-		 (base + 2) & 255);
-	snprintf(ns_cidr, sizeof(ns_cidr), "%s/30", ns_ip);
-	snprintf(gw_cidr, sizeof(gw_cidr), "%s/30", a.gw_str);
-	snprintf(net_cidr, sizeof(net_cidr), "%s", a.host_ip_str);
-
-	if ((rc = IP(e, "creating the VM's network namespace", "netns", "add", n.netns)))
-		return rc;   /* exists: a leftover (gc) or a clash; either way not ours to remove */
-	struct jail_tap_args tap = { .fd = -1, .gw_cidr = gw_cidr };
-	struct jail_nft_args nft = { vm_id, allow, n_allow, e };
-	if ((rc = IP(e, "creating the veth pair", "link", "add", n.veth_host, "type", "veth", "peer", "name",
-		     JAIL_NS_VETH, "netns", n.netns))) {
-		/* The host name may belong to another VM (48-bit hash clash):
-		 * remove only our netns. */
-		IP(NULL, "deleting the VM's network namespace", "netns", "delete", n.netns);
-		return rc;
+	/* The mount point, made exclusively: an existing one is a leftover (gc)
+	 * or a clash; either way not ours to remove. */
+	int fd = open(n->netns_path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return err_set(e, -errno, "creating %s: %s%s", n->netns_path, strerror(errno),
+			       errno == EEXIST ? " (hint: a leftover; run `ironclaw gc`)" : "");
+	close(fd);
+	pthread_t t;
+	void *ret = NULL;
+	if ((rc = pthread_create(&t, NULL, jail_net_build_thread, &b)))
+		rc = err_set(e, -rc, "starting the netns builder thread: %s", strerror(rc));
+	else if (!pthread_join(t, &ret))
+		rc = (int)(intptr_t)ret;
+	if (rc == 0) {
+		*tap_fd = b.tap_fd;
+		return 0;
 	}
-	if ((rc = IP(e, "addressing the host veth", "addr", "add", host_cidr, "dev", n.veth_host)) ||
-	    (rc = IP(e, "bringing up the host veth", "link", "set", n.veth_host, "up")) ||
-	    (rc = IP(e, "addressing the netns veth", "-n", n.netns, "addr", "add", ns_cidr, "dev", JAIL_NS_VETH)) ||
-	    (rc = IP(e, "bringing up the netns veth", "-n", n.netns, "link", "set", JAIL_NS_VETH, "up")) ||
-	    (rc = IP(e, "bringing up lo in the netns", "-n", n.netns, "link", "set", "lo", "up")))
-		goto fail;
-	/* The firewall goes in before the tap exists: there is no moment in
-	 * which the guest's interface is up without its table. */
-	if ((rc = jail_net_in_ns(vm_id, jail_nft_in_ns, &nft, e)))
-		goto fail;
-	rc = jail_net_in_ns(vm_id, jail_tap_open, &tap, e);
-	if (rc) {
-		if (!e || !e->code)
-			err_set(e, rc, "creating the tap device in the VM's netns: %s", strerror(-rc));
-		goto fail;
+	if (b.tap_fd >= 0)
+		close(b.tap_fd);
+	if (b.veth_made) {
+		struct jail_nl *host = NULL;
+		if (jail_nl_open(&host, NULL) == 0) {
+			jail_nl_link_del(host, n->veth_host, NULL);
+			jail_nl_close(host);
+		}
 	}
-	if ((rc = IP(e, "addressing the tap", "-n", n.netns, "addr", "add", gw_cidr, "dev", JAIL_NS_TAP)) ||
-	    (rc = IP(e, "bringing up the tap", "-n", n.netns, "link", "set", JAIL_NS_TAP, "up")) ||
-	    (rc = IP(e, "routing the netns to the host", "-n", n.netns, "route", "add", "default", "via", net_cidr)))
-		goto fail;
-	*tap_fd = tap.fd;
-	return 0;
-fail:
-	if (tap.fd >= 0)
-		close(tap.fd);
-	jail_net_remove(vm_id, NULL);
+	jail_netns_delete(n->netns, NULL);
 	return rc;
 }
 
-int jail_net_remove(const char *vm_id, struct err *e)
+int jail_net_remove(const struct jail_names *n, struct err *e)
 {
-	struct jail_names n;
-	char path[128];
-	jail_names_for(vm_id, &n);
-	const char *ip = jail_ip_path();
-	if (!ip)
-		return 0;
-	/* Deleting the netns destroys up0 and so its peer on the host, and the
-	 * table with it; the explicit link delete covers a veth left without a
-	 * netns by a crash in between. */
-	snprintf(path, sizeof(path), "/run/netns/%s", n.netns);
-	int rc = 0;
-	if (access(path, F_OK) == 0)
-		rc = IP(e, "deleting the VM's network namespace", "netns", "delete", n.netns);
-	char sys[128];
-	snprintf(sys, sizeof(sys), "/sys/class/net/%s", n.veth_host);
-	/* The kernel destroys the netns (and the veth with it) asynchronously. */
-	for (int i = 0; i < 100 && access(sys, F_OK) == 0; i++)
-		usleep(10000);
-	if (access(sys, F_OK) == 0) {
-		int r2 = IP(rc ? NULL : e, "deleting the host veth", "link", "delete", n.veth_host);
-		if (!rc)
-			rc = r2;
+	/* Deleting the host end takes its peer (and so nothing is left to route)
+	 * synchronously; the netns and the table in it go with the last
+	 * reference, which the unmount drops. */
+	struct jail_nl *host = NULL;
+	int rc = jail_nl_open(&host, e);
+	if (!rc) {
+		rc = jail_nl_link_del(host, n->veth_host, e);
+		jail_nl_close(host);
 	}
-	return rc;
+	int r2 = jail_netns_delete(n->netns, rc ? NULL : e);
+	return rc ? rc : r2;
 }

@@ -35,17 +35,17 @@ void jail_nft_test_inject(const char *rule_text)
 	jail_nft_inject = rule_text;
 }
 
-static int jail_nft_build(const char *vm_id, const struct jail_net_allow *allow, size_t n_allow, struct buf *b)
+static int jail_nft_build(const struct jail_names *nm, const struct jail_net_allow *allow, size_t n_allow,
+			  struct buf *b)
 {
-	struct jail_names n;
-	jail_names_for(vm_id, &n);
+	const struct jail_names n = *nm;
 	int rc = buf_printf(b,
 			    "table inet %s {\n"
 			    " comment \"ironclaw vm %s\"\n"
 			    " chain %s {\n"
 			    "  type filter hook forward priority 0; policy drop;\n"
 			    "  ct state established,related accept\n",
-			    n.table, vm_id, n.chain_fwd);
+			    n.table, n.id, n.chain_fwd);
 	for (size_t i = 0; i < n_allow && !rc; i++) {
 		const struct jail_net_allow *a = &allow[i];
 		uint32_t mask = a->prefix ? 0xffffffffu << (32 - a->prefix) : 0;
@@ -98,11 +98,11 @@ static void jail_nft_first_line(const char *s, char *out, size_t len)
 	out[n] = 0;
 }
 
-int jail_nft_apply(const char *vm_id, const struct jail_net_allow *allow, size_t n_allow, struct err *e)
+int jail_nft_apply(const struct jail_names *n, const struct jail_net_allow *allow, size_t n_allow, struct err *e)
 {
 	struct buf b;
 	buf_init(&b, NFT_RULESET_MAX);
-	int rc = jail_nft_build(vm_id, allow, n_allow, &b);
+	int rc = jail_nft_build(n, allow, n_allow, &b);
 	if (rc) {
 		buf_free(&b);
 		return err_set(e, rc, "building the firewall ruleset: %s", strerror(-rc));
@@ -154,10 +154,9 @@ static int jail_nft_check_chain(json_t *ch, struct jail_nft_want *want, size_t n
 	return err_set(e, -EINVAL, "firewall verification: unexpected chain %s", name);
 }
 
-int jail_nft_verify(const char *vm_id, struct err *e)
+int jail_nft_verify(const struct jail_names *nm, struct err *e)
 {
-	struct jail_names n;
-	jail_names_for(vm_id, &n);
+	const struct jail_names n = *nm;
 	struct jail_nft_want want[] = {
 		{ n.chain_fwd, "filter", "forward", "drop", 0 },
 		{ n.chain_in, "filter", "input", "drop", 0 },

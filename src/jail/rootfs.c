@@ -2,16 +2,20 @@
  *
  * The list is: the VMM binary at its own path, the shared libraries the
  * dynamic loader resolves for it (asked from the loader itself with --list, the
- * way ldd does), for QEMU its TCG accelerator module and firmware directories,
- * the caller's binds (kernel, initramfs, the VM directory), /dev/null,
- * /dev/urandom, and /dev/kvm only with KVM. Everything is read-only except
- * binds the caller marks writable. Found by experiment: strace -f -e trace=file
- * of the real boot (see seccomp_policy.c) lists exactly these opens. */
+ * way ldd does), the caller's binds (kernel, initramfs, firmware, the VM
+ * directory), /dev/null, /dev/urandom, and a /dev/kvm node only when asked.
+ * Everything is read-only except binds the caller marks writable. Nothing here
+ * knows which VMM it is.
+ *
+ * The loader query is a fork+exec, so its answer is cached per binary identity
+ * (path, size, mtime, inode): it runs once per binary per process, not per VM.
+ * The cache is shared by every thread that spawns, under a mutex. */
 #include "jail/rootfs.h"
 
 #include <elf.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,35 +68,121 @@ static int rootfs_is_dynamic(const char *bin)
 	return dyn;
 }
 
-/* Asks the loader which libraries bin needs (lines "name => /path (0x...)" and
- * "/lib64/ld-linux-x86-64.so.2 (0x...)"). A static binary has none. */
-static int rootfs_add_libs(struct rootfs_plan *p, const char *bin, struct err *e)
+#define ROOTFS_CACHE_MAX 8
+#define ROOTFS_LIST_MAX 16384
+
+struct rootfs_libs {
+	char bin[ROOTFS_PATH_MAX];
+	off_t size;
+	struct timespec mtime;
+	ino_t ino;
+	dev_t dev;
+	char *paths;     /* NUL-separated library paths, owned */
+	size_t len;
+};
+
+static struct rootfs_libs rootfs_cache[ROOTFS_CACHE_MAX];
+static size_t rootfs_cache_n, rootfs_cache_next;
+static pthread_mutex_t rootfs_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned rootfs_queries;   /* under the lock */
+
+unsigned rootfs_test_queries(void)
 {
-	char out[16384];
-	char *argv[] = { (char *)ROOTFS_LOADER, (char *)"--list", (char *)bin, NULL };
-	if (access(ROOTFS_LOADER, X_OK) || !rootfs_is_dynamic(bin))
-		return 0;
-	int rc = jail_run(argv, out, sizeof(out));
-	if (rc != 0)
-		return 0;   /* "not a dynamic executable" */
-	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *path = strstr(line, "=> ");
-		path = path ? path + 3 : line;
-		while (*path == ' ' || *path == '\t')
-			path++;
-		if (path[0] != '/')
-			continue;   /* linux-vdso.so.1 */
-		char *end = strstr(path, " (");
-		if (end)
-			*end = 0;
-		if ((rc = rootfs_add(p, path, path, 0, e)))
-			return err_wrap(e, "libraries of %s", bin);
+	pthread_mutex_lock(&rootfs_cache_lock);
+	unsigned n = rootfs_queries;
+	pthread_mutex_unlock(&rootfs_cache_lock);
+	return n;
+}
+
+static int rootfs_same(const struct rootfs_libs *c, const char *bin, const struct stat *st)
+{
+	return c->paths && !strcmp(c->bin, bin) && c->size == st->st_size && c->ino == st->st_ino &&
+	       c->dev == st->st_dev && c->mtime.tv_sec == st->st_mtim.tv_sec &&
+	       c->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Asks the loader which libraries bin needs (lines "name => /path (0x...)" and
+ * "/lib64/ld-linux-x86-64.so.2 (0x...)"); returns them NUL-separated in an
+ * owned buffer. A static binary has none. */
+static int rootfs_query_libs(const char *bin, char **out, size_t *out_len)
+{
+	char *text = malloc(ROOTFS_LIST_MAX), *paths = malloc(ROOTFS_LIST_MAX);
+	size_t used = 0;
+	*out = NULL;
+	*out_len = 0;
+	if (!text || !paths) {
+		free(text);
+		free(paths);
+		return -ENOMEM;
 	}
+	char *argv[] = { (char *)ROOTFS_LOADER, (char *)"--list", (char *)bin, NULL };
+	if (access(ROOTFS_LOADER, X_OK) == 0 && rootfs_is_dynamic(bin) && jail_run(argv, text, ROOTFS_LIST_MAX) == 0) {
+		for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char *path = strstr(line, "=> ");
+			path = path ? path + 3 : line;
+			while (*path == ' ' || *path == '\t')
+				path++;
+			if (path[0] != '/')
+				continue;   /* linux-vdso.so.1 */
+			char *end = strstr(path, " (");
+			if (end)
+				*end = 0;
+			size_t l = strlen(path) + 1;
+			if (used + l > ROOTFS_LIST_MAX)
+				break;
+			memcpy(paths + used, path, l);
+			used += l;
+		}
+	}
+	free(text);
+	*out = paths;
+	*out_len = used;
 	return 0;
 }
 
+/* Adds bin's libraries, from the cache or from one loader query. */
+static int rootfs_add_libs(struct rootfs_plan *p, const char *bin, struct err *e)
+{
+	struct stat st;
+	if (stat(bin, &st))
+		return err_set(e, -errno, "VMM %s: %s", bin, strerror(errno));
+	if (strlen(bin) >= ROOTFS_PATH_MAX)
+		return err_set(e, -ENAMETOOLONG, "VMM path too long: %s", bin);
+	int rc = 0;
+	pthread_mutex_lock(&rootfs_cache_lock);
+	struct rootfs_libs *c = NULL;
+	for (size_t i = 0; i < rootfs_cache_n && !c; i++)
+		if (rootfs_same(&rootfs_cache[i], bin, &st))
+			c = &rootfs_cache[i];
+	if (!c) {
+		char *paths;
+		size_t len;
+		/* Under the lock: concurrent first spawns of one binary query once. */
+		rootfs_queries++;
+		if ((rc = rootfs_query_libs(bin, &paths, &len))) {
+			pthread_mutex_unlock(&rootfs_cache_lock);
+			return err_set(e, rc, "listing the libraries of %s: %s", bin, strerror(-rc));
+		}
+		size_t slot = rootfs_cache_n < ROOTFS_CACHE_MAX ? rootfs_cache_n++ : rootfs_cache_next++ % ROOTFS_CACHE_MAX;
+		c = &rootfs_cache[slot];
+		free(c->paths);
+		snprintf(c->bin, sizeof(c->bin), "%s", bin);
+		c->size = st.st_size;
+		c->mtime = st.st_mtim;
+		c->ino = st.st_ino;
+		c->dev = st.st_dev;
+		c->paths = paths;
+		c->len = len;
+	}
+	for (size_t off = 0; off < c->len && !rc; off += strlen(c->paths + off) + 1)
+		if ((rc = rootfs_add(p, c->paths + off, c->paths + off, 0, e)))
+			err_wrap(e, "libraries of %s", bin);
+	pthread_mutex_unlock(&rootfs_cache_lock);
+	return rc;
+}
+
 int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_bind *binds, size_t n_binds,
-		      int use_kvm, struct err *e)
+		      int kvm_node, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
 	int rc;
@@ -100,20 +190,6 @@ int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_
 		return err_set(e, -EINVAL, "VMM path '%s' must be absolute", vmm ? vmm : "");
 	if ((rc = rootfs_add(p, vmm, vmm, 0, e)) || (rc = rootfs_add_libs(p, vmm, e)))
 		return rc;
-	const char *base = strrchr(vmm, '/') + 1;
-	if (!strncmp(base, "qemu-system-", 12)) {
-		/* The TCG accelerator is a loadable module in Debian's QEMU; the
-		 * firmware (bios-microvm.bin, linuxboot_dma.bin) lives in
-		 * /usr/share/qemu, partly as links into /usr/share/seabios. */
-		static const char *const qemu_extra[] = {
-			"/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",
-			"/usr/share/qemu",
-			"/usr/share/seabios",
-		};
-		for (size_t i = 0; i < sizeof(qemu_extra) / sizeof(qemu_extra[0]); i++)
-			if (access(qemu_extra[i], F_OK) == 0 && (rc = rootfs_add(p, qemu_extra[i], qemu_extra[i], 0, e)))
-				return rc;
-	}
 	if (n_binds > JAIL_BINDS_MAX)
 		return err_set(e, -E2BIG, "%zu binds: at most %d", n_binds, JAIL_BINDS_MAX);
 	for (size_t i = 0; i < n_binds; i++)
@@ -122,10 +198,10 @@ int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_
 	if ((rc = rootfs_add(p, "/dev/null", "/dev/null", 1, e)) ||
 	    (rc = rootfs_add(p, "/dev/urandom", "/dev/urandom", 0, e)))
 		return rc;
-	if (use_kvm) {
+	if (kvm_node) {
 		struct stat st;
 		if (stat("/dev/kvm", &st) < 0 || !S_ISCHR(st.st_mode))
-			return err_set(e, -ENODEV, "KVM requested, but /dev/kvm is not a character device here (hint: use TCG)");
+			return err_set(e, -ENODEV, "a /dev/kvm node was asked for, but /dev/kvm is not a character device here (hint: use TCG)");
 		p->kvm = 1;
 		p->kvm_rdev = st.st_rdev;
 	}

@@ -22,14 +22,17 @@ struct rootfs_mount {
 struct rootfs_plan {
 	struct rootfs_mount m[ROOTFS_MAX_MOUNTS];
 	size_t n;
-	/* With KVM the child makes its own /dev/kvm node, owned by the VMM's uid:
+	/* With kvm_node the child makes its own /dev/kvm node, owned by the VMM's uid:
 	 * a bind of the host's node would keep its root-only (or kvm-group)
 	 * permissions, which the dropped uid cannot open. */
 	int kvm;
 	dev_t kvm_rdev;
 };
 
+/* Test hook: how many loader queries (forks) this process made. */
+unsigned rootfs_test_queries(void);
+
 int rootfs_plan_build(struct rootfs_plan *p, const char *vmm, const struct jail_bind *binds, size_t n_binds,
-		      int use_kvm, struct err *e);
+		      int kvm_node, struct err *e);
 
 #endif

@@ -1,4 +1,4 @@
-/* Compiling the policy table into a BPF program, and measuring it.
+/* Compiling a caller's policy table into a BPF program, and measuring it.
  *
  * The program is built with libseccomp in the parent and exported as raw BPF,
  * so the jailed child installs it with one prctl() and no allocation (the
@@ -19,24 +19,24 @@
 
 #define SECPOL_NR_SCAN 1024   /* x86_64 syscall numbers are below this */
 
-static int secpol_add(scmp_filter_ctx ctx, const struct secpol_entry *en, struct err *e)
+static int secpol_add(scmp_filter_ctx ctx, const struct jail_seccomp_rule *en, struct err *e)
 {
 	int nr = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, en->name);
 	if (nr == __NR_SCMP_ERROR)
 		return err_set(e, -EINVAL, "seccomp policy names an unknown syscall '%s'", en->name);
 	int rc;
 	switch (en->action) {
-	case SECPOL_ALLOW:
+	case JAIL_SECCOMP_ALLOW:
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 		break;
-	case SECPOL_ALLOW_ARG_EQ:
+	case JAIL_SECCOMP_ALLOW_ARG_EQ:
 		if (en->mask == ~0ull)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_CMP(en->arg, SCMP_CMP_EQ, en->value));
 		else
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 					      SCMP_CMP(en->arg, SCMP_CMP_MASKED_EQ, en->mask, en->value));
 		break;
-	case SECPOL_ERRNO:
+	case JAIL_SECCOMP_ERRNO:
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((unsigned)en->value), nr, 0);
 		break;
 	default:
@@ -47,10 +47,12 @@ static int secpol_add(scmp_filter_ctx ctx, const struct secpol_entry *en, struct
 	return 0;
 }
 
-int secpol_compile(unsigned variants, struct secpol_program *p, struct err *e)
+int secpol_compile(const struct jail_seccomp_policy *pol, struct secpol_program *p, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
 	int rc = 0, fd = -1;
+	if (!pol || !pol->rules || !pol->n_rules)
+		return err_set(e, -EINVAL, "jail: no seccomp policy given (the VMM never runs unfiltered)");
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
 		return err_set(e, -ENOMEM, "seccomp_init failed");
@@ -61,10 +63,8 @@ int secpol_compile(unsigned variants, struct secpol_program *p, struct err *e)
 		err_set(e, rc, "seccomp: setting the bad-arch action: %s", strerror(-rc));
 		goto out;
 	}
-	size_t n;
-	const struct secpol_entry *t = secpol_table(&n);
-	for (size_t i = 0; i < n; i++)
-		if ((t[i].variants & variants) && (rc = secpol_add(ctx, &t[i], e)))
+	for (size_t i = 0; i < pol->n_rules; i++)
+		if ((rc = secpol_add(ctx, &pol->rules[i], e)))
 			goto out;
 	fd = memfd_create("ironclaw-seccomp", MFD_CLOEXEC);
 	if (fd < 0) {
@@ -106,11 +106,13 @@ void secpol_program_free(struct secpol_program *p)
 	p->len = 0;
 }
 
-int secpol_count(unsigned variants, struct secpol_count *out, struct err *e)
+int jail_seccomp_count(const struct jail_seccomp_policy *pol, struct jail_seccomp_count *out, struct err *e)
 {
 	memset(out, 0, sizeof(*out));
-	size_t n;
-	const struct secpol_entry *t = secpol_table(&n);
+	if (!pol)
+		return err_set(e, -EINVAL, "no seccomp policy");
+	size_t n = pol->n_rules;
+	const struct jail_seccomp_rule *t = pol->rules;
 	for (int nr = 0; nr < SECPOL_NR_SCAN; nr++) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
 		if (!name)
@@ -118,14 +120,14 @@ int secpol_count(unsigned variants, struct secpol_count *out, struct err *e)
 		out->arch_total++;
 		int any = 0, uncond = 0, err_only = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (!(t[i].variants & variants) || strcmp(t[i].name, name))
+			if (strcmp(t[i].name, name))
 				continue;
-			if (t[i].action == SECPOL_ERRNO) {
+			if (t[i].action == JAIL_SECCOMP_ERRNO) {
 				err_only = 1;
 				continue;
 			}
 			any = 1;
-			if (t[i].action == SECPOL_ALLOW)
+			if (t[i].action == JAIL_SECCOMP_ALLOW)
 				uncond = 1;
 		}
 		free(name);
@@ -149,25 +151,25 @@ const char *secpol_arch_name(unsigned long audit_arch, long nr)
 	return "foreign";
 }
 
-const char *secpol_syscall_name(unsigned long audit_arch, long nr)
+int secpol_syscall_name(unsigned long audit_arch, long nr, char *out, size_t len)
 {
-	/* libseccomp returns an allocated copy; keep a small static cache so the
-	 * caller gets a stable string without owning it. */
-	static char cache[64];
 	uint32_t arch = SCMP_ARCH_X86_64;
 	const char *abi = secpol_arch_name(audit_arch, nr);
+	if (len)
+		out[0] = '\0';
 	if (!strcmp(abi, "x32"))
 		arch = SCMP_ARCH_X32;
 	else if (!strcmp(abi, "i386"))
 		arch = SCMP_ARCH_X86;
 	else if (strcmp(abi, "x86_64"))
-		return NULL;
+		return -ENOENT;
 	if (nr < 0)
-		return NULL;
+		return -ENOENT;
+	/* libseccomp returns an allocated copy. */
 	char *name = seccomp_syscall_resolve_num_arch(arch, (int)nr);
 	if (!name)
-		return NULL;
-	snprintf(cache, sizeof(cache), "%s", name);
+		return -ENOENT;
+	snprintf(out, len, "%s", name);
 	free(name);
-	return cache;
+	return 0;
 }

@@ -1,11 +1,10 @@
 /* Starting, watching and tearing down one jailed VMM.
  *
- * jail_spawn prepares everything in the parent (state record first, so a crash
- * at any later point leaves something gc can find; then the root plan, the
- * compiled filter, cgroups, and the network when asked), clones the child into
- * new namespaces, attaches it to the cgroups, releases it, and waits on the
- * error pipe: EOF means execve succeeded (the pipe is close-on-exec), a record
- * means a step failed and everything is torn down again. */
+ * jail_spawn is three steps over one context: prepare (everything made in the
+ * parent), clone (the child into new namespaces), handshake (cgroups attached,
+ * child released, its error pipe read). One release path undoes whatever a
+ * failed step left. The jail records nothing itself: what happened to the VMM
+ * goes back to the caller as a struct jail_exit. */
 #include "jail/jail.h"
 
 #include <dirent.h>
@@ -21,31 +20,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit/audit.h"
 #include "core/io.h"
 #include "jail/child.h"
 #include "jail/jail_internal.h"
 #include "jail/kmsg.h"
+#include "jail/rootfs.h"
+#include "jail/seccomp.h"
 
 #define JAIL_NOFILE 1024             /* QEMU needs a few dozen; TCG needs no more */
 #define JAIL_FSIZE (256ull << 20)    /* the serial log is the only file it grows */
 
 struct jail {
-	char id[JAIL_ID_MAX + 1];
+	struct jail_names names;  /* a copy: the caller's may go away */
 	pid_t pid;          /* -1 once reaped */
-	int status;         /* wait status once reaped */
 	int net;
-	uint32_t slot;
 	int kmsg_fd;        /* positioned at spawn time, to find the audit record of a kill */
+	struct jail_exit exit;
 };
 
 static int jail_check_config(const struct jail_config *c, struct err *e)
 {
-	int rc = jail_validate_id(c->vm_id, e);
-	if (rc)
-		return rc;
+	if (!c->names || !c->names->id[0])
+		return err_set(e, -EINVAL, "jail: no VM names (hint: jail_names_make)");
 	if (!c->argv || !c->argv[0])
 		return err_set(e, -EINVAL, "jail: empty VMM argv");
+	if (!c->seccomp)
+		return err_set(e, -EINVAL, "jail: no seccomp policy given (the VMM never runs unfiltered)");
 	size_t argc = 0;
 	while (c->argv[argc])
 		if (++argc > JAIL_ARGV_MAX)
@@ -56,6 +56,8 @@ static int jail_check_config(const struct jail_config *c, struct err *e)
 		return err_set(e, -E2BIG, "jail: %zu allow entries, at most %d", c->n_allow, JAIL_ALLOW_MAX);
 	if (c->n_allow && !c->net)
 		return err_set(e, -EINVAL, "jail: an allowlist needs net = 1");
+	if (c->net && !c->names->slot_claimed)
+		return err_set(e, -EINVAL, "jail: net = 1 needs a reserved address slot (hint: jail_net_reserve)");
 	for (size_t i = 0; i < c->n_allow; i++)
 		if (c->allow[i].prefix > 32)
 			return err_set(e, -EINVAL, "jail: allow entry %zu has prefix /%u (max 32)", i, c->allow[i].prefix);
@@ -67,50 +69,42 @@ pid_t jail_pid(const struct jail *j)
 	return j ? j->pid : -1;
 }
 
-/* Records a SIGSYS death (the seccomp filter killed the VMM). The syscall
- * number comes from the kernel's audit record (type=1326) for that pid. */
-static void jail_note_exit(struct jail *j)
+/* What the wait status says, and for a SIGSYS death the syscall, from the
+ * kernel's audit record (type=1326) for that pid. */
+static void jail_read_exit(struct jail *j, int status)
 {
-	if (!WIFSIGNALED(j->status) || WTERMSIG(j->status) != SIGSYS)
+	struct jail_exit *x = &j->exit;
+	memset(x, 0, sizeof(*x));
+	x->status = status;
+	x->syscall = -1;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS)
 		return;
-	struct audit_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.time = (int64_t)time(NULL);
-	snprintf(ev.kind, sizeof(ev.kind), "seccomp");
-	snprintf(ev.vm_id, sizeof(ev.vm_id), "%s", j->id);
-	ev.pid = (int)j->pid;
-	ev.syscall = -1;
-	unsigned long arch = 0;
-	if (jail_kmsg_find_seccomp(j->kmsg_fd, j->pid, &ev.syscall, &arch) == 0) {
-		const char *name = secpol_syscall_name(arch, ev.syscall);
-		snprintf(ev.syscall_name, sizeof(ev.syscall_name), "%s", name ? name : "?");
-		snprintf(ev.detail, sizeof(ev.detail), "VMM killed by the seccomp filter (%s ABI)",
-			 secpol_arch_name(arch, ev.syscall));
-	} else {
-		snprintf(ev.detail, sizeof(ev.detail),
-			 "VMM killed by SIGSYS; no kernel audit record found for the syscall number");
+	x->seccomp_kill = 1;
+	if (jail_kmsg_find_seccomp(j->kmsg_fd, j->pid, &x->syscall, &x->arch) == 0) {
+		secpol_syscall_name(x->arch, x->syscall, x->syscall_name, sizeof(x->syscall_name));
+		snprintf(x->abi, sizeof(x->abi), "%s", secpol_arch_name(x->arch, x->syscall));
 	}
-	audit_record(&ev, NULL);
 }
 
-int jail_poll(struct jail *j, int *status)
+int jail_poll(struct jail *j, struct jail_exit *x)
 {
 	if (!j)
 		return -EINVAL;
 	if (j->pid < 0) {
-		if (status)
-			*status = j->status;
+		if (x)
+			*x = j->exit;
 		return 1;
 	}
-	pid_t r = waitpid(j->pid, &j->status, WNOHANG);
+	int status = 0;
+	pid_t r = waitpid(j->pid, &status, WNOHANG);
 	if (r < 0)
 		return -errno;
 	if (r == 0)
 		return 0;
-	jail_note_exit(j);
+	jail_read_exit(j, status);
 	j->pid = -1;
-	if (status)
-		*status = j->status;
+	if (x)
+		*x = j->exit;
 	return 1;
 }
 
@@ -138,40 +132,57 @@ static int jail_rm_tree(int parent, const char *name, int depth)
 	return unlinkat(parent, name, AT_REMOVEDIR) && errno != ENOENT ? -errno : 0;
 }
 
-/* Tears down everything named after vm_id. Used by destroy, failed spawns and gc. */
-int jail_cleanup_id(const char *vm_id, int with_net, struct err *e)
+int jail_cleanup(const struct jail_names *n, int with_net, struct err *e)
 {
 	int first = 0, rc;
-	struct jail_names n;
-	jail_names_for(vm_id, &n);
-	if (with_net && (rc = jail_net_remove(vm_id, e)) && !first)
+	if (with_net && (rc = jail_net_remove(n, e)) && !first)
 		first = rc;
-	jail_slot_release(vm_id, n.slot);
-	if ((rc = jail_cgroup_remove(vm_id, first ? NULL : e)) && !first)
+	jail_slot_release(n->id, n->slot);
+	if ((rc = jail_cgroup_remove(n->cgroup, first ? NULL : e)) && !first)
 		first = rc;
-	int base = open(JAIL_RUN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int base = open(jail_run_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (base >= 0) {
-		rc = jail_rm_tree(base, vm_id, 0);
+		rc = jail_rm_tree(base, n->id, 0);
 		close(base);
 		if (rc && !first)
-			first = err_set(e, rc, "removing %s/%s: %s", JAIL_RUN_DIR, vm_id, strerror(-rc));
+			first = err_set(e, rc, "removing %s: %s", n->dir, strerror(-rc));
 	}
-	jail_state_remove(vm_id);
+	jail_state_remove(n->id);
 	return first;
 }
 
-int jail_destroy(struct jail *j, struct err *e)
+int jail_discard(const struct jail_names *n, struct err *e)
 {
+	if (!n || !n->id[0])
+		return 0;
+	return jail_cleanup(n, 0, e);
+}
+
+static void jail_kill_reap(pid_t pid, int *status)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+}
+
+int jail_destroy(struct jail *j, struct jail_exit *x, struct err *e)
+{
+	if (x) {
+		memset(x, 0, sizeof(*x));
+		x->status = -1;   /* already reported by jail_poll, or nothing ran */
+		x->syscall = -1;
+	}
 	if (!j)
 		return 0;
 	if (j->pid > 0) {
-		kill(j->pid, SIGKILL);
-		while (waitpid(j->pid, &j->status, 0) < 0 && errno == EINTR)
-			;
-		jail_note_exit(j);
+		int status = 0;
+		jail_kill_reap(j->pid, &status);
+		jail_read_exit(j, status);
 		j->pid = -1;
+		if (x)
+			*x = j->exit;
 	}
-	int rc = jail_cleanup_id(j->id, j->net, e);
+	int rc = jail_cleanup(&j->names, j->net, e);
 	if (j->kmsg_fd >= 0)
 		close(j->kmsg_fd);
 	free(j);
@@ -191,169 +202,182 @@ static int jail_report_child(const struct jail_child_err *ce, const struct rootf
 	return err_set(e, -ce->err, "jail setup failed %s: %s", what, strerror(ce->err));
 }
 
-int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struct err *e)
-{
-	int rc;
-	struct jail *j = NULL;
-	struct rootfs_plan *plan = NULL;
-	struct secpol_program prog = { 0 };
-	int sync_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
-	int tap_fd = -1, netns_fd = -1, devnull = -1;
-	int made = 0;   /* whether kernel objects may exist and need cleanup */
-	int net_made = 0;
-	char dir[256];
+/* Everything one spawn holds between its steps; released in one place. */
+struct jail_spawn_ctx {
+	const struct jail_config *c;
+	struct jail *j;
+	struct rootfs_plan *plan;
+	struct secpol_program prog;
+	struct jail_child child;
+	int sync_p[2], err_p[2];
+	int tap_fd, netns_fd, devnull;
+	int made;      /* the state record exists: cleanup removes what is named */
+	int net_made;  /* this spawn built the network */
+};
 
-	*out = NULL;
-	if ((rc = jail_check_config(c, e)))
+/* Step 1: everything in the parent (state record first, so a crash at any
+ * later point leaves something gc can find; then the root plan, the
+ * compiled filter, cgroups, the network when asked, fds and pipes). */
+static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
+{
+	const struct jail_config *c = s->c;
+	const struct jail_names *n = c->names;
+	int rc;
+	if ((rc = jail_check_config(c, e)) || (rc = jail_prepare_base(e)))
 		return rc;
-	if ((rc = jail_prepare_base(e)))
+	pid_t running = jail_state_vmm(n->id);
+	if (running > 0)
+		return err_set(e, -EEXIST, "VM '%s' already runs (pid %d)", n->id, (int)running);
+	s->j = calloc(1, sizeof(*s->j));
+	s->plan = calloc(1, sizeof(*s->plan));
+	if (!s->j || !s->plan)
+		return err_set(e, -ENOMEM, "jail: out of memory");
+	s->j->names = *n;
+	s->j->pid = -1;
+	s->j->kmsg_fd = -1;
+	s->j->net = c->net;
+	s->made = 1;
+	if ((rc = jail_prepare_dir(n, e)) ||
+	    (rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
+	    (rc = secpol_compile(c->seccomp, &s->prog, e)))
 		return rc;
-	if (jail_state_alive(c->vm_id)) {
-		/* Ours from jail_prepare_dir is fine; a VMM already running is not. */
-		char probe[256];
-		snprintf(probe, sizeof(probe), "%s/%s", JAIL_STATE_DIR, c->vm_id);
-		char *buf = NULL;
-		size_t len;
-		int owner = 0, vmm = 0;
-		if (!io_read_file(probe, 256, &buf, &len)) {
-			sscanf(buf, "%d %*u %d", &owner, &vmm);
-			free(buf);
-		}
-		if (vmm > 0 && jail_proc_start(vmm))
-			return err_set(e, -EEXIST, "VM '%s' already runs (pid %d)", c->vm_id, vmm);
-	}
-	j = calloc(1, sizeof(*j));
-	plan = calloc(1, sizeof(*plan));
-	if (!j || !plan) {
-		rc = err_set(e, -ENOMEM, "jail: out of memory");
-		goto out;
-	}
-	snprintf(j->id, sizeof(j->id), "%s", c->vm_id);
-	j->pid = -1;
-	j->kmsg_fd = -1;
-	j->net = c->net;
-	made = 1;
-	if ((rc = jail_state_write(c->vm_id, 0, e)) || (rc = jail_prepare_dir(c->vm_id, dir, sizeof(dir), e)))
-		goto out;
-	if ((rc = rootfs_plan_build(plan, c->argv[0], c->binds, c->n_binds, c->use_kvm, e)))
-		goto out;
-	if ((rc = secpol_compile(c->use_kvm ? SECPOL_KVM : SECPOL_TCG, &prog, e)))
-		goto out;
 	struct jail_cgroup_limits lim = { c->memory_max_bytes, c->cpu_percent,
 					  c->pids_max ? c->pids_max : JAIL_PIDS_DEFAULT };
-	if ((rc = jail_cgroup_create(c->vm_id, &lim, e)))
-		goto out;
+	if ((rc = jail_cgroup_create(n->cgroup, &lim, e)))
+		return rc;
 	if (c->net) {
-		struct jail_names n;
-		jail_names_for(c->vm_id, &n);
-		j->slot = n.slot;
-		if ((rc = jail_slot_claim(c->vm_id, n.slot, e)) ||
-		    (rc = jail_net_create(c->vm_id, c->allow, c->n_allow, &tap_fd, e)))
-			goto out;
-		net_made = 1;
-		char nspath[128];
-		snprintf(nspath, sizeof(nspath), "/run/netns/%s", n.netns);
-		netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
-		if (netns_fd < 0) {
-			rc = err_set(e, -errno, "opening %s: %s", nspath, strerror(errno));
-			goto out;
-		}
+		if ((rc = jail_slot_claim(n->id, n->slot, e)))
+			return rc == -EADDRINUSE ? err_set(e, rc, "address slot %u is no longer VM '%s''s", n->slot, n->id) : rc;
+		if ((rc = jail_net_create(n, c->allow, c->n_allow, &s->tap_fd, e)))
+			return rc;
+		s->net_made = 1;
+		s->netns_fd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
+		if (s->netns_fd < 0)
+			return err_set(e, -errno, "opening %s: %s", n->netns_path, strerror(errno));
 	}
-	j->kmsg_fd = jail_kmsg_open();
+	s->j->kmsg_fd = jail_kmsg_open();
+	s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (s->devnull < 0)
+		return err_set(e, -errno, "opening /dev/null: %s", strerror(errno));
+	if (pipe2(s->sync_p, O_CLOEXEC) || pipe2(s->err_p, O_CLOEXEC))
+		return err_set(e, -errno, "jail: pipe: %s", strerror(errno));
 
-	struct jail_child child = {
-		.argv = c->argv, .plan = plan, .prog = &prog, .netns_fd = netns_fd,
-		.uid = jail_uid_for(c->vm_id), .gid = (gid_t)jail_uid_for(c->vm_id),
-		.nofile = JAIL_NOFILE, .fsize = JAIL_FSIZE,
-	};
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0) {
-		rc = err_set(e, -errno, "opening /dev/null: %s", strerror(errno));
-		goto out;
-	}
-	child.fds[0] = c->stdin_fd >= 0 ? c->stdin_fd : devnull;
-	child.fds[1] = c->stdout_fd >= 0 ? c->stdout_fd : devnull;
-	child.fds[2] = c->stderr_fd >= 0 ? c->stderr_fd : devnull;
-	child.n_fds = 3;
+	struct jail_child *ch = &s->child;
+	ch->argv = c->argv;
+	ch->plan = s->plan;
+	ch->prog = &s->prog;
+	ch->netns_fd = s->netns_fd;
+	ch->uid = n->uid;
+	ch->gid = n->gid;
+	ch->nofile = JAIL_NOFILE;
+	ch->fsize = JAIL_FSIZE;
+	ch->sync_fd = s->sync_p[0];
+	ch->err_fd = s->err_p[1];
+	if (snprintf(ch->stage, sizeof(ch->stage), "%s", jail_stage_dir()) >= (int)sizeof(ch->stage))
+		return err_set(e, -ENAMETOOLONG, "jail: staging path too long");
+	snprintf(ch->kvm_dev, sizeof(ch->kvm_dev), "%s/dev", ch->stage);
+	snprintf(ch->kvm_node, sizeof(ch->kvm_node), "%s/dev/kvm", ch->stage);
+	ch->fds[0] = c->stdin_fd >= 0 ? c->stdin_fd : s->devnull;
+	ch->fds[1] = c->stdout_fd >= 0 ? c->stdout_fd : s->devnull;
+	ch->fds[2] = c->stderr_fd >= 0 ? c->stderr_fd : s->devnull;
+	ch->n_fds = 3;
 	if (c->net)
-		child.fds[child.n_fds++] = tap_fd;
+		ch->fds[ch->n_fds++] = s->tap_fd;
 	for (size_t i = 0; i < c->n_pass_fds; i++)
-		child.fds[child.n_fds++] = c->pass_fds[i];
-	if (pipe2(sync_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC)) {
-		rc = err_set(e, -errno, "jail: pipe: %s", strerror(errno));
-		goto out;
-	}
-	child.sync_fd = sync_p[0];
-	child.err_fd = err_p[1];
+		ch->fds[ch->n_fds++] = c->pass_fds[i];
+	return 0;
+}
 
+/* Step 2: the child, in new namespaces (a new empty netns without net; with
+ * net it joins the VM's after the go). */
+static int jail_spawn_clone(struct jail_spawn_ctx *s, struct err *e)
+{
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-	if (!c->net)
+	if (!s->c->net)
 		flags |= CLONE_NEWNET;   /* empty: no NIC at all */
 	pid_t p = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-	if (p < 0) {
-		rc = err_set(e, -errno, "jail: clone into new namespaces: %s", strerror(errno));
-		goto out;
-	}
+	if (p < 0)
+		return err_set(e, -errno, "jail: clone into new namespaces: %s", strerror(errno));
 	if (p == 0) {
-		close(sync_p[1]);
-		close(err_p[0]);
-		jail_child_run(&child);
+		close(s->sync_p[1]);
+		close(s->err_p[0]);
+		jail_child_run(&s->child);
 	}
-	j->pid = p;
-	close(sync_p[0]);
-	sync_p[0] = -1;
-	close(err_p[1]);
-	err_p[1] = -1;
-	if ((rc = jail_cgroup_attach(c->vm_id, p, e)) || (rc = jail_state_write(c->vm_id, p, e)))
-		goto out;   /* closing sync_p[1] unwritten makes the child exit */
-	if (io_write_all(sync_p[1], "g", 1) < 0) {
-		rc = err_set(e, -EPIPE, "jail: the child died before setup");
-		goto out;
-	}
-	close(sync_p[1]);
-	sync_p[1] = -1;
+	s->j->pid = p;
+	close(s->sync_p[0]);
+	s->sync_p[0] = -1;
+	close(s->err_p[1]);
+	s->err_p[1] = -1;
+	return 0;
+}
+
+/* Step 3: cgroups and the record get the pid, the child is released, and the
+ * error pipe tells: EOF means execve succeeded (the pipe is close-on-exec), a
+ * record means a step failed. */
+static int jail_spawn_handshake(struct jail_spawn_ctx *s, struct err *e)
+{
+	const struct jail_names *n = s->c->names;
+	int rc;
+	if ((rc = jail_cgroup_attach(n->cgroup, s->j->pid, e)) || (rc = jail_state_write(n->id, s->j->pid, e)))
+		return rc;   /* closing sync_p[1] unwritten makes the child exit */
+	if (io_write_all(s->sync_p[1], "g", 1) < 0)
+		return err_set(e, -EPIPE, "jail: the child died before setup");
+	close(s->sync_p[1]);
+	s->sync_p[1] = -1;
 	struct jail_child_err ce;
-	ssize_t n = io_read(err_p[0], &ce, sizeof(ce));
-	if (n == (ssize_t)sizeof(ce)) {
-		rc = jail_report_child(&ce, plan, e);
-		goto out;
-	}
-	if (n != 0) {
-		rc = err_set(e, -EIO, "jail: unreadable report from the child");
-		goto out;
-	}
-	*pid = p;
-	*out = j;
-	j = NULL;
-	rc = 0;
-out:
+	ssize_t got = io_read(s->err_p[0], &ce, sizeof(ce));
+	if (got == (ssize_t)sizeof(ce))
+		return jail_report_child(&ce, s->plan, e);
+	if (got != 0)
+		return err_set(e, -EIO, "jail: unreadable report from the child");
+	return 0;
+}
+
+static void jail_spawn_release(struct jail_spawn_ctx *s)
+{
 	for (int i = 0; i < 2; i++) {
-		if (sync_p[i] >= 0)
-			close(sync_p[i]);
-		if (err_p[i] >= 0)
-			close(err_p[i]);
+		if (s->sync_p[i] >= 0)
+			close(s->sync_p[i]);
+		if (s->err_p[i] >= 0)
+			close(s->err_p[i]);
 	}
-	if (tap_fd >= 0)
-		close(tap_fd);
-	if (netns_fd >= 0)
-		close(netns_fd);
-	if (devnull >= 0)
-		close(devnull);
-	secpol_program_free(&prog);
-	free(plan);
-	if (j) {
-		if (j->pid > 0) {
-			kill(j->pid, SIGKILL);
-			while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-		}
-		/* The network only when this call made it: a failed create removes
-		 * its own pieces, and a name clash must not take down another VM's. */
-		if (made)
-			jail_cleanup_id(c->vm_id, net_made, NULL);
-		if (j->kmsg_fd >= 0)
-			close(j->kmsg_fd);
-		free(j);
+	if (s->tap_fd >= 0)
+		close(s->tap_fd);
+	if (s->netns_fd >= 0)
+		close(s->netns_fd);
+	if (s->devnull >= 0)
+		close(s->devnull);
+	secpol_program_free(&s->prog);
+	free(s->plan);
+	if (!s->j)
+		return;
+	if (s->j->pid > 0)
+		jail_kill_reap(s->j->pid, NULL);
+	/* The network only when this call made it: a failed create removes its
+	 * own pieces, and a name clash must not take down another VM's. */
+	if (s->made)
+		jail_cleanup(s->c->names, s->net_made, NULL);
+	if (s->j->kmsg_fd >= 0)
+		close(s->j->kmsg_fd);
+	free(s->j);
+}
+
+int jail_spawn(const struct jail_config *c, pid_t *pid, struct jail **out, struct err *e)
+{
+	struct jail_spawn_ctx s = {
+		.c = c, .sync_p = { -1, -1 }, .err_p = { -1, -1 }, .tap_fd = -1, .netns_fd = -1, .devnull = -1,
+	};
+	*out = NULL;
+	int rc = jail_spawn_prepare(&s, e);
+	if (!rc)
+		rc = jail_spawn_clone(&s, e);
+	if (!rc)
+		rc = jail_spawn_handshake(&s, e);
+	if (!rc) {
+		*pid = s.j->pid;
+		*out = s.j;
+		s.j = NULL;
 	}
+	jail_spawn_release(&s);
 	return rc;
 }

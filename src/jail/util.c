@@ -1,6 +1,7 @@
 /* Small process helpers for the jail: running a system tool with a fixed argv
- * (no shell, empty environment, output captured for error messages), and
- * telling whether a recorded pid is still the same process. */
+ * (no shell, empty environment, output captured; used once per VMM binary for
+ * the loader's library list), and telling whether a recorded pid is still the
+ * same process. */
 #include "jail/jail_internal.h"
 
 #include <errno.h>
@@ -12,15 +13,6 @@
 #include <unistd.h>
 
 #include "core/io.h"
-
-const char *jail_ip_path(void)
-{
-	static const char *const cands[] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip" };
-	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
-		if (access(cands[i], X_OK) == 0)
-			return cands[i];
-	return NULL;
-}
 
 int jail_run(char *const argv[], char *out, size_t out_len)
 {

@@ -127,7 +127,7 @@ struct accel_probe {
 	uv_loop_t *loop;
 	char key[1024];
 	char id[32];
-	char dir[256];
+	struct jail_names names;
 	struct vm_launch_plan plan;
 	struct jail_config jc;
 	struct vm_launch *launch;
@@ -159,8 +159,7 @@ static void accel_probe_freed(uv_handle_t *h)
 static void accel_probe_released(void *ctx, const struct err *e)
 {
 	struct accel_probe *p = ctx;
-	(void)e;
-	rmdir(p->dir);
+	(void)e;   /* the launcher removed the probe's jail and directory */
 	accel_cache_write(p->key, &p->verdict);
 	struct accel_waiter *w = p->waiters;
 	struct vm_accel_verdict v = p->verdict;
@@ -228,18 +227,18 @@ static int accel_probe_start(struct accel_probe *p, const char *kernel, const ch
 	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		rnd = (unsigned)getpid();
 	snprintf(p->id, sizeof(p->id), "probe-%08x", rnd);
-	int rc = jail_prepare_dir(p->id, p->dir, sizeof(p->dir), e);
-	if (rc < 0)
+	int rc = jail_names_make(p->id, &p->names, e);
+	if (rc < 0 || (rc = jail_prepare_dir(&p->names, e)) < 0)
 		return rc;
 	/* The same plan and launch as every QEMU VM, with an init that powers off. */
 	const struct vm_backend_spec spec = {
-		.id = p->id, .dir = p->dir, .kernel = kernel, .initrd = initrd,
+		.id = p->id, .dir = p->names.dir, .kernel = kernel, .initrd = initrd,
 		.cmdline_extra = "ironclaw.poweroff=1", .cpus = 1, .memory_mib = 128,
 		.accel = VM_ACCEL_KVM, .tap_fd = -1,
 	};
 	if ((rc = qemu_plan_launch(&spec, &p->plan, e)) < 0)
 		return rc;
-	vm_launch_config(&p->plan, p->id, &p->jc);
+	vm_launch_config(&p->plan, &p->names, &p->jc);
 	static const struct vm_launch_events ev = {
 		.started = accel_probe_on_started,
 		.exited = accel_probe_on_exited,
@@ -325,7 +324,8 @@ void vm_accel_probe(uv_loop_t *loop, const char *qemu, const char *kernel, const
 	if (accel_probe_start(p, kernel, initrd, &e) < 0) {
 		accel_probe_verdict(p, NULL, &e);
 		accel_cache_write(p->key, &p->verdict);
-		rmdir(p->dir);
+		if (p->names.id[0])
+			jail_discard(&p->names, &e);
 		struct vm_accel_verdict pv = p->verdict;
 		uv_close((uv_handle_t *)&p->deadline, accel_probe_freed);
 		accel_notify(w, &pv);

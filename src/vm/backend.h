@@ -65,7 +65,8 @@ struct vm_launch_plan {
 	char store[VM_PLAN_STORE];
 	struct jail_bind binds[VM_PLAN_BINDS_MAX];
 	size_t n_binds;
-	int use_kvm;
+	const struct jail_seccomp_policy *seccomp; /* the VMM's filter (static, borrowed) */
+	int kvm_node;                /* the VMM needs /dev/kvm */
 	uint64_t memory_max_bytes;
 	unsigned cpu_percent;
 };

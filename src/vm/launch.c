@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "vm/vm.h"
 
 enum launch_phase { L_SPAWNING, L_RUNNING, L_EXITED, L_FAILED, L_RELEASING };
 
@@ -42,6 +43,7 @@ struct vm_launch {
 	char stderr_text[VM_LAUNCH_STDERR_KEEP + 1];
 	struct err spawn_err;
 	struct err cleanup_err;
+	struct jail_exit final_exit;   /* filled by jail_destroy (status -1: already reported) */
 	int release_wanted;
 	void (*released)(void *ctx, const struct err *e);
 	void *released_ctx;
@@ -115,12 +117,14 @@ static void launch_on_pidfd(uv_poll_t *p, int status, int events)
 	struct vm_launch *l = p->data;
 	(void)status;
 	(void)events;
-	int st = 0;
-	if (l->phase != L_RUNNING || jail_poll(l->jail, &st) != 1)
+	struct jail_exit x;
+	if (l->phase != L_RUNNING || jail_poll(l->jail, &x) != 1)
 		return;
 	uv_poll_stop(&l->pid_watch);
+	vm_audit_vmm_exit(l->id, l->pid, &x);
 	l->phase = L_EXITED;
-	l->status = st;
+	l->status = x.status;
+	int st = x.status;
 	launch_drain_stderr(l);
 	if (l->ev.exited)
 		l->ev.exited(l, st, l->ctx);
@@ -193,14 +197,16 @@ static void launch_on_spawned(uv_work_t *w, int status)
 		l->ev.started(l, l->phase == L_FAILED ? &l->spawn_err : NULL, l->ctx);
 }
 
-void vm_launch_config(const struct vm_launch_plan *plan, const char *id, struct jail_config *jc)
+void vm_launch_config(const struct vm_launch_plan *plan, const struct jail_names *names,
+		      struct jail_config *jc)
 {
 	*jc = (struct jail_config){
-		.vm_id = id,
+		.names = names,
 		.argv = (char *const *)plan->argv,
 		.binds = plan->binds,
 		.n_binds = plan->n_binds,
-		.use_kvm = plan->use_kvm,
+		.seccomp = plan->seccomp,
+		.kvm_node = plan->kvm_node,
 		.memory_max_bytes = plan->memory_max_bytes,
 		.cpu_percent = plan->cpu_percent,
 		.stdin_fd = -1,
@@ -230,7 +236,7 @@ int vm_launch_start(uv_loop_t *loop, struct jail_config *cfg,
 	buf_init(&l->stderr_tail, VM_LAUNCH_STDERR_KEEP);
 	/* The job reads cfg on another thread; stderr_fd is the only field we set. */
 	l->cfg = cfg;
-	snprintf(l->id, sizeof(l->id), "%s", cfg->vm_id ? cfg->vm_id : "?");
+	snprintf(l->id, sizeof(l->id), "%s", cfg->names ? cfg->names->id : "?");
 	l->stderr_w = errpipe[1];
 	cfg->stderr_fd = errpipe[1];
 	uv_pipe_init(loop, &l->stderr_pipe, 0);
@@ -259,14 +265,17 @@ static void launch_destroy_job(uv_work_t *w)
 {
 	struct vm_launch *l = w->data;
 	/* Kills the VMM if it still runs, reaps it, removes every kernel object. */
-	jail_destroy(l->jail, &l->cleanup_err);
+	jail_destroy(l->jail, &l->final_exit, &l->cleanup_err);
 	l->jail = NULL;
 }
 
 static void launch_on_destroyed(uv_work_t *w, int status)
 {
+	struct vm_launch *l = w->data;
 	(void)status;
-	launch_close_handles(w->data);
+	/* On the loop thread: the audit log is not the pool's to write. */
+	vm_audit_vmm_exit(l->id, l->pid, &l->final_exit);
+	launch_close_handles(l);
 }
 
 static void launch_release_now(struct vm_launch *l)
@@ -282,7 +291,7 @@ static void launch_release_now(struct vm_launch *l)
 	if (uv_queue_work(l->loop, &l->work, launch_destroy_job, launch_on_destroyed) < 0) {
 		/* No pool: do it here rather than leave a VMM behind. */
 		launch_destroy_job(&l->work);
-		launch_close_handles(l);
+		launch_on_destroyed(&l->work, 0);
 	}
 }
 

@@ -28,13 +28,15 @@ struct vm_launch_events {
 	void (*exited)(struct vm_launch *l, int status, void *ctx);
 };
 
-/* Fills a jail configuration from a backend's plan (borrowing it) for VM id:
- * no network, no extra fds, stdin/stdout on /dev/null. */
-void vm_launch_config(const struct vm_launch_plan *plan, const char *id, struct jail_config *jc);
+/* Fills a jail configuration from a backend's plan and the VM's names (borrowing
+ * both): no network, no extra fds, stdin/stdout on /dev/null. */
+void vm_launch_config(const struct vm_launch_plan *plan, const struct jail_names *names,
+		      struct jail_config *jc);
 
 /* Starts the jailed VMM. cfg and everything it points to is borrowed until
  * `started` has run; its stderr_fd is set here (the launcher keeps the VMM's
- * stderr). Returns an owned handle (release with vm_launch_release). */
+ * stderr). Returns an owned handle (release with vm_launch_release). How the
+ * VMM ended (a seccomp kill) is recorded in the audit log here, once. */
 int vm_launch_start(uv_loop_t *loop, struct jail_config *cfg,
 		    const struct vm_launch_events *ev, void *ctx, struct vm_launch **out,
 		    struct err *e);

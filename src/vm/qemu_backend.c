@@ -14,8 +14,11 @@
 #include "vm/accel.h"
 #include "vm/launch.h"
 #include "vm/layout.h"
+#include "vm/qemu_seccomp.h"
 #include "vm/qmp.h"
 #include "vm/unix_connect.h"
+
+_Static_assert(VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX <= VM_PLAN_BINDS_MAX, "plan binds");
 
 /* Guest RAM plus what QEMU itself needs (TCG's translation cache, device state). */
 #define QEMU_VMM_OVERHEAD_MIB 384
@@ -42,9 +45,11 @@ int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *
 	memset(plan, 0, sizeof(*plan));
 	vm_layout_apply(&qs, plan->binds, spec->kernel, spec->initrd, spec->dir);
 	plan->n_binds = VM_LAYOUT_BINDS;
+	plan->n_binds += qemu_firmware_binds(plan->binds + plan->n_binds);
 	if (qemu_build_argv(&qs, plan->argv, plan->store, sizeof(plan->store)) < 0)
 		return err_set(e, -E2BIG, "QEMU command line too long");
-	plan->use_kvm = spec->accel == VM_ACCEL_KVM;
+	plan->kvm_node = spec->accel == VM_ACCEL_KVM;
+	plan->seccomp = qemu_seccomp_policy(plan->kvm_node);
 	plan->memory_max_bytes = (uint64_t)(spec->memory_mib + QEMU_VMM_OVERHEAD_MIB) << 20;
 	plan->cpu_percent = spec->cpus * 100;
 	return 0;

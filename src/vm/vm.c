@@ -47,7 +47,8 @@ struct vm {
 	struct vm_events ev;
 	void *ctx;
 	char id[JAIL_ID_MAX + 1];
-	char dir[256];          /* host path of the per-VM directory */
+	struct jail_names names; /* every derived name, computed once in vm_create */
+	const char *dir;        /* host path of the per-VM directory (names.dir) */
 	char console_path[300];
 	struct vm_image img;
 	char cmdline[1024];
@@ -252,7 +253,9 @@ static void vm_cleanup(struct vm *vm)
 	if (vm->launch) {
 		vm_launch_release(vm->launch, vm_on_released, vm);   /* also kills the VMM */
 	} else {
-		rmdir(vm->dir);   /* made by vm_create; nothing was put in it yet */
+		struct err de = { 0 };
+		if (jail_discard(&vm->names, &de) < 0)   /* the directory and slot, if made */
+			log_warn("cleaning up VM %s: %s", vm->id, de.msg);
 		vm_on_released(vm, NULL);
 	}
 }
@@ -480,8 +483,8 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 	if (vm->net) {
 		/* The guest configures eth0 from the kernel command line. */
 		struct jail_net_addr addr;
-		if ((rc = jail_net_plan(vm->id, &addr, e)) < 0)
-			return err_wrap(e, "planning the VM's network");
+		if ((rc = jail_net_reserve(&vm->names, &addr, e)) < 0)
+			return err_wrap(e, "reserving the VM's network addresses");
 		snprintf(cmdline, sizeof(cmdline), "ironclaw.ip=%s/%u ironclaw.gw=%s%s%s", addr.guest_ip_str,
 			 addr.prefix, addr.gw_str, vm->cmdline[0] ? " " : "", vm->cmdline);
 	}
@@ -493,7 +496,7 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 	};
 	if ((rc = vm->ops->plan(&vm->bv, &spec, &vm->plan, e)) < 0)
 		return rc;
-	vm_launch_config(&vm->plan, vm->id, &vm->jc);
+	vm_launch_config(&vm->plan, &vm->names, &vm->jc);
 	vm->jc.net = vm->net;
 	vm->jc.allow = vm->allow;
 	vm->jc.n_allow = vm->n_allow;
@@ -585,8 +588,10 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 	vm->ctx = ctx;
 	vm->state = VM_PROBING;
 	vm_make_id(vm->id, sizeof(vm->id));
-	if ((rc = jail_prepare_dir(vm->id, vm->dir, sizeof(vm->dir), e)) < 0)
+	if ((rc = jail_names_make(vm->id, &vm->names, e)) < 0 ||
+	    (rc = jail_prepare_dir(&vm->names, e)) < 0)
 		goto fail;
+	vm->dir = vm->names.dir;
 	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
 	vm->bv = (struct vm_backend_vm){ .loop = loop, .id = vm->id, .dir = vm->dir, .state = state };
 	uv_timer_init(loop, &vm->boot_timer);

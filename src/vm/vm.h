@@ -87,4 +87,24 @@ struct vm_exec;
 /* For exec.c: the list head of the VM's running execs (borrowed). */
 struct vm_exec **vm_exec_list(struct vm *vm);
 
+/* ---- host-wide services (host.c, audit_exit.c) ----
+ * The CLI reaches the jail only through these. */
+
+/* Most `--net` allowlist entries (struct jail_net_allow, as in vm_options). */
+#define VM_NET_ALLOW_MAX JAIL_ALLOW_MAX
+
+/* Removes the leftovers of VMs that are gone (netns, veth, nft table, cgroups,
+ * address slots, directories). Returns how many VMs were cleaned or -errno. */
+int vm_gc(struct err *e);
+/* Parses `--net allow=CIDR[:PORT],...|none` (see jail_net_parse_allow). */
+int vm_net_parse_allow(const char *spec, size_t len, struct jail_net_allow *out, size_t max, size_t *n,
+		       struct err *e);
+/* The VMM's seccomp policy (KVM or TCG variant; static, borrowed) and its
+ * size measured against libseccomp's x86_64 table. */
+const struct jail_seccomp_policy *vm_seccomp_policy(int kvm);
+int vm_seccomp_count(const struct jail_seccomp_policy *p, struct jail_seccomp_count *out, struct err *e);
+/* Records what the jail reported about a VMM's end in the audit log (a
+ * seccomp kill; x->status < 0 means already reported, nothing to do). */
+void vm_audit_vmm_exit(const char *vm_id, pid_t pid, const struct jail_exit *x);
+
 #endif

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
-#include "jail/seccomp.h"
+#include "vm/vm.h"
 #include "lib/harness.h"
 
 static void run(char *const *args, struct run_result *r)
@@ -27,8 +27,8 @@ Test(jail_cli, inspect_seccomp_prints_policy_and_measured_count)
 	struct run_result r;
 	run((char *[]){ "inspect", "seccomp", NULL }, &r);
 	cr_assert_eq(r.exit_code, 0, "%s", r.err);
-	struct secpol_count c;
-	cr_assert_eq(secpol_count(SECPOL_TCG, &c, NULL), 0);
+	struct jail_seccomp_count c;
+	cr_assert_eq(vm_seccomp_count(vm_seccomp_policy(0), &c, NULL), 0);
 	char want[64];
 	snprintf(want, sizeof(want), "allowed %u of %u x86_64 syscalls", c.allowed, c.arch_total);
 	cr_expect(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/io.h"
+#include "jail/jail_internal.h"
 #include "lib/harness.h"
 
 #define BOOT_BUDGET_MS 120000
@@ -190,6 +191,34 @@ Test(jail_e2e, without_net_a_host_listener_is_unreachable)
 	harness_result_free(&r);
 }
 
+/* 1 when a live VM's record names this object (which: 0 netns, 1 host veth,
+ * 2 slot claim file). */
+static int owned_by_live_vm(int which, const char *name)
+{
+	if (which == 2) {
+		char path[320], *buf = NULL;
+		size_t n;
+		snprintf(path, sizeof(path), "%s/%s", JAIL_STATE_DIR, name);
+		if (io_read_file(path, 128, &buf, &n))
+			return 1;   /* gone meanwhile */
+		int alive = jail_state_alive(buf);
+		free(buf);
+		return alive;
+	}
+	DIR *d = opendir(JAIL_STATE_DIR);
+	struct dirent *de;
+	int found = 0;
+	while (d && !found && (de = readdir(d))) {
+		struct jail_names nm;
+		if (de->d_name[0] == '.' || jail_names_make(de->d_name, &nm, NULL) || !jail_state_alive(nm.id))
+			continue;
+		found = !strcmp(name, which == 0 ? nm.netns : nm.veth_host);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 Test(jail_e2e, with_net_allow_only_the_listed_address_and_port_are_reachable)
 {
 	char host[INET_ADDRSTRLEN], allow[64], cmd[512];
@@ -218,18 +247,19 @@ Test(jail_e2e, with_net_allow_only_the_listed_address_and_port_are_reachable)
 	cr_expect_str_eq(la.got, "allowed\n");
 	cr_expect_str_eq(lb.got, "", "the other port received '%s'", lb.got);
 	harness_result_free(&r);
-	/* Nothing of the VM's network is left behind. */
-	DIR *d = opendir("/run/netns");
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		cr_expect_neq(strncmp(de->d_name, "ic-", 3), 0, "netns %s left behind", de->d_name);
-	if (d)
-		closedir(d);
-	d = opendir("/sys/class/net");
-	while (d && (de = readdir(d)))
-		cr_expect_neq(strncmp(de->d_name, "icv", 3), 0, "veth %s left behind", de->d_name);
-	if (d)
-		closedir(d);
+	/* Nothing of the VM's network is left behind: no netns, veth or slot
+	 * claim that no live VM owns (others' VMs may run meanwhile). */
+	static const char *const where[] = { "/run/netns", "/sys/class/net", JAIL_STATE_DIR };
+	static const char *const prefix[] = { "ic-", "icv", "slot-" };
+	for (int w = 0; w < 3; w++) {
+		DIR *d = opendir(where[w]);
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (!strncmp(de->d_name, prefix[w], strlen(prefix[w])))
+				cr_expect(owned_by_live_vm(w, de->d_name), "%s/%s left behind", where[w], de->d_name);
+		if (d)
+			closedir(d);
+	}
 }
 
 /* The VM id whose state record names vmm as its VMM (the record is root's and
@@ -249,7 +279,7 @@ static int vm_id_of(pid_t vmm, char *id, size_t len)
 			continue;
 		int owner = 0, v = 0;
 		if (sscanf(buf, "%d %*u %d", &owner, &v) == 2 && v == vmm) {
-			snprintf(id, len, "%s", de->d_name);
+			snprintf(id, len, "%.48s", de->d_name);
 			found = 1;
 		}
 		free(buf);

@@ -29,6 +29,7 @@
 #include "jail/jail.h"
 #include "jail/jail_internal.h"
 #include "lib/harness.h"
+#include "vm/qemu_seccomp.h"
 
 #define PORT_A 18080
 #define PORT_B 18081
@@ -36,6 +37,7 @@
 
 static char guest_ns[32];
 static struct jail_net_addr plan;
+static struct jail_names cur;   /* the VM under test: names computed once */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh_quiet;
@@ -59,31 +61,43 @@ static int sh(const char *fmt, ...)
 
 static void net_teardown(const char *id)
 {
-	jail_net_remove(id, NULL);
-	jail_state_remove(id);
+	(void)id;
+	jail_net_remove(&cur, NULL);
+	jail_slot_release(cur.id, cur.slot);
+	jail_state_remove(cur.id);
 	if (guest_ns[0])
 		sh("ip netns delete %s 2>/dev/null; true", guest_ns);
 	jail_nft_test_inject(NULL);
 }
 
-/* Builds the VM's network for `id` with `allow`, then plugs the fake guest in. */
-static void net_setup(const char *id, const struct jail_net_allow *allow, size_t n)
+/* Names `id` (into cur), writes a live record (this process, so a concurrent
+ * `ironclaw gc` leaves the test's network alone) and reserves its address
+ * slot (into plan). */
+static struct jail_net_addr net_reserve(const char *id)
 {
 	cr_assert_eq(geteuid(), 0, "the network tests need root (CI runs them as root)");
 	struct err e = { 0 };
-	snprintf(guest_ns, sizeof(guest_ns), "icg-%d", (int)getpid());
-	net_teardown(id);
-	/* A live record (this process) so a concurrent `ironclaw gc` leaves the
-	 * test's network alone. */
+	if (strcmp(cur.id, id))
+		cr_assert_eq(jail_names_make(id, &cur, &e), 0, "%s", e.msg);
 	cr_assert_eq(jail_prepare_base(&e), 0, "%s", e.msg);
 	cr_assert_eq(jail_state_write(id, 0, &e), 0, "%s", e.msg);
-	cr_assert_eq(jail_net_plan(id, &plan, &e), 0);
+	cr_assert_eq(jail_net_reserve(&cur, &plan, &e), 0, "%s", e.msg);
+	return plan;
+}
+
+/* Builds the VM's network for `id` with `allow`, then plugs the fake guest in. */
+static void net_setup(const char *id, const struct jail_net_allow *allow, size_t n)
+{
+	struct err e = { 0 };
+	snprintf(guest_ns, sizeof(guest_ns), "icg-%d", (int)getpid());
+	net_reserve(id);
+	jail_net_remove(&cur, NULL);
+	sh("ip netns delete %s 2>/dev/null; true", guest_ns);
 	int tap = -1;
-	cr_assert_eq(jail_net_create(id, allow, n, &tap, &e), 0, "%s", e.msg);
+	cr_assert_eq(jail_net_create(&cur, allow, n, &tap, &e), 0, "%s", e.msg);
 	cr_assert_geq(tap, 0);
 	close(tap);   /* the tap goes away with its last fd; a veth takes its name */
-	struct jail_names nm;
-	jail_names_for(id, &nm);
+	struct jail_names nm = cur;
 	cr_assert_eq(sh("ip netns add %s", guest_ns), 0);
 	cr_assert_eq(sh("ip link add %s netns %s type veth peer name eth0 netns %s", JAIL_NS_TAP, nm.netns, guest_ns), 0);
 	cr_assert_eq(sh("ip -n %s addr add %s/30 dev %s && ip -n %s link set %s up", nm.netns, plan.gw_str, JAIL_NS_TAP,
@@ -217,8 +231,7 @@ static int guest_probe(const char *addr, int port, int udp)
 
 Test(net, allowed_port_is_reachable_other_port_and_address_are_not)
 {
-	struct jail_net_addr a;
-	jail_net_plan("t-net-a", &a, NULL);
+	struct jail_net_addr a = net_reserve("t-net-a");
 	struct jail_net_allow allow[] = { { a.host_ip, 32, PORT_A } };
 	net_setup("t-net-a", allow, 1);
 	int la = listen_on("0.0.0.0", PORT_A, 0), lb = listen_on("0.0.0.0", PORT_B, 0);
@@ -237,8 +250,7 @@ Test(net, allowed_port_is_reachable_other_port_and_address_are_not)
 
 Test(net, dns_only_if_listed)
 {
-	struct jail_net_addr a;
-	jail_net_plan("t-net-dns", &a, NULL);
+	struct jail_net_addr a = net_reserve("t-net-dns");
 	struct jail_net_allow no_dns[] = { { a.host_ip, 32, PORT_A } };
 	net_setup("t-net-dns", no_dns, 1);
 	int u = listen_on(a.host_ip_str, 53, 1);
@@ -255,8 +267,7 @@ Test(net, dns_only_if_listed)
 
 Test(net, cidr_without_port_allows_every_port_of_that_network_only)
 {
-	struct jail_net_addr a;
-	jail_net_plan("t-net-cidr", &a, NULL);
+	struct jail_net_addr a = net_reserve("t-net-cidr");
 	struct jail_net_allow allow[] = { { a.host_ip & ~3u, 30, 0 } };
 	net_setup("t-net-cidr", allow, 1);
 	int la = listen_on("0.0.0.0", PORT_A, 0), lb = listen_on("0.0.0.0", PORT_B, 0);
@@ -268,10 +279,10 @@ Test(net, cidr_without_port_allows_every_port_of_that_network_only)
 	net_teardown("t-net-cidr");
 }
 
-static int verify_fn(void *id)
+static int verify_fn(void *names)
 {
 	struct err e = { 0 };
-	int rc = jail_nft_verify(id, &e);
+	int rc = jail_nft_verify(names, &e);
 	if (rc)
 		cr_log_info("verify: %s", e.msg);
 	return rc;
@@ -279,12 +290,10 @@ static int verify_fn(void *id)
 
 Test(net, live_ruleset_has_hooked_drop_chains_and_tampering_is_detected)
 {
-	struct jail_net_addr a;
-	jail_net_plan("t-net-rs", &a, NULL);
+	struct jail_net_addr a = net_reserve("t-net-rs");
 	struct jail_net_allow allow[] = { { a.host_ip, 32, PORT_A } };
 	net_setup("t-net-rs", allow, 1);
-	struct jail_names nm;
-	jail_names_for("t-net-rs", &nm);
+	struct jail_names nm = cur;
 	/* Read back with the nft CLI (not our library code) and check the hooks. */
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 	char cmd[256];
@@ -316,22 +325,23 @@ Test(net, live_ruleset_has_hooked_drop_chains_and_tampering_is_detected)
 	cr_expect(fwd && in && out, "base chains not hooked with policy drop: %s", r.out);
 	json_decref(root);
 	harness_result_free(&r);
-	cr_expect_eq(run_in_ns(nm.netns, verify_fn, "t-net-rs"), 0, "verification rejects the intact table");
+	cr_expect_eq(run_in_ns(nm.netns, verify_fn, &cur), 0, "verification rejects the intact table");
 	/* A table that exists but lets everything through must fail verification. */
 	cr_assert_eq(sh("ip netns exec %s nft 'chain inet %s %s { policy accept; }'", nm.netns, nm.table, nm.chain_fwd), 0);
-	cr_expect_neq(run_in_ns(nm.netns, verify_fn, "t-net-rs"), 0, "policy accept went unnoticed");
+	cr_expect_neq(run_in_ns(nm.netns, verify_fn, &cur), 0, "policy accept went unnoticed");
 	cr_assert_eq(sh("ip netns exec %s nft 'chain inet %s %s { policy drop; }'", nm.netns, nm.table, nm.chain_fwd), 0);
 	cr_assert_eq(sh("ip netns exec %s nft delete chain inet %s %s", nm.netns, nm.table, nm.chain_in), 0);
-	cr_expect_neq(run_in_ns(nm.netns, verify_fn, "t-net-rs"), 0, "a missing input chain went unnoticed");
+	cr_expect_neq(run_in_ns(nm.netns, verify_fn, &cur), 0, "a missing input chain went unnoticed");
 	cr_assert_eq(sh("ip netns exec %s nft add table ip intruder", nm.netns), 0);
-	cr_expect_neq(run_in_ns(nm.netns, verify_fn, "t-net-rs"), 0, "a foreign table went unnoticed");
+	cr_expect_neq(run_in_ns(nm.netns, verify_fn, &cur), 0, "a foreign table went unnoticed");
 	net_teardown("t-net-rs");
 }
 
-static void nothing_left(const char *id)
+/* Everything of the VM named nm (with the slot it held) is gone. */
+static void nothing_left(const struct jail_names *n)
 {
-	struct jail_names nm;
-	jail_names_for(id, &nm);
+	const struct jail_names nm = *n;
+	const char *id = nm.id;
 	char p[256];
 	snprintf(p, sizeof(p), "/run/netns/%s", nm.netns);
 	cr_expect_neq(access(p, F_OK), 0, "netns %s left", nm.netns);
@@ -358,8 +368,9 @@ Test(net, an_injected_invalid_rule_means_no_vm_and_a_clear_error)
 	jail_nft_test_inject("this is not a rule");
 	char *argv[] = { "/bin/true", NULL };
 	struct jail_net_allow allow[] = { { 0x0a000001u, 32, 80 } };
-	struct jail_config c = { .vm_id = "t-net-inject", .argv = argv, .stdin_fd = -1, .stdout_fd = -1,
-				 .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
+	net_reserve("t-net-inject");
+	struct jail_config c = { .names = &cur, .argv = argv, .seccomp = qemu_seccomp_policy(0), .stdin_fd = -1,
+				 .stdout_fd = -1, .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
 	struct err e = { 0 };
 	struct jail *j = NULL;
 	pid_t pid = 0;
@@ -370,7 +381,7 @@ Test(net, an_injected_invalid_rule_means_no_vm_and_a_clear_error)
 	cr_expect_eq(pid, 0, "a VMM was started");
 	cr_expect(strstr(e.msg, "firewall transaction rejected, no VM started"), "%s", e.msg);
 	cr_expect(strstr(e.msg, "syntax error") || strstr(e.msg, "Error"), "the error says why: %s", e.msg);
-	nothing_left("t-net-inject");
+	nothing_left(&cur);
 }
 
 static int only_lo(void *p)
@@ -434,7 +445,10 @@ Test(net, without_net_the_vmm_has_no_nic_and_with_net_destroy_removes_everything
 	int p[2];
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	char *argv[] = { standin, "sleep", "20", NULL };
-	struct jail_config c = { .vm_id = "t-net-none", .argv = argv, .stdin_fd = -1, .stdout_fd = p[1], .stderr_fd = -1 };
+	struct jail_names none;
+	cr_assert_eq(jail_names_make("t-net-none", &none, NULL), 0);
+	struct jail_config c = { .names = &none, .argv = argv, .seccomp = qemu_seccomp_policy(0), .stdin_fd = -1,
+				 .stdout_fd = p[1], .stderr_fd = -1 };
 	struct err e = { 0 };
 	struct jail *j;
 	pid_t pid;
@@ -442,7 +456,7 @@ Test(net, without_net_the_vmm_has_no_nic_and_with_net_destroy_removes_everything
 	char b[16];
 	cr_assert_gt(read(p[0], b, sizeof(b)), 0);
 	cr_expect_eq(setns_pid_run(pid, only_lo), 0, "the VMM's netns has more than lo");
-	cr_expect_eq(jail_destroy(j, &e), 0, "%s", e.msg);
+	cr_expect_eq(jail_destroy(j, NULL, &e), 0, "%s", e.msg);
 	close(p[0]);
 	close(p[1]);
 
@@ -450,8 +464,9 @@ Test(net, without_net_the_vmm_has_no_nic_and_with_net_destroy_removes_everything
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	char *argv2[] = { standin, "ls", NULL };
 	struct jail_net_allow allow[] = { { 0x0a000001u, 32, 80 } };
-	struct jail_config c2 = { .vm_id = "t-net-full", .argv = argv2, .stdin_fd = -1, .stdout_fd = p[1],
-				  .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
+	net_reserve("t-net-full");
+	struct jail_config c2 = { .names = &cur, .argv = argv2, .seccomp = qemu_seccomp_policy(0), .stdin_fd = -1,
+				  .stdout_fd = p[1], .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
 	cr_assert_eq(jail_spawn(&c2, &pid, &j, &e), 0, "%s", e.msg);
 	close(p[1]);
 	char out[4096] = { 0 };
@@ -461,23 +476,20 @@ Test(net, without_net_the_vmm_has_no_nic_and_with_net_destroy_removes_everything
 		used += (size_t)k;
 	close(p[0]);
 	cr_expect(strstr(out, "fd3:open"), "no tap fd at 3: %s", out);
-	struct jail_names nm;
-	jail_names_for("t-net-full", &nm);
+	struct jail_names nm = cur;
 	char path[128];
 	snprintf(path, sizeof(path), "/run/netns/%s", nm.netns);
 	cr_expect_eq(access(path, F_OK), 0, "the VM's netns is missing while it runs");
-	cr_expect_eq(jail_destroy(j, &e), 0, "%s", e.msg);
-	nothing_left("t-net-full");
+	cr_expect_eq(jail_destroy(j, NULL, &e), 0, "%s", e.msg);
+	nothing_left(&nm);
 	remove_standin();
 }
 
 Test(net, gc_removes_the_network_of_a_vm_that_is_gone)
 {
-	struct jail_net_addr a;
-	jail_net_plan("t-net-gc", &a, NULL);
+	struct jail_net_addr a = net_reserve("t-net-gc");
 	struct jail_net_allow allow[] = { { a.host_ip, 32, PORT_A } };
 	struct err e = { 0 };
-	cr_assert_eq(jail_prepare_base(&e), 0, "%s", e.msg);
 	/* A record whose owner and VMM are both gone (pid 0 = none). */
 	char rec[256];
 	snprintf(rec, sizeof(rec), "%s/t-net-gc", JAIL_STATE_DIR);
@@ -486,23 +498,23 @@ Test(net, gc_removes_the_network_of_a_vm_that_is_gone)
 	fputs("0 0 0 0\n", f);
 	fclose(f);
 	int tap = -1;
-	cr_assert_eq(jail_net_create("t-net-gc", allow, 1, &tap, &e), 0, "%s", e.msg);
+	cr_assert_eq(jail_net_create(&cur, allow, 1, &tap, &e), 0, "%s", e.msg);
 	close(tap);
 	cr_expect_geq(jail_gc(&e), 1);
-	nothing_left("t-net-gc");
+	nothing_left(&cur);
 }
 
 Test(net, a_name_clash_fails_the_new_vm_and_spares_the_existing_link)
 {
 	/* Another VM's veth with the same host name (a hash clash, simulated). */
-	struct jail_names nm;
-	jail_names_for("t-net-clash", &nm);
+	net_reserve("t-net-clash");
+	struct jail_names nm = cur;
 	sh("ip link delete %s 2>/dev/null; true", nm.veth_host);
 	cr_assert_eq(sh("ip link add %s type veth peer name icclashpeer", nm.veth_host), 0);
 	char *argv[] = { "/bin/true", NULL };
 	struct jail_net_allow allow[] = { { 0x0a000001u, 32, 80 } };
-	struct jail_config c = { .vm_id = "t-net-clash", .argv = argv, .stdin_fd = -1, .stdout_fd = -1,
-				 .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
+	struct jail_config c = { .names = &nm, .argv = argv, .seccomp = qemu_seccomp_policy(0), .stdin_fd = -1,
+				 .stdout_fd = -1, .stderr_fd = -1, .net = 1, .allow = allow, .n_allow = 1 };
 	struct err e = { 0 };
 	struct jail *j = NULL;
 	pid_t pid = 0;
@@ -515,4 +527,43 @@ Test(net, a_name_clash_fails_the_new_vm_and_spares_the_existing_link)
 	snprintf(p, sizeof(p), "/run/netns/%s", nm.netns);
 	cr_expect_neq(access(p, F_OK), 0, "the failed VM's netns was left");
 	sh("ip link delete %s", nm.veth_host);
+}
+
+Test(net, two_vms_whose_ids_clash_on_a_slot_both_get_working_distinct_networks)
+{
+	/* Both ids are forced onto one preferred slot: the second must take the
+	 * next free one, and the first's network must keep working. */
+	long slot = 300000 + (long)(getpid() % 1000) * 16;
+	jail_test_force_slot(slot);
+	struct jail_net_addr a = net_reserve("t-net-slot-a");
+	struct jail_names na = cur;
+	struct jail_net_allow allow[] = { { a.host_ip, 32, PORT_A } };
+	net_setup("t-net-slot-a", allow, 1);
+	struct err e = { 0 };
+	struct jail_names nb;
+	cr_assert_eq(jail_names_make("t-net-slot-b", &nb, &e), 0, "%s", e.msg);
+	jail_test_force_slot(-1);
+	cr_assert_eq(nb.slot, (uint32_t)slot, "the hook did not make the ids clash");
+	cr_assert_eq(jail_state_write(nb.id, 0, &e), 0, "%s", e.msg);
+	struct jail_net_addr b;
+	cr_assert_eq(jail_net_reserve(&nb, &b, &e), 0, "%s", e.msg);
+	cr_expect_neq(nb.slot, na.slot, "two live VMs share an address slot");
+	cr_expect_neq(b.host_ip & ~7u, a.host_ip & ~7u, "the address ranges overlap");
+	int tap = -1;
+	struct jail_net_allow allow_b[] = { { b.host_ip, 32, PORT_B } };
+	cr_assert_eq(jail_net_create(&nb, allow_b, 1, &tap, &e), 0, "the second VM's network failed: %s", e.msg);
+	close(tap);
+	/* The second VM's host end carries its own address... */
+	cr_expect_eq(sh("ip -4 addr show dev %s | grep -q 'inet %s/30'", nb.veth_host, b.host_ip_str), 0);
+	/* ...and the first VM's guest still reaches its allowed port. */
+	int la = listen_on("0.0.0.0", PORT_A, 0);
+	cr_expect_eq(guest_probe(a.host_ip_str, PORT_A, 0), 0, "the first VM's network broke when the second came");
+	cr_expect(arrived(la, 0, 1000), "no connection arrived from the first VM");
+	close(la);
+	jail_net_remove(&nb, NULL);
+	jail_slot_release(nb.id, nb.slot);
+	jail_state_remove(nb.id);
+	net_teardown("t-net-slot-a");
+	nothing_left(&na);
+	nothing_left(&nb);
 }

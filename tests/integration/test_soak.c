@@ -96,20 +96,21 @@ static int soak_leftovers(const char *id, char *what, size_t len)
 {
 	char path[512];
 	struct jail_names n;
-	jail_names_for(id, &n);
-	snprintf(path, sizeof(path), "%s/%s", JAIL_RUN_DIR, id);
+	if (jail_names_make(id, &n, NULL) < 0)
+		return snprintf(what, len, "an invalid id %s", id), 1;
+	snprintf(path, sizeof(path), "%s", n.dir);
 	if (exists(path))
 		return snprintf(what, len, "%s", path), 1;
 	snprintf(path, sizeof(path), "%s/%s", JAIL_STATE_DIR, id);
 	if (exists(path))
 		return snprintf(what, len, "%s", path), 1;
-	snprintf(path, sizeof(path), "/run/netns/%s", n.netns);
+	snprintf(path, sizeof(path), "%s", n.netns_path);
 	if (exists(path))
 		return snprintf(what, len, "%s", path), 1;
 	snprintf(path, sizeof(path), "/sys/class/net/%s", n.veth_host);
 	if (exists(path))
 		return snprintf(what, len, "%s", path), 1;
-	if (jail_cgroup_exists(id))
+	if (jail_cgroup_exists(n.cgroup))
 		return snprintf(what, len, "cgroup of %s", id), 1;
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* The VMM's seccomp policy: one table, one reason per syscall.
+/* QEMU's seccomp policy: one table, one reason per syscall, handed to the jail
+ * as a struct jail_seccomp_policy (the jail has no idea which VMM it runs).
  *
  * How the set was found: the real boot (QEMU 7.2 microvm, TCG, the command line
  * of src/vm, virtio-serial channel and QMP in use, a tap NIC moving packets,
@@ -13,9 +14,10 @@
  * the network, its NIC is a tap fd it was given), clone() only with the exact
  * flags of a new pthread (no fork, no namespaces), ioctl() only with the
  * request numbers listed, prctl() only with the options listed. */
-#include "jail/seccomp.h"
+#include "vm/qemu_seccomp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
@@ -29,17 +31,27 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define ALLOW(n, v, why) { n, v, SECPOL_ALLOW, 0, 0, 0, NULL, why }
-#define ARG_EQ(n, v, idx, val, why) { n, v, SECPOL_ALLOW_ARG_EQ, idx, ~0ull, (uint64_t)(val), #val, why }
-#define IOCTL(req, v, why) { "ioctl", v, SECPOL_ALLOW_ARG_EQ, 1, 0xffffffffull, (uint64_t)(req), #req, why }
-#define DENY(n, v, err, why) { n, v, SECPOL_ERRNO, 0, 0, err, #err, why }
+/* Which QEMU variant an entry serves. */
+#define SECPOL_TCG 0x1u   /* QEMU with TCG (this machine kind) */
+#define SECPOL_KVM 0x2u   /* QEMU with KVM */
+#define SECPOL_ALL (SECPOL_TCG | SECPOL_KVM)
+
+struct qemu_secpol_entry {
+	unsigned variants;
+	struct jail_seccomp_rule rule;
+};
+
+#define ALLOW(n, v, why) { v, { n, JAIL_SECCOMP_ALLOW, 0, 0, 0, NULL, why } }
+#define ARG_EQ(n, v, idx, val, why) { v, { n, JAIL_SECCOMP_ALLOW_ARG_EQ, idx, ~0ull, (uint64_t)(val), #val, why } }
+#define IOCTL(req, v, why) { v, { "ioctl", JAIL_SECCOMP_ALLOW_ARG_EQ, 1, 0xffffffffull, (uint64_t)(req), #req, why } }
+#define DENY(n, v, err, why) { v, { n, JAIL_SECCOMP_ERRNO, 0, 0, err, #err, why } }
 
 /* The flags glibc's pthread_create passes to clone() (clone3 is refused below,
  * so glibc falls back to clone, whose flags a filter can see). */
 #define SECPOL_THREAD_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | \
 			     CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID)
 
-static const struct secpol_entry secpol_entries[] = {
+static const struct qemu_secpol_entry secpol_entries[] = {
 	/* --- starting the process ------------------------------------------ */
 	ALLOW("execve", SECPOL_ALL, "the jail's own execve of the VMM runs under the filter (it is loaded last); the root holds nothing else to exec and no_new_privs is set"),
 	ALLOW("arch_prctl", SECPOL_ALL, "glibc start-up sets the TLS base (ARCH_SET_FS)"),
@@ -220,8 +232,27 @@ static const struct secpol_entry secpol_entries[] = {
 	IOCTL(KVM_SET_SIGNAL_MASK, SECPOL_KVM, "not in the trace; vCPU thread signal mask during KVM_RUN"),
 };
 
-const struct secpol_entry *secpol_table(size_t *n)
+#define QEMU_SECPOL_N (sizeof(secpol_entries) / sizeof(secpol_entries[0]))
+
+/* The two variants as flat tables, filtered once (first use, any thread). */
+static struct jail_seccomp_rule qemu_rules[2][QEMU_SECPOL_N];
+static struct jail_seccomp_policy qemu_policies[2] = {
+	{ "QEMU (TCG)", qemu_rules[0], 0 },
+	{ "QEMU (KVM)", qemu_rules[1], 0 },
+};
+static pthread_once_t qemu_secpol_once = PTHREAD_ONCE_INIT;
+
+static void qemu_secpol_build(void)
 {
-	*n = sizeof(secpol_entries) / sizeof(secpol_entries[0]);
-	return secpol_entries;
+	static const unsigned want[2] = { SECPOL_TCG, SECPOL_KVM };
+	for (size_t v = 0; v < 2; v++)
+		for (size_t i = 0; i < QEMU_SECPOL_N; i++)
+			if (secpol_entries[i].variants & want[v])
+				qemu_rules[v][qemu_policies[v].n_rules++] = secpol_entries[i].rule;
+}
+
+const struct jail_seccomp_policy *qemu_seccomp_policy(int kvm)
+{
+	pthread_once(&qemu_secpol_once, qemu_secpol_build);
+	return &qemu_policies[kvm ? 1 : 0];
 }
