@@ -84,15 +84,15 @@ static void cli_on_progress(void *opaque, struct mcp_call *call, double progress
 			message ? message : "");
 }
 
-/* Accepts an elicitation with every default the requested schema declares. */
-static json_t *cli_on_request(void *opaque, const char *method, json_t *params, int *code,
-			      const char **message)
+/* Accepts an elicitation with every default the requested schema declares
+ * (answered at once; the responder could as well be kept for later). */
+static void cli_on_request(void *opaque, struct mcp_responder *r, const char *method,
+			   json_t *params)
 {
 	(void)opaque;
 	if (strcmp(method, "elicitation/create")) {
-		*code = -32601;
-		*message = "this client does not do sampling";
-		return NULL;
+		mcp_respond_error(r, -32601, "this client does not do sampling");
+		return;
 	}
 	json_t *content = json_object();
 	json_t *props = json_object_get(json_object_get(params, "requestedSchema"), "properties");
@@ -103,7 +103,7 @@ static json_t *cli_on_request(void *opaque, const char *method, json_t *params, 
 		if (d)
 			json_object_set(content, k, d);
 	}
-	return json_pack("{s:s,s:o}", "action", "accept", "content", content);
+	mcp_respond(r, json_pack("{s:s,s:o}", "action", "accept", "content", content));
 }
 
 /* ~/.cache/ironclaw/mcp/NAME.stderr.log, created as needed; NULL on failure. */
@@ -181,7 +181,7 @@ static void cli_print_list(const char *what, json_t *items)
 static json_t *cli_tool_schema(struct mcp_client *c, const char *tool, json_t **tools,
 			       struct err *e)
 {
-	if (mcp_list_all(c, "tools", tools, e) < 0)
+	if (mcp_sync_list_all(c, "tools", tools, e) < 0)
 		return NULL;
 	size_t i;
 	json_t *t;
@@ -198,7 +198,7 @@ static int cli_repeat(struct mcp_cli *o, struct mcp_client *c, const char *tool,
 	double t0 = clock_now_ms();
 	for (long i = 0; i < o->repeat; i++) {
 		json_t *res = NULL;
-		if (mcp_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
+		if (mcp_sync_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
 			return e->code;
 		json_decref(res);
 	}
@@ -218,7 +218,7 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		!strcmp(action, "list-resources") ? "resources" :
 		!strcmp(action, "list-prompts") ? "prompts" : NULL;
 	if (what) {
-		if (mcp_list_all(c, what, &res, &e) < 0)
+		if (mcp_sync_list_all(c, what, &res, &e) < 0)
 			goto fail;
 		if (o->json)
 			cli_print_json(res);
@@ -235,8 +235,8 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		if (mcp_args_parse(argc - 1, argv + 1, schema, &args, &e) < 0)
 			goto fail;
 		json_t *again = is_call && o->repeat > 0 ? json_deep_copy(args) : NULL;
-		if (is_call ? mcp_call_tool(c, argv[0], args, &res, &e) < 0 :
-		    mcp_get_prompt(c, argv[0], args, &res, &e) < 0) {
+		if (is_call ? mcp_sync_call_tool(c, argv[0], args, &res, &e) < 0 :
+		    mcp_sync_get_prompt(c, argv[0], args, &res, &e) < 0) {
 			json_decref(again);
 			goto fail;
 		}
@@ -255,7 +255,7 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 			rc = MCP_EXIT_TOOL_ERROR;
 		}
 	} else if (!strcmp(action, "read")) {
-		if (mcp_read_resource(c, argv[0], &res, &e) < 0)
+		if (mcp_sync_read_resource(c, argv[0], &res, &e) < 0)
 			goto fail;
 		if (o->json)
 			cli_print_json(res);
@@ -435,9 +435,9 @@ int cmd_mcp(int argc, char **argv)
 		.on_request = o.elicit_defaults ? cli_on_request : NULL,
 		.opaque = &o,
 	};
-	if ((rc = mcp_client_new(&cfg, &ev, &c, &e)) < 0)
+	if ((rc = mcp_sync_new(&cfg, &ev, &c, &e)) < 0)
 		goto fail;
-	if ((rc = mcp_client_connect(c, &e)) < 0)
+	if ((rc = mcp_sync_connect(c, &e)) < 0)
 		goto fail;
 	rc = cli_run(&o, action, nargs, args, c);
 	goto out;
@@ -445,7 +445,7 @@ fail:
 	fprintf(stderr, "ironclaw mcp: %s\n", e.msg);
 	rc = MCP_EXIT_FAIL;
 out:
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 	free(defpath);
 	free(log);
