@@ -6,6 +6,10 @@
  *   ironclaw mcp get-prompt --server NAME PROMPT [key=value ...]
  *   ironclaw mcp servers
  *
+ * Options may come before or after the action (git/kubectl style); `--` ends
+ * the options, so a tool argument may start with '-'. `--help` works for mcp
+ * and for each action.
+ *
  * Output is for people by default and JSON with --json. Exit status: 0 ok,
  * 1 failure (transport or protocol), 2 usage, 3 the tool reported an error
  * (isError), which is the tool's answer rather than a failure of ours. */
@@ -39,12 +43,49 @@ struct mcp_cli {
 	int json;
 	int progress;
 	int elicit_defaults;
+	int help;
 };
+
+struct mcp_action {
+	const char *name;
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct mcp_action mcp_actions[] = {
+	{ "list-tools", "list-tools", "tools of the server (all pages)" },
+	{ "call", "call TOOL [ARGS]", "call a tool; ARGS are key=value pairs or one JSON object\n"
+	  "  (a value is typed by the tool's inputSchema; use -- before an argument that\n"
+	  "  starts with '-')" },
+	{ "list-resources", "list-resources", "resources of the server" },
+	{ "read", "read URI", "read one resource" },
+	{ "list-prompts", "list-prompts", "prompts of the server" },
+	{ "get-prompt", "get-prompt NAME [ARGS]", "get a prompt, with key=value arguments" },
+	{ "servers", "servers", "names in the config file" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct mcp_action *mcp_action_find(const char *name)
+{
+	for (const struct mcp_action *a = mcp_actions; name && a->name; a++)
+		if (!strcmp(a->name, name))
+			return a;
+	return NULL;
+}
+
+static void mcp_action_usage(FILE *f, const struct mcp_action *a)
+{
+	fprintf(f, "usage: ironclaw mcp %s [options]%s\n\n%s\n\n", a->synopsis,
+		strcmp(a->name, "servers") ? " (--server NAME | --url URL)" : "", a->help);
+	fprintf(f, "options may come before or after the action; see `ironclaw mcp --help`\n");
+}
 
 static void mcp_cli_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ironclaw mcp <action> (--server NAME | --url URL) [options] [args]\n\n"
+		"usage: ironclaw mcp [options] <action> [options] [args]\n"
+		"       (--server NAME | --url URL) picks the server; options may come before or\n"
+		"       after the action, and `--` ends them\n\n"
 		"actions:\n"
 		"  list-tools                 tools of the server (all pages)\n"
 		"  call TOOL [ARGS]           call a tool; ARGS are key=value pairs or one JSON object\n"
@@ -65,7 +106,8 @@ static void mcp_cli_usage(FILE *f)
 		"  --progress                 print progress notifications to stderr\n"
 		"  --elicit-defaults          answer elicitation requests with the schema's defaults\n"
 		"  --repeat N                 call: then call N more times in the same session and\n"
-		"                             print the mean latency per call to stderr\n\n"
+		"                             print the mean latency per call to stderr\n"
+		"  --help                     this text; `ironclaw mcp ACTION --help` for one action\n\n"
 		"exit status: 0 ok, 1 failure, 2 usage, 3 the tool reported an error\n");
 }
 
@@ -287,7 +329,9 @@ static int cli_servers(const char *path)
 	return 0;
 }
 
-static int cli_parse(struct mcp_cli *o, int argc, char **argv)
+/* Parses options anywhere in argv (argv[0] is "mcp"); the positionals, in
+ * order, go to pos (the action first). Returns 0, or -1 on a usage error. */
+static int cli_parse(struct mcp_cli *o, int argc, char **argv, char **pos, int *npos)
 {
 	static const struct option longopts[] = {
 		{ "server", required_argument, NULL, 's' },
@@ -306,10 +350,13 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 	};
 	int ch;
 	char *end;
-	/* '+': stop at the first non-option, so tool arguments may start with '-'. */
+	/* '-': positionals come back in order as ch 1 wherever they stand (no
+	 * reliance on GNU permutation or POSIXLY_CORRECT); `--` ends the options. */
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	*npos = 0;
+	while ((ch = getopt_long(argc, argv, "-h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 1: pos[(*npos)++] = optarg; break;
 		case 's': o->server = optarg; break;
 		case 'u': o->url = optarg; break;
 		case 'c': o->config = optarg; break;
@@ -343,14 +390,14 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'h':
-			mcp_cli_usage(stdout);
-			return 1;
+		case 'h': o->help = 1; break;
 		default:
 			fprintf(stderr, "ironclaw mcp: see `ironclaw mcp --help`\n");
 			return -1;
 		}
 	}
+	while (optind < argc)
+		pos[(*npos)++] = argv[optind++];
 	return 0;
 }
 
@@ -362,36 +409,50 @@ int cmd_mcp(int argc, char **argv)
 	struct err e = { 0 };
 	char *defpath = NULL, *log = NULL;
 	int rc;
-	if (argc < 2) {
-		mcp_cli_usage(stderr);
+	char **pos = calloc((size_t)argc + 1, sizeof(*pos));
+	int npos = 0;
+	if (!pos)
+		return MCP_EXIT_FAIL;
+	if (cli_parse(&o, argc, argv, pos, &npos) < 0) {
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
-	const char *action = argv[1];
-	if (!strcmp(action, "--help") || !strcmp(action, "-h") || !strcmp(action, "help")) {
-		mcp_cli_usage(stdout);
+	const char *action = npos > 0 ? pos[0] : NULL;
+	if (action && !strcmp(action, "help")) {
+		/* `ironclaw mcp help [ACTION]` */
+		o.help = 1;
+		action = npos > 1 ? pos[1] : NULL;
+	}
+	const struct mcp_action *act = mcp_action_find(action);
+	if (o.help) {
+		if (act)
+			mcp_action_usage(stdout, act);
+		else
+			mcp_cli_usage(stdout);
+		free(pos);
 		return 0;
 	}
-	rc = cli_parse(&o, argc - 1, argv + 1);
-	if (rc != 0)
-		return rc > 0 ? 0 : MCP_EXIT_USAGE;
-	int nargs = argc - 1 - optind;
-	char **args = argv + 1 + optind;
-	static const char *const actions[] = { "list-tools", "call", "list-resources", "read",
-		"list-prompts", "get-prompt", "servers", NULL };
-	int known = 0;
-	for (int i = 0; actions[i]; i++)
-		known |= !strcmp(action, actions[i]);
-	if (!known) {
-		fprintf(stderr, "ironclaw mcp: unknown action '%s' (hint: `ironclaw mcp --help`)\n",
-			action);
+	if (!action) {
+		mcp_cli_usage(stderr);
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
+	if (!act) {
+		fprintf(stderr, "ironclaw mcp: unknown action '%s' (hint: `ironclaw mcp --help`)\n",
+			action);
+		free(pos);
+		return MCP_EXIT_USAGE;
+	}
+	int nargs = npos - 1;
+	char **args = pos + 1;
 	int wants = !strcmp(action, "call") || !strcmp(action, "read") ||
 		!strcmp(action, "get-prompt");
 	if ((wants && nargs < 1) || (!wants && nargs > 0) ||
 	    (!strcmp(action, "read") && nargs != 1)) {
 		fprintf(stderr, "ironclaw mcp %s: %s\n", action, wants ?
-			"missing the tool, URI or prompt name" : "takes no arguments");
+			(nargs < 1 ? "missing the tool, URI or prompt name" : "takes one URI") :
+			"takes no arguments");
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
 	if (!o.config)
@@ -449,5 +510,6 @@ out:
 	mcp_server_config_free(&cfg);
 	free(defpath);
 	free(log);
+	free(pos);
 	return rc;
 }
