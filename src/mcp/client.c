@@ -216,6 +216,7 @@ static void call_finish(struct mcp_call *k, int rc, json_t *result, const struct
 
 /* ---- server-to-client requests ---- */
 
+/* Answers a server request; result (may be NULL: an error) is stolen. */
 static void client_reply(struct mcp_client *c, json_t *id, json_t *result, int code,
 			 const char *message)
 {
@@ -240,8 +241,10 @@ static void responder_done(struct mcp_responder *r, json_t *result, int code, co
 				*pp = r->next;
 				break;
 			}
-		if (c->stage != ST_CLOSING && !c->dead)
-			client_reply(c, r->id, result, code, message);
+		if (c->stage != ST_CLOSING && !c->dead) {
+			client_reply(c, r->id, result, code, message);   /* steals result */
+			result = NULL;
+		}
 	}
 	json_decref(result);
 	json_decref(r->id);
