@@ -6,6 +6,10 @@
  *   ironclaw mcp get-prompt --server NAME PROMPT [key=value ...]
  *   ironclaw mcp servers
  *
+ * Options may come before or after the action (git/kubectl style); `--` ends
+ * the options, so a tool argument may start with '-'. `--help` works for mcp
+ * and for each action.
+ *
  * Output is for people by default and JSON with --json. Exit status: 0 ok,
  * 1 failure (transport or protocol), 2 usage, 3 the tool reported an error
  * (isError), which is the tool's answer rather than a failure of ours. */
@@ -39,12 +43,49 @@ struct mcp_cli {
 	int json;
 	int progress;
 	int elicit_defaults;
+	int help;
 };
+
+struct mcp_action {
+	const char *name;
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct mcp_action mcp_actions[] = {
+	{ "list-tools", "list-tools", "tools of the server (all pages)" },
+	{ "call", "call TOOL [ARGS]", "call a tool; ARGS are key=value pairs or one JSON object\n"
+	  "  (a value is typed by the tool's inputSchema; use -- before an argument that\n"
+	  "  starts with '-')" },
+	{ "list-resources", "list-resources", "resources of the server" },
+	{ "read", "read URI", "read one resource" },
+	{ "list-prompts", "list-prompts", "prompts of the server" },
+	{ "get-prompt", "get-prompt NAME [ARGS]", "get a prompt, with key=value arguments" },
+	{ "servers", "servers", "names in the config file" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct mcp_action *mcp_action_find(const char *name)
+{
+	for (const struct mcp_action *a = mcp_actions; name && a->name; a++)
+		if (!strcmp(a->name, name))
+			return a;
+	return NULL;
+}
+
+static void mcp_action_usage(FILE *f, const struct mcp_action *a)
+{
+	fprintf(f, "usage: ironclaw mcp %s [options]%s\n\n%s\n\n", a->synopsis,
+		strcmp(a->name, "servers") ? " (--server NAME | --url URL)" : "", a->help);
+	fprintf(f, "options may come before or after the action; see `ironclaw mcp --help`\n");
+}
 
 static void mcp_cli_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ironclaw mcp <action> (--server NAME | --url URL) [options] [args]\n\n"
+		"usage: ironclaw mcp [options] <action> [options] [args]\n"
+		"       (--server NAME | --url URL) picks the server; options may come before or\n"
+		"       after the action, and `--` ends them\n\n"
 		"actions:\n"
 		"  list-tools                 tools of the server (all pages)\n"
 		"  call TOOL [ARGS]           call a tool; ARGS are key=value pairs or one JSON object\n"
@@ -65,7 +106,8 @@ static void mcp_cli_usage(FILE *f)
 		"  --progress                 print progress notifications to stderr\n"
 		"  --elicit-defaults          answer elicitation requests with the schema's defaults\n"
 		"  --repeat N                 call: then call N more times in the same session and\n"
-		"                             print the mean latency per call to stderr\n\n"
+		"                             print the mean latency per call to stderr\n"
+		"  --help                     this text; `ironclaw mcp ACTION --help` for one action\n\n"
 		"exit status: 0 ok, 1 failure, 2 usage, 3 the tool reported an error\n");
 }
 
@@ -84,15 +126,15 @@ static void cli_on_progress(void *opaque, struct mcp_call *call, double progress
 			message ? message : "");
 }
 
-/* Accepts an elicitation with every default the requested schema declares. */
-static json_t *cli_on_request(void *opaque, const char *method, json_t *params, int *code,
-			      const char **message)
+/* Accepts an elicitation with every default the requested schema declares
+ * (answered at once; the responder could as well be kept for later). */
+static void cli_on_request(void *opaque, struct mcp_responder *r, const char *method,
+			   json_t *params)
 {
 	(void)opaque;
 	if (strcmp(method, "elicitation/create")) {
-		*code = -32601;
-		*message = "this client does not do sampling";
-		return NULL;
+		mcp_respond_error(r, -32601, "this client does not do sampling");
+		return;
 	}
 	json_t *content = json_object();
 	json_t *props = json_object_get(json_object_get(params, "requestedSchema"), "properties");
@@ -103,7 +145,7 @@ static json_t *cli_on_request(void *opaque, const char *method, json_t *params, 
 		if (d)
 			json_object_set(content, k, d);
 	}
-	return json_pack("{s:s,s:o}", "action", "accept", "content", content);
+	mcp_respond(r, json_pack("{s:s,s:o}", "action", "accept", "content", content));
 }
 
 /* ~/.cache/ironclaw/mcp/NAME.stderr.log, created as needed; NULL on failure. */
@@ -181,7 +223,7 @@ static void cli_print_list(const char *what, json_t *items)
 static json_t *cli_tool_schema(struct mcp_client *c, const char *tool, json_t **tools,
 			       struct err *e)
 {
-	if (mcp_list_all(c, "tools", tools, e) < 0)
+	if (mcp_sync_list_all(c, "tools", tools, e) < 0)
 		return NULL;
 	size_t i;
 	json_t *t;
@@ -198,7 +240,7 @@ static int cli_repeat(struct mcp_cli *o, struct mcp_client *c, const char *tool,
 	double t0 = clock_now_ms();
 	for (long i = 0; i < o->repeat; i++) {
 		json_t *res = NULL;
-		if (mcp_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
+		if (mcp_sync_call_tool(c, tool, json_deep_copy(args), &res, e) < 0)
 			return e->code;
 		json_decref(res);
 	}
@@ -218,7 +260,7 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		!strcmp(action, "list-resources") ? "resources" :
 		!strcmp(action, "list-prompts") ? "prompts" : NULL;
 	if (what) {
-		if (mcp_list_all(c, what, &res, &e) < 0)
+		if (mcp_sync_list_all(c, what, &res, &e) < 0)
 			goto fail;
 		if (o->json)
 			cli_print_json(res);
@@ -235,8 +277,8 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 		if (mcp_args_parse(argc - 1, argv + 1, schema, &args, &e) < 0)
 			goto fail;
 		json_t *again = is_call && o->repeat > 0 ? json_deep_copy(args) : NULL;
-		if (is_call ? mcp_call_tool(c, argv[0], args, &res, &e) < 0 :
-		    mcp_get_prompt(c, argv[0], args, &res, &e) < 0) {
+		if (is_call ? mcp_sync_call_tool(c, argv[0], args, &res, &e) < 0 :
+		    mcp_sync_get_prompt(c, argv[0], args, &res, &e) < 0) {
 			json_decref(again);
 			goto fail;
 		}
@@ -255,7 +297,7 @@ static int cli_run(struct mcp_cli *o, const char *action, int argc, char **argv,
 			rc = MCP_EXIT_TOOL_ERROR;
 		}
 	} else if (!strcmp(action, "read")) {
-		if (mcp_read_resource(c, argv[0], &res, &e) < 0)
+		if (mcp_sync_read_resource(c, argv[0], &res, &e) < 0)
 			goto fail;
 		if (o->json)
 			cli_print_json(res);
@@ -287,7 +329,9 @@ static int cli_servers(const char *path)
 	return 0;
 }
 
-static int cli_parse(struct mcp_cli *o, int argc, char **argv)
+/* Parses options anywhere in argv (argv[0] is "mcp"); the positionals, in
+ * order, go to pos (the action first). Returns 0, or -1 on a usage error. */
+static int cli_parse(struct mcp_cli *o, int argc, char **argv, char **pos, int *npos)
 {
 	static const struct option longopts[] = {
 		{ "server", required_argument, NULL, 's' },
@@ -306,10 +350,13 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 	};
 	int ch;
 	char *end;
-	/* '+': stop at the first non-option, so tool arguments may start with '-'. */
+	/* '-': positionals come back in order as ch 1 wherever they stand (no
+	 * reliance on GNU permutation or POSIXLY_CORRECT); `--` ends the options. */
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	*npos = 0;
+	while ((ch = getopt_long(argc, argv, "-h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 1: pos[(*npos)++] = optarg; break;
 		case 's': o->server = optarg; break;
 		case 'u': o->url = optarg; break;
 		case 'c': o->config = optarg; break;
@@ -343,14 +390,14 @@ static int cli_parse(struct mcp_cli *o, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'h':
-			mcp_cli_usage(stdout);
-			return 1;
+		case 'h': o->help = 1; break;
 		default:
 			fprintf(stderr, "ironclaw mcp: see `ironclaw mcp --help`\n");
 			return -1;
 		}
 	}
+	while (optind < argc)
+		pos[(*npos)++] = argv[optind++];
 	return 0;
 }
 
@@ -362,36 +409,50 @@ int cmd_mcp(int argc, char **argv)
 	struct err e = { 0 };
 	char *defpath = NULL, *log = NULL;
 	int rc;
-	if (argc < 2) {
-		mcp_cli_usage(stderr);
+	char **pos = calloc((size_t)argc + 1, sizeof(*pos));
+	int npos = 0;
+	if (!pos)
+		return MCP_EXIT_FAIL;
+	if (cli_parse(&o, argc, argv, pos, &npos) < 0) {
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
-	const char *action = argv[1];
-	if (!strcmp(action, "--help") || !strcmp(action, "-h") || !strcmp(action, "help")) {
-		mcp_cli_usage(stdout);
+	const char *action = npos > 0 ? pos[0] : NULL;
+	if (action && !strcmp(action, "help")) {
+		/* `ironclaw mcp help [ACTION]` */
+		o.help = 1;
+		action = npos > 1 ? pos[1] : NULL;
+	}
+	const struct mcp_action *act = mcp_action_find(action);
+	if (o.help) {
+		if (act)
+			mcp_action_usage(stdout, act);
+		else
+			mcp_cli_usage(stdout);
+		free(pos);
 		return 0;
 	}
-	rc = cli_parse(&o, argc - 1, argv + 1);
-	if (rc != 0)
-		return rc > 0 ? 0 : MCP_EXIT_USAGE;
-	int nargs = argc - 1 - optind;
-	char **args = argv + 1 + optind;
-	static const char *const actions[] = { "list-tools", "call", "list-resources", "read",
-		"list-prompts", "get-prompt", "servers", NULL };
-	int known = 0;
-	for (int i = 0; actions[i]; i++)
-		known |= !strcmp(action, actions[i]);
-	if (!known) {
-		fprintf(stderr, "ironclaw mcp: unknown action '%s' (hint: `ironclaw mcp --help`)\n",
-			action);
+	if (!action) {
+		mcp_cli_usage(stderr);
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
+	if (!act) {
+		fprintf(stderr, "ironclaw mcp: unknown action '%s' (hint: `ironclaw mcp --help`)\n",
+			action);
+		free(pos);
+		return MCP_EXIT_USAGE;
+	}
+	int nargs = npos - 1;
+	char **args = pos + 1;
 	int wants = !strcmp(action, "call") || !strcmp(action, "read") ||
 		!strcmp(action, "get-prompt");
 	if ((wants && nargs < 1) || (!wants && nargs > 0) ||
 	    (!strcmp(action, "read") && nargs != 1)) {
 		fprintf(stderr, "ironclaw mcp %s: %s\n", action, wants ?
-			"missing the tool, URI or prompt name" : "takes no arguments");
+			(nargs < 1 ? "missing the tool, URI or prompt name" : "takes one URI") :
+			"takes no arguments");
+		free(pos);
 		return MCP_EXIT_USAGE;
 	}
 	if (!o.config)
@@ -435,9 +496,9 @@ int cmd_mcp(int argc, char **argv)
 		.on_request = o.elicit_defaults ? cli_on_request : NULL,
 		.opaque = &o,
 	};
-	if ((rc = mcp_client_new(&cfg, &ev, &c, &e)) < 0)
+	if ((rc = mcp_sync_new(&cfg, &ev, &c, &e)) < 0)
 		goto fail;
-	if ((rc = mcp_client_connect(c, &e)) < 0)
+	if ((rc = mcp_sync_connect(c, &e)) < 0)
 		goto fail;
 	rc = cli_run(&o, action, nargs, args, c);
 	goto out;
@@ -445,9 +506,10 @@ fail:
 	fprintf(stderr, "ironclaw mcp: %s\n", e.msg);
 	rc = MCP_EXIT_FAIL;
 out:
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 	free(defpath);
 	free(log);
+	free(pos);
 	return rc;
 }

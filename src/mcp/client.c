@@ -10,6 +10,10 @@
  * 404) is re-initialized once; the request is then re-sent, except tools/call,
  * which is never retried because it may not be idempotent.
  *
+ * Everything is a state machine on the caller's loop: the handshake, a
+ * re-initialization, and close (drain, fail the rest, close the transport,
+ * then free once every handle is closed) all advance from callbacks.
+ *
  * Eras: we first try the stateless 2026-07-28 era (server/discover with the
  * per-request _meta envelope). Any error that is not a modern answer, or a
  * timeout, falls back to initialize + notifications/initialized, offering
@@ -39,27 +43,34 @@ struct mcp_call {
 	long long id;
 	char method[64];
 	json_t *msg;              /* owned: the request as sent (for a re-send) */
-	json_t *result;           /* owned once done */
-	int done;
-	int rc;
+	mcp_result_cb cb;
+	void *opaque;
 	int with_progress;
-	int stale;                /* the server ended the session */
-	int reinit_done;
+	int no_reinit;            /* the handshake's own calls: a stale session just fails */
+	int waiting_reinit;       /* the server ended the session; waiting for a new one */
 	int no_cancel;            /* don't announce a timeout (the discover probe) */
 	long timeout_ms;
-	char why[512];
+	unsigned long dropped_at_start;
 	uv_timer_t timer;
-	int freed_on_close;
 };
+
+struct mcp_responder {
+	struct mcp_client *c;     /* NULL once the client is gone: the answer is dropped */
+	struct mcp_responder *next;
+	json_t *id;               /* owned: the server's id, echoed verbatim */
+};
+
+enum client_stage { ST_OPEN, ST_DRAINING, ST_CLOSING };
 
 struct mcp_client {
 	const struct mcp_server_config *cfg;
 	struct mcp_events ev;
-	uv_loop_t loop;
+	uv_loop_t *loop;
+	int owns_loop;
 	struct mcp_transport *tp;
 	long long next_id;
 	struct mcp_call *calls;
-	int calls_open;           /* calls whose timer handle is not closed yet */
+	struct mcp_responder *responders;
 	char version[32];
 	int modern;
 	int connected;
@@ -68,10 +79,21 @@ struct mcp_client {
 	json_t *roots;            /* [{uri, name}] or NULL when none are configured */
 	int roots_declared;       /* the roots capability went out at connect */
 	int dead;
-	char dead_why[256];
+	struct err dead_err;
 	long long cancelled[CANCELLED_RING];
 	unsigned cancelled_next;
 	unsigned long dropped;
+	/* handshake in progress: where it goes when done */
+	int hs_active;
+	void (*hs_next)(struct mcp_client *c, int rc, const struct err *e);
+	mcp_done_cb connect_cb;
+	void *connect_opaque;
+	/* close */
+	enum client_stage stage;
+	uv_timer_t drain;
+	int handles;              /* drain timer + call timers + transport, until closed */
+	void (*close_done)(void *opaque);
+	void *close_opaque;
 };
 
 /* ---- helpers ---- */
@@ -110,13 +132,11 @@ static void client_add_envelope(struct mcp_client *c, json_t *params)
 
 static int client_send(struct mcp_client *c, json_t *msg, struct err *e)
 {
-	char why[300];
 	if (c->dead)
-		return err_set(e, -EPIPE, "%s", c->dead_why);
-	int rc = c->tp->ops->send(c->tp, msg, why, sizeof(why));
-	if (rc < 0)
-		return err_set(e, rc, "%s", why);
-	return 0;
+		return err_set(e, c->dead_err.code, "%s", c->dead_err.msg);
+	if (!c->tp || c->stage == ST_CLOSING)
+		return err_set(e, -ENOTCONN, "server '%s': not connected", c->cfg->name);
+	return c->tp->ops->send(c->tp, msg, e);
 }
 
 static struct mcp_call *client_find(struct mcp_client *c, json_t *id)
@@ -125,7 +145,7 @@ static struct mcp_call *client_find(struct mcp_client *c, json_t *id)
 		return NULL;
 	long long v = json_integer_value(id);
 	for (struct mcp_call *k = c->calls; k; k = k->next)
-		if (k->id == v && !k->done)
+		if (k->id == v && !k->waiting_reinit)
 			return k;
 	return NULL;
 }
@@ -140,19 +160,63 @@ static int client_was_cancelled(struct mcp_client *c, json_t *id)
 	return 0;
 }
 
-static void call_finish(struct mcp_call *k, int rc, const char *why)
+/* ---- lifetime of handles ---- */
+
+static void client_free(struct mcp_client *c)
 {
-	if (k->done)
-		return;
-	k->done = 1;
-	k->rc = rc;
-	if (why)
-		snprintf(k->why, sizeof(k->why), "%s", why);
-	uv_timer_stop(&k->timer);
+	void (*done)(void *) = c->close_done;
+	void *op = c->close_opaque;
+	for (struct mcp_responder *r = c->responders; r; r = r->next)
+		r->c = NULL;
+	json_decref(c->server_info);
+	json_decref(c->server_caps);
+	json_decref(c->roots);
+	free(c);
+	if (done)
+		done(op);
 }
 
-/* ---- incoming ---- */
+static void client_handle_gone(struct mcp_client *c)
+{
+	if (--c->handles == 0 && c->stage == ST_CLOSING)
+		client_free(c);
+}
 
+static void call_timer_closed(uv_handle_t *h)
+{
+	struct mcp_call *k = h->data;
+	struct mcp_client *c = k->c;
+	json_decref(k->msg);
+	free(k);
+	client_handle_gone(c);
+}
+
+static void client_maybe_drained(struct mcp_client *c);
+
+/* Ends k: unlinks it, reports to its owner, releases it. */
+static void call_finish(struct mcp_call *k, int rc, json_t *result, const struct err *e)
+{
+	struct mcp_client *c = k->c;
+	for (struct mcp_call **pp = &c->calls; *pp; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	uv_timer_stop(&k->timer);
+	struct err fallback = { 0 };
+	if (rc < 0 && (!e || !e->msg[0])) {
+		err_set(&fallback, rc, "%s failed", k->method);
+		e = &fallback;
+	}
+	if (k->cb)
+		k->cb(k->opaque, rc, rc < 0 ? NULL : result, e);
+	uv_close((uv_handle_t *)&k->timer, call_timer_closed);
+	client_maybe_drained(c);
+}
+
+/* ---- server-to-client requests ---- */
+
+/* Answers a server request; result (may be NULL: an error) is stolen. */
 static void client_reply(struct mcp_client *c, json_t *id, json_t *result, int code,
 			 const char *message)
 {
@@ -168,6 +232,38 @@ static void client_reply(struct mcp_client *c, json_t *id, json_t *result, int c
 	json_decref(msg);
 }
 
+static void responder_done(struct mcp_responder *r, json_t *result, int code, const char *message)
+{
+	struct mcp_client *c = r->c;
+	if (c) {
+		for (struct mcp_responder **pp = &c->responders; *pp; pp = &(*pp)->next)
+			if (*pp == r) {
+				*pp = r->next;
+				break;
+			}
+		if (c->stage != ST_CLOSING && !c->dead) {
+			client_reply(c, r->id, result, code, message);   /* steals result */
+			result = NULL;
+		}
+	}
+	json_decref(result);
+	json_decref(r->id);
+	free(r);
+}
+
+void mcp_respond(struct mcp_responder *r, json_t *result)
+{
+	if (!result)
+		responder_done(r, NULL, -32603, "the client could not handle the request");
+	else
+		responder_done(r, result, 0, NULL);
+}
+
+void mcp_respond_error(struct mcp_responder *r, int code, const char *message)
+{
+	responder_done(r, NULL, code, message);
+}
+
 static void client_on_server_request(struct mcp_client *c, struct mcp_msg *m)
 {
 	if (!strcmp(m->method, "ping")) {
@@ -176,14 +272,22 @@ static void client_on_server_request(struct mcp_client *c, struct mcp_msg *m)
 		client_reply(c, m->id, json_pack("{s:O}", "roots", c->roots), 0, NULL);
 	} else if (c->ev.on_request && (!strcmp(m->method, "sampling/createMessage") ||
 					 !strcmp(m->method, "elicitation/create"))) {
-		int code = -32603;
-		const char *message = "the client could not handle the request";
-		json_t *res = c->ev.on_request(c->ev.opaque, m->method, m->params, &code, &message);
-		client_reply(c, m->id, res, code, message);
+		struct mcp_responder *r = calloc(1, sizeof(*r));
+		if (!r) {
+			client_reply(c, m->id, NULL, -32603, "out of memory");
+			return;
+		}
+		r->c = c;
+		r->id = json_incref(m->id);
+		r->next = c->responders;
+		c->responders = r;
+		c->ev.on_request(c->ev.opaque, r, m->method, m->params);
 	} else {
 		client_reply(c, m->id, NULL, -32601, "Method not found");
 	}
 }
+
+/* ---- notifications and responses ---- */
 
 static void client_on_progress(struct mcp_client *c, json_t *params)
 {
@@ -255,25 +359,24 @@ static void client_on_response(struct mcp_client *c, struct mcp_msg *m)
 	}
 	if (m->error) {
 		json_t *msg = json_object_get(m->error, "message");
-		char why[400];
-		snprintf(why, sizeof(why), "server error %lld on %s: %s",
-			 (long long)json_integer_value(json_object_get(m->error, "code")), k->method,
-			 json_is_string(msg) ? json_string_value(msg) : "(no message)");
-		k->result = json_incref(m->error);   /* kept for the caller's inspection */
-		call_finish(k, -EPROTO, why);
+		struct err e = { 0 };
+		err_set(&e, -EPROTO, "server error %lld on %s: %s",
+			(long long)json_integer_value(json_object_get(m->error, "code")), k->method,
+			json_is_string(msg) ? json_string_value(msg) : "(no message)");
+		call_finish(k, -EPROTO, NULL, &e);
 		return;
 	}
-	k->result = json_incref(m->result);
-	call_finish(k, 0, NULL);
+	call_finish(k, 0, m->result, NULL);
 }
 
 static void client_on_message(void *opaque, json_t *msg)
 {
 	struct mcp_client *c = opaque;
 	struct mcp_msg m;
-	char why[200];
-	if (mcp_msg_classify(msg, &m, why, sizeof(why)) < 0) {
-		log_warn("mcp: server '%s' sent an invalid message, skipped: %s", c->cfg->name, why);
+	struct err e = { 0 };
+	if (mcp_msg_classify(msg, &m, &e) < 0) {
+		log_warn("mcp: server '%s' sent an invalid message, skipped: %s", c->cfg->name,
+			 e.msg);
 		return;
 	}
 	switch (m.kind) {
@@ -289,22 +392,26 @@ static void client_on_message(void *opaque, json_t *msg)
 	}
 }
 
-static void client_on_failure(void *opaque, json_t *id, int code, const char *why)
+static void client_reinit(struct mcp_client *c, struct mcp_call *k);
+
+static void client_on_failure(void *opaque, json_t *id, const struct err *e)
 {
 	struct mcp_client *c = opaque;
 	if (!id) {
 		c->dead = 1;
-		snprintf(c->dead_why, sizeof(c->dead_why), "%s", why);
-		for (struct mcp_call *k = c->calls; k; k = k->next)
-			call_finish(k, code, why);
+		c->dead_err = *e;
+		/* Fail every pending call; a callback may start (failing) new ones. */
+		while (c->calls)
+			call_finish(c->calls, e->code, NULL, e);
 		return;
 	}
 	struct mcp_call *k = client_find(c, id);
 	if (!k)
 		return;
-	if (code == -ESTALE)
-		k->stale = 1;
-	call_finish(k, code, why);
+	if (e->code == -ESTALE && !k->no_reinit)
+		client_reinit(c, k);
+	else
+		call_finish(k, e->code, NULL, e);
 }
 
 /* ---- calls ---- */
@@ -313,10 +420,8 @@ static void call_on_timeout(uv_timer_t *t)
 {
 	struct mcp_call *k = t->data;
 	struct mcp_client *c = k->c;
-	if (k->done)
-		return;
 	c->cancelled[c->cancelled_next++ % CANCELLED_RING] = k->id;
-	if (!k->no_cancel && !c->dead) {
+	if (!k->no_cancel && !c->dead && !k->waiting_reinit) {
 		char reason[96];
 		snprintf(reason, sizeof(reason), "timed out after %ld ms", k->timeout_ms);
 		json_t *params = json_pack("{s:I,s:s}", "requestId", (json_int_t)k->id, "reason", reason);
@@ -324,44 +429,30 @@ static void call_on_timeout(uv_timer_t *t)
 			client_add_envelope(c, params);
 		json_t *n = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method",
 				      "notifications/cancelled", "params", params);
-		struct err e = { 0 };
-		if (n && client_send(c, n, &e) < 0)
-			log_debug("mcp: could not send the cancellation: %s", e.msg);
+		struct err se = { 0 };
+		if (n && client_send(c, n, &se) < 0)
+			log_debug("mcp: could not send the cancellation: %s", se.msg);
 		json_decref(n);
 	}
-	char why[160];
-	snprintf(why, sizeof(why), "%s timed out after %ld ms (the request was cancelled; "
-		 "hint: raise \"timeoutMs\")", k->method, k->timeout_ms);
-	call_finish(k, -ETIMEDOUT, why);
-}
-
-static void call_timer_closed(uv_handle_t *h)
-{
-	struct mcp_call *k = h->data;
-	k->c->calls_open--;
-	json_decref(k->msg);
-	json_decref(k->result);
-	free(k);
-}
-
-static void call_release(struct mcp_client *c, struct mcp_call *k)
-{
-	for (struct mcp_call **pp = &c->calls; *pp; pp = &(*pp)->next)
-		if (*pp == k) {
-			*pp = k->next;
-			break;
-		}
-	uv_close((uv_handle_t *)&k->timer, call_timer_closed);
+	struct err e = { 0 };
+	unsigned long over = c->tp ? c->tp->ops->dropped(c->tp) - k->dropped_at_start : 0;
+	if (over)
+		err_set(&e, -ETIMEDOUT, "%s timed out after %ld ms; meanwhile the server sent %lu "
+			"message line(s) over the %zu-byte cap, which were dropped (hint: raise "
+			"\"maxLineBytes\")", k->method, k->timeout_ms, over, c->cfg->line_max ?
+			c->cfg->line_max : (size_t)MCP_LINE_MAX_DEFAULT);
+	else
+		err_set(&e, -ETIMEDOUT, "%s timed out after %ld ms (the request was cancelled; "
+			"hint: raise \"timeoutMs\")", k->method, k->timeout_ms);
+	call_finish(k, -ETIMEDOUT, NULL, &e);
 }
 
 /* (Re)sends k's request with a fresh id and arms its timer. */
 static int call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 {
 	k->id = c->next_id++;
-	k->done = 0;
-	k->rc = 0;
-	k->stale = 0;
-	k->why[0] = '\0';
+	k->waiting_reinit = 0;
+	k->dropped_at_start = c->tp ? c->tp->ops->dropped(c->tp) : 0;
 	json_object_set_new(k->msg, "id", json_integer(k->id));
 	json_t *params = json_object_get(k->msg, "params");
 	if (k->with_progress && json_is_object(params)) {
@@ -372,19 +463,20 @@ static int call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 		}
 		json_object_set_new(meta, "progressToken", json_integer(k->id));
 	}
-	uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->timeout_ms, 0);
 	int rc = client_send(c, k->msg, e);
-	if (rc < 0) {
-		uv_timer_stop(&k->timer);
-		k->done = 1;
-		k->rc = rc;
-	}
+	if (rc == 0)
+		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->timeout_ms, 0);
 	return rc;
 }
 
-int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
-		   int with_progress, struct mcp_call **out, struct err *e)
+static int call_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
+		      int flags, mcp_result_cb cb, void *opaque, struct mcp_call **out,
+		      struct err *e)
 {
+	if (c->stage != ST_OPEN) {
+		json_decref(params);
+		return err_set(e, -ESHUTDOWN, "server '%s': the client is closing", c->cfg->name);
+	}
 	struct mcp_call *k = calloc(1, sizeof(*k));
 	if (!k) {
 		json_decref(params);
@@ -395,8 +487,10 @@ int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, lon
 	if (c->modern && json_is_object(params))
 		client_add_envelope(c, params);
 	k->c = c;
+	k->cb = cb;
+	k->opaque = opaque;
 	snprintf(k->method, sizeof(k->method), "%s", method);
-	k->with_progress = with_progress;
+	k->with_progress = (flags & MCP_CALL_PROGRESS) != 0;
 	k->timeout_ms = timeout_ms > 0 ? timeout_ms : c->cfg->timeout_ms > 0 ?
 		c->cfg->timeout_ms : MCP_TIMEOUT_MS_DEFAULT;
 	k->msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", method, "params", params);
@@ -404,18 +498,28 @@ int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, lon
 		free(k);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
-	uv_timer_init(&c->loop, &k->timer);
+	uv_timer_init(c->loop, &k->timer);
 	k->timer.data = k;
-	c->calls_open++;
+	c->handles++;
 	k->next = c->calls;
 	c->calls = k;
-	*out = k;
 	int rc = call_send(c, k, e);
 	if (rc < 0) {
-		call_release(c, k);
-		*out = NULL;
+		/* Never reported through cb: the failure is this call's return value. */
+		c->calls = k->next;
+		uv_close((uv_handle_t *)&k->timer, call_timer_closed);
+		return rc;
 	}
-	return rc;
+	if (out)
+		*out = k;
+	return 0;
+}
+
+int mcp_client_request(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
+		       int flags, mcp_result_cb cb, void *opaque, struct mcp_call **out,
+		       struct err *e)
+{
+	return call_start(c, method, params, timeout_ms, flags, cb, opaque, out, e);
 }
 
 int mcp_client_wants_progress(const struct mcp_client *c)
@@ -426,60 +530,6 @@ int mcp_client_wants_progress(const struct mcp_client *c)
 long long mcp_call_id(const struct mcp_call *call)
 {
 	return call->id;
-}
-
-static int client_handshake(struct mcp_client *c, struct err *e);
-
-int mcp_call_wait(struct mcp_client *c, struct mcp_call *k, json_t **result, struct err *e)
-{
-	int rc;
-	if (result)
-		*result = NULL;
-	for (;;) {
-		while (!k->done)
-			uv_run(&c->loop, UV_RUN_ONCE);
-		if (!k->stale || k->reinit_done)
-			break;
-		/* The server forgot the session: a new one, once. */
-		k->reinit_done = 1;
-		log_info("mcp: server '%s' ended the session; re-initializing", c->cfg->name);
-		c->tp->ops->reset_session(c->tp);
-		struct err he = { 0 };
-		if ((rc = client_handshake(c, &he)) < 0) {
-			snprintf(k->why, sizeof(k->why), "the server ended the session and "
-				 "re-initializing failed: %.400s", he.msg);
-			k->rc = rc;
-			break;
-		}
-		if (!strcmp(k->method, "tools/call")) {
-			snprintf(k->why, sizeof(k->why), "the server ended the session; a new one "
-				 "is open, but tools/call is never retried automatically (it may "
-				 "not be idempotent): call the tool again");
-			k->rc = -ESTALE;
-			break;
-		}
-		if ((rc = call_send(c, k, e)) < 0) {
-			call_release(c, k);
-			return rc;
-		}
-	}
-	rc = k->rc;
-	if (rc < 0)
-		err_set(e, rc, "%s", k->why[0] ? k->why : "request failed");
-	else if (result)
-		*result = json_incref(k->result);
-	call_release(c, k);
-	return rc;
-}
-
-int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
-		       long timeout_ms, json_t **result, struct err *e)
-{
-	struct mcp_call *k;
-	int rc = mcp_call_start(c, method, params, timeout_ms, 0, &k, e);
-	if (rc < 0)
-		return rc;
-	return mcp_call_wait(c, k, result, e);
 }
 
 int mcp_client_notify(struct mcp_client *c, const char *method, json_t *params, struct err *e)
@@ -494,29 +544,6 @@ int mcp_client_notify(struct mcp_client *c, const char *method, json_t *params, 
 	int rc = client_send(c, n, e);
 	json_decref(n);
 	return rc;
-}
-
-static void pump_timer_cb(uv_timer_t *t)
-{
-	*(int *)t->data = 1;
-}
-
-static void pump_timer_closed(uv_handle_t *h)
-{
-	(void)h;
-}
-
-void mcp_client_pump(struct mcp_client *c, long ms)
-{
-	uv_timer_t t;
-	int fired = 0;
-	uv_timer_init(&c->loop, &t);
-	t.data = &fired;
-	uv_timer_start(&t, pump_timer_cb, ms > 0 ? (uint64_t)ms : 0, 0);
-	while (!fired)
-		uv_run(&c->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, pump_timer_closed);
-	uv_run(&c->loop, UV_RUN_NOWAIT);
 }
 
 /* ---- handshake ---- */
@@ -537,66 +564,107 @@ static void client_set_server(struct mcp_client *c, json_t *info, json_t *caps)
 	c->server_caps = json_is_object(caps) ? json_incref(caps) : NULL;
 }
 
-/* Returns 1 when the server speaks the modern era, 0 to fall back, <0 if dead. */
-static int client_try_discover(struct mcp_client *c, long timeout)
+static void hs_finish(struct mcp_client *c, int rc, const struct err *e)
 {
-	struct mcp_call *k;
-	struct err e = { 0 };
-	json_t *params = json_object();
-	client_add_envelope(c, params);
-	if (mcp_call_start(c, "server/discover", params, timeout, 0, &k, &e) < 0)
-		return c->dead ? -EPIPE : 0;
-	k->no_cancel = 1;
-	json_t *res = NULL;
-	int rc = mcp_call_wait(c, k, &res, &e);
-	if (rc < 0) {
-		log_debug("mcp: server/discover: %s; falling back to initialize", e.msg);
-		return c->dead ? -EPIPE : 0;
-	}
-	json_t *vers = json_object_get(res, "supportedVersions");
-	int ok = 0;
-	size_t i;
-	json_t *v;
-	json_array_foreach(vers, i, v)
-		if (json_is_string(v) && !strcmp(json_string_value(v), MCP_VERSION_MODERN))
-			ok = 1;
-	if (ok) {
-		json_t *meta = json_object_get(res, "_meta");
-		client_set_server(c, json_object_get(meta, "io.modelcontextprotocol/serverInfo"),
-				  json_object_get(res, "capabilities"));
-	}
-	json_decref(res);
-	return ok;
+	c->hs_active = 0;
+	if (c->hs_next)
+		c->hs_next(c, rc, e);
 }
 
-static int client_initialize(struct mcp_client *c, const char *offer, struct err *e)
+static void hs_on_initialize(void *opaque, int rc, json_t *res, const struct err *e)
 {
-	json_t *params = json_pack("{s:s,s:o,s:o}", "protocolVersion", offer, "capabilities",
-				   client_capabilities(c), "clientInfo", client_info());
-	json_t *res = NULL;
-	int rc = mcp_client_request(c, "initialize", params, 0, &res, e);
-	if (rc < 0)
-		return err_wrap(e, "initializing server '%s'", c->cfg->name);
+	struct mcp_client *c = opaque;
+	struct err he = { 0 };
+	if (rc < 0) {
+		he = *e;
+		err_wrap(&he, "initializing server '%s'", c->cfg->name);
+		hs_finish(c, rc, &he);
+		return;
+	}
 	json_t *pv = json_object_get(res, "protocolVersion");
 	if (!json_is_string(pv) || !version_is_legacy(json_string_value(pv))) {
-		rc = err_set(e, -EPROTO, "server '%s' answered initialize with protocol version "
+		rc = err_set(&he, -EPROTO, "server '%s' answered initialize with protocol version "
 			     "'%s', which this client does not speak (it speaks 2024-11-05 to %s "
 			     "and %s)", c->cfg->name, json_is_string(pv) ? json_string_value(pv) :
 			     "(none)", MCP_VERSION_LATEST_LEGACY, MCP_VERSION_MODERN);
-		goto out;
+		hs_finish(c, rc, &he);
+		return;
 	}
 	snprintf(c->version, sizeof(c->version), "%s", json_string_value(pv));
 	client_set_server(c, json_object_get(res, "serverInfo"), json_object_get(res, "capabilities"));
 	c->tp->ops->set_version(c->tp, c->version);
-	rc = mcp_client_notify(c, "notifications/initialized", NULL, e);
+	rc = mcp_client_notify(c, "notifications/initialized", NULL, &he);
 	if (rc == 0 && c->tp->ops->listen)
 		c->tp->ops->listen(c->tp);
-out:
-	json_decref(res);
+	hs_finish(c, rc, &he);
+}
+
+static int hs_call(struct mcp_client *c, const char *method, json_t *params, long timeout,
+		   int no_cancel, mcp_result_cb cb, struct err *e)
+{
+	struct mcp_call *k;
+	int rc = call_start(c, method, params, timeout, 0, cb, c, &k, e);
+	if (rc == 0) {
+		k->no_reinit = 1;
+		k->no_cancel = no_cancel;
+	}
 	return rc;
 }
 
-static int client_handshake(struct mcp_client *c, struct err *e)
+static int hs_initialize(struct mcp_client *c, const char *offer, struct err *e)
+{
+	json_t *params = json_pack("{s:s,s:o,s:o}", "protocolVersion", offer, "capabilities",
+				   client_capabilities(c), "clientInfo", client_info());
+	int rc = hs_call(c, "initialize", params, 0, 0, hs_on_initialize, e);
+	if (rc < 0)
+		err_wrap(e, "initializing server '%s'", c->cfg->name);
+	return rc;
+}
+
+static void hs_on_discover(void *opaque, int rc, json_t *res, const struct err *e)
+{
+	struct mcp_client *c = opaque;
+	struct err he = { 0 };
+	int ok = 0;
+	if (rc < 0) {
+		log_debug("mcp: server/discover: %s; falling back to initialize", e->msg);
+		if (c->dead) {
+			err_set(&he, -EPIPE, "connecting to server '%s': %s", c->cfg->name,
+				c->dead_err.msg);
+			hs_finish(c, -EPIPE, &he);
+			return;
+		}
+	} else {
+		json_t *vers = json_object_get(res, "supportedVersions");
+		size_t i;
+		json_t *v;
+		json_array_foreach(vers, i, v)
+			if (json_is_string(v) && !strcmp(json_string_value(v), MCP_VERSION_MODERN))
+				ok = 1;
+	}
+	if (ok) {
+		json_t *meta = json_object_get(res, "_meta");
+		client_set_server(c, json_object_get(meta, "io.modelcontextprotocol/serverInfo"),
+				  json_object_get(res, "capabilities"));
+		c->modern = 1;
+		snprintf(c->version, sizeof(c->version), "%s", MCP_VERSION_MODERN);
+		hs_finish(c, 0, NULL);
+		return;
+	}
+	if (c->cfg->protocol_version) {
+		err_set(&he, -EPROTO, "server '%s' does not speak %s (server/discover failed)",
+			c->cfg->name, MCP_VERSION_MODERN);
+		hs_finish(c, -EPROTO, &he);
+		return;
+	}
+	c->tp->ops->set_version(c->tp, NULL);
+	if ((rc = hs_initialize(c, MCP_VERSION_LATEST_LEGACY, &he)) < 0)
+		hs_finish(c, rc, &he);
+}
+
+/* Starts the handshake; hs_next runs when it ends (never inside this call).
+ * Returns <0 when it could not start. */
+static int hs_start(struct mcp_client *c, struct err *e)
 {
 	const char *forced = c->cfg->protocol_version;
 	c->modern = 0;
@@ -604,25 +672,64 @@ static int client_handshake(struct mcp_client *c, struct err *e)
 	if (forced && strcmp(forced, MCP_VERSION_MODERN) && !version_is_legacy(forced))
 		return err_set(e, -EINVAL, "server '%s': unknown \"protocolVersion\" '%s'",
 			       c->cfg->name, forced);
+	int rc;
 	if (!forced || !strcmp(forced, MCP_VERSION_MODERN)) {
 		long t = c->cfg->timeout_ms < DISCOVER_TIMEOUT_MS ? c->cfg->timeout_ms :
 			DISCOVER_TIMEOUT_MS;
 		c->tp->ops->set_version(c->tp, MCP_VERSION_MODERN);
-		int rc = client_try_discover(c, t);
+		json_t *params = json_object();
+		client_add_envelope(c, params);
+		rc = hs_call(c, "server/discover", params, t, 1, hs_on_discover, e);
 		if (rc < 0)
-			return err_set(e, rc, "connecting to server '%s': %s", c->cfg->name,
-				       c->dead_why);
-		if (rc == 1) {
-			c->modern = 1;
-			snprintf(c->version, sizeof(c->version), "%s", MCP_VERSION_MODERN);
-			return 0;
-		}
-		if (forced)
-			return err_set(e, -EPROTO, "server '%s' does not speak %s (server/discover "
-				       "failed)", c->cfg->name, MCP_VERSION_MODERN);
-		c->tp->ops->set_version(c->tp, NULL);
+			err_wrap(e, "connecting to server '%s'", c->cfg->name);
+	} else {
+		rc = hs_initialize(c, forced, e);
 	}
-	return client_initialize(c, forced ? forced : MCP_VERSION_LATEST_LEGACY, e);
+	if (rc == 0)
+		c->hs_active = 1;
+	return rc;
+}
+
+/* ---- re-initialization after the server ended the session ---- */
+
+static void reinit_done(struct mcp_client *c, int rc, const struct err *he)
+{
+	for (;;) {
+		struct mcp_call *k = c->calls;
+		while (k && !k->waiting_reinit)
+			k = k->next;
+		if (!k)
+			break;
+		k->waiting_reinit = 0;
+		k->no_reinit = 1;   /* once */
+		struct err e = { 0 };
+		if (rc < 0) {
+			err_set(&e, rc, "the server ended the session and re-initializing failed: "
+				"%.900s", he ? he->msg : "");
+			call_finish(k, rc, NULL, &e);
+		} else if (!strcmp(k->method, "tools/call")) {
+			err_set(&e, -ESTALE, "the server ended the session; a new one is open, but "
+				"tools/call is never retried automatically (it may not be "
+				"idempotent): call the tool again");
+			call_finish(k, -ESTALE, NULL, &e);
+		} else if (call_send(c, k, &e) < 0) {
+			call_finish(k, e.code, NULL, &e);
+		}
+	}
+}
+
+static void client_reinit(struct mcp_client *c, struct mcp_call *k)
+{
+	k->waiting_reinit = 1;
+	if (c->hs_active)
+		return;   /* the new session under way serves this call too */
+	log_info("mcp: server '%s' ended the session; re-initializing", c->cfg->name);
+	c->tp->ops->reset_session(c->tp);
+	c->hs_next = reinit_done;
+	struct err e = { 0 };
+	int rc = hs_start(c, &e);
+	if (rc < 0)
+		reinit_done(c, rc, &e);
 }
 
 /* ---- lifecycle ---- */
@@ -644,8 +751,13 @@ static int client_roots_from(struct mcp_client *c, char **uris)
 	return 0;
 }
 
-int mcp_client_new(const struct mcp_server_config *cfg, const struct mcp_events *ev,
-		   struct mcp_client **out, struct err *e)
+static void drain_timer_closed(uv_handle_t *h)
+{
+	client_handle_gone(h->data);
+}
+
+int mcp_client_new(uv_loop_t *loop, const struct mcp_server_config *cfg,
+		   const struct mcp_events *ev, struct mcp_client **out, struct err *e)
 {
 	struct mcp_client *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -656,38 +768,65 @@ int mcp_client_new(const struct mcp_server_config *cfg, const struct mcp_events 
 	c->next_id = 1;
 	for (unsigned i = 0; i < CANCELLED_RING; i++)
 		c->cancelled[i] = -1;
-	int rc = uv_loop_init(&c->loop);
-	if (rc < 0) {
-		free(c);
-		return err_set(e, -EIO, "event loop: %s", uv_strerror(rc));
+	if (!loop) {
+		loop = malloc(sizeof(*loop));
+		int rc = loop ? uv_loop_init(loop) : UV_ENOMEM;
+		if (rc < 0) {
+			free(loop);
+			free(c);
+			return err_set(e, -EIO, "event loop: %s", uv_strerror(rc));
+		}
+		c->owns_loop = 1;
 	}
+	c->loop = loop;
 	if (client_roots_from(c, cfg->roots) < 0) {
-		uv_loop_close(&c->loop);
+		if (c->owns_loop) {
+			uv_loop_close(loop);
+			free(loop);
+		}
+		json_decref(c->roots);
 		free(c);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
+	uv_timer_init(loop, &c->drain);
+	c->drain.data = c;
+	c->handles = 1;
 	*out = c;
 	return 0;
 }
 
-int mcp_client_connect(struct mcp_client *c, struct err *e)
+static void connect_done(struct mcp_client *c, int rc, const struct err *e)
 {
-	char why[400];
+	if (rc == 0)
+		c->connected = 1;
+	c->hs_next = NULL;
+	if (c->connect_cb)
+		c->connect_cb(c->connect_opaque, rc, e);
+}
+
+int mcp_client_connect(struct mcp_client *c, mcp_done_cb cb, void *opaque, struct err *e)
+{
+	if (c->tp || c->stage != ST_OPEN)
+		return err_set(e, -EALREADY, "server '%s': connect was already called",
+			       c->cfg->name);
 	struct mcp_transport_events tev = {
 		.on_message = client_on_message,
 		.on_failure = client_on_failure,
 		.opaque = c,
 	};
-	int rc = c->cfg->kind == MCP_STDIO ?
-		mcp_stdio_open(&c->loop, c->cfg, &tev, &c->tp, why, sizeof(why)) :
-		mcp_http_open(&c->loop, c->cfg, &tev, &c->tp, why, sizeof(why));
-	if (rc < 0)
-		return err_set(e, rc, "%s", why);
+	int rc = c->cfg->kind == MCP_HTTP ?
+		mcp_http_open(c->loop, c->cfg, &tev, &c->tp, e) :
+		mcp_stdio_open(c->loop, c->cfg, &tev, &c->tp, e);
+	if (rc < 0) {
+		c->tp = NULL;
+		return rc;
+	}
+	c->handles++;   /* the transport, until its close completes */
 	c->roots_declared = c->roots != NULL;
-	rc = client_handshake(c, e);
-	if (rc == 0)
-		c->connected = 1;
-	return rc;
+	c->connect_cb = cb;
+	c->connect_opaque = opaque;
+	c->hs_next = connect_done;
+	return hs_start(c, e);
 }
 
 int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris, struct err *e)
@@ -716,6 +855,16 @@ int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris, 
 	return mcp_client_notify(c, "notifications/roots/list_changed", NULL, e);
 }
 
+uv_loop_t *mcp_client_loop(const struct mcp_client *c)
+{
+	return c->loop;
+}
+
+int mcp_client_owns_loop(const struct mcp_client *c)
+{
+	return c->owns_loop;
+}
+
 const char *mcp_client_protocol_version(const struct mcp_client *c)
 {
 	return c->version;
@@ -741,44 +890,53 @@ unsigned long mcp_client_dropped_late(const struct mcp_client *c)
 	return c->dropped;
 }
 
-static void drain_timer_cb(uv_timer_t *t)
+/* ---- close ---- */
+
+static void client_tp_closed(void *opaque)
 {
-	*(int *)t->data = 1;
+	struct mcp_client *c = opaque;
+	c->tp = NULL;
+	client_handle_gone(c);
 }
 
-void mcp_client_close(struct mcp_client *c)
+/* Draining is over (every call answered, or the drain timer fired). */
+static void client_shut(struct mcp_client *c)
 {
-	if (!c)
-		return;
-	if (c->tp) {
-		/* Read outstanding responses first (bounded), then close. */
-		uv_timer_t t;
-		int fired = 0;
-		uv_timer_init(&c->loop, &t);
-		t.data = &fired;
-		uv_timer_start(&t, drain_timer_cb, CLOSE_DRAIN_MS, 0);
-		for (;;) {
-			int pending = 0;
-			for (struct mcp_call *k = c->calls; k; k = k->next)
-				pending |= !k->done;
-			if (!pending || fired || c->dead)
-				break;
-			uv_run(&c->loop, UV_RUN_ONCE);
-		}
-		uv_close((uv_handle_t *)&t, pump_timer_closed);
-		while (c->tp->ops->closing(c->tp))
-			uv_run(&c->loop, UV_RUN_ONCE);
-	}
+	struct err e = { 0 };
+	c->stage = ST_CLOSING;
+	err_set(&e, -ECANCELED, "server '%s': the client was closed before the answer",
+		c->cfg->name);
 	while (c->calls)
-		call_release(c, c->calls);
-	while (c->calls_open > 0 || uv_loop_alive(&c->loop))
-		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && c->calls_open == 0)
-			break;
+		call_finish(c->calls, -ECANCELED, NULL, &e);
+	uv_close((uv_handle_t *)&c->drain, drain_timer_closed);
 	if (c->tp)
-		c->tp->ops->destroy(c->tp);
-	uv_loop_close(&c->loop);
-	json_decref(c->server_info);
-	json_decref(c->server_caps);
-	json_decref(c->roots);
-	free(c);
+		c->tp->ops->close(c->tp, client_tp_closed, c);
+}
+
+static void client_maybe_drained(struct mcp_client *c)
+{
+	if (c->stage == ST_DRAINING && !c->calls)
+		client_shut(c);
+}
+
+static void drain_on_timer(uv_timer_t *t)
+{
+	struct mcp_client *c = t->data;
+	if (c->stage == ST_DRAINING)
+		client_shut(c);
+}
+
+void mcp_client_close(struct mcp_client *c, void (*done)(void *opaque), void *opaque)
+{
+	if (!c || c->stage != ST_OPEN)
+		return;
+	c->close_done = done;
+	c->close_opaque = opaque;
+	c->stage = ST_DRAINING;
+	if (c->calls && !c->dead) {
+		/* Read outstanding responses first (bounded), then close. */
+		uv_timer_start(&c->drain, drain_on_timer, CLOSE_DRAIN_MS, 0);
+		return;
+	}
+	client_shut(c);
 }

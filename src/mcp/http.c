@@ -1,4 +1,4 @@
-/* Streamable HTTP transport (libcurl's multi interface driven by libuv).
+/* Streamable HTTP transport (libcurl on the caller's loop, through src/net).
  *
  * Every client message is one POST. The reply is either a JSON body (one
  * message or a batch), an SSE stream carrying the response plus any related
@@ -12,9 +12,11 @@
  * session layer can re-initialize once. The session is DELETEd on close.
  *
  * curl callbacks only queue what they parse; messages are handed to the
- * session after curl returns, so the session may send from its handlers. */
+ * session after curl returns (net's after-action hook), so the session may
+ * send, or close us, from its handlers. */
 #include "mcp/mcp.h"
 #include "mcp/wire.h"
+#include "net/net.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -48,23 +50,17 @@ struct http_req {
 	int is_sse;
 	int got_response;
 	int sent_session;
+	int active;               /* added to the multi, not finished yet */
 	long status;
 	struct buf json;
-	struct mcp_sse sse;
+	struct net_sse sse;
 	char session[256];
 	struct http_req *next;
 };
 
-struct http_sock {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct http_tp *h;
-};
-
 struct http_tp {
 	struct mcp_transport t;
-	CURLM *multi;
-	uv_timer_t timer;
+	struct net_curl *net;
 	uv_timer_t resume_timer;
 	uv_timer_t listen_timer;
 	int open_handles;
@@ -83,18 +79,19 @@ struct http_tp {
 	int resume_attempts;
 	int resume_armed;
 	int closing;
-	int deleted;
-	uint64_t close_started;
+	void (*close_done)(void *opaque);
+	void *close_opaque;
 	char name[64];
 };
 
-static void http_check_done(struct http_tp *h);
 static void http_deliver(struct http_tp *h);
+static void http_on_done(void *opaque, CURL *easy, CURLcode res);
 
 /* ---- queueing from curl callbacks ---- */
 
 static void http_queue_failure(struct http_tp *h, json_t *id, int code, const char *why)
 {
+	/* Queued, not called: failures reach the session after curl returned. */
 	json_t *f = json_pack("[Ois]", id ? id : json_null(), code, why);
 	if (f)
 		json_array_append_new(h->failures, f);
@@ -126,18 +123,18 @@ static void http_queue_body(struct http_req *r, json_t *v)
 	}
 }
 
-static void http_on_sse_event(void *opaque, const struct mcp_sse_event *ev)
+static void http_on_sse_event(void *opaque, const struct net_sse_event *ev)
 {
 	struct http_req *r = opaque;
-	char why[200];
+	struct err e = { 0 };
 	if (strcmp(ev->event, "message")) {
 		log_debug("mcp: ignoring SSE event of type '%s'", ev->event);
 		return;
 	}
-	json_t *v = mcp_json_parse(ev->data, ev->data_len, why, sizeof(why));
+	json_t *v = mcp_json_parse(ev->data, ev->data_len, &e);
 	if (!v) {
 		log_warn("mcp: server '%s' sent an SSE event that is not JSON, skipped (%s)",
-			 r->h->name, why);
+			 r->h->name, e.msg);
 		return;
 	}
 	http_queue_body(r, v);
@@ -156,7 +153,7 @@ static size_t http_on_write(char *p, size_t size, size_t nmemb, void *ud)
 		r->ctype_known = 1;
 	}
 	if (r->is_sse) {
-		mcp_sse_feed(&r->sse, p, n);
+		net_sse_feed(&r->sse, p, n);
 		return n;
 	}
 	if (buf_append(&r->json, p, n) < 0)
@@ -192,95 +189,12 @@ static size_t http_on_header(char *p, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-/* ---- libuv <-> curl glue ---- */
+static void http_handle_closed(uv_handle_t *hd);
 
-static void http_handle_closed(uv_handle_t *hd)
+/* net's after-action hook: every batch of curl activity ends here. */
+static void http_after_action(void *opaque)
 {
-	struct http_tp *h = hd->data;
-	h->open_handles--;
-}
-
-static void http_sock_closed(uv_handle_t *hd)
-{
-	struct http_sock *s = hd->data;
-	s->h->open_handles--;
-	free(s);
-}
-
-static void http_after_action(struct http_tp *h)
-{
-	http_check_done(h);
-	http_deliver(h);
-}
-
-static void http_on_poll(uv_poll_t *p, int status, int events)
-{
-	struct http_sock *s = p->data;
-	int flags = 0, running;
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	struct http_tp *h = s->h;
-	curl_multi_socket_action(h->multi, s->fd, flags, &running);
-	http_after_action(h);
-}
-
-static int http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	struct http_tp *h = userp;
-	struct http_sock *s = socketp;
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			uv_poll_stop(&s->poll);
-			uv_close((uv_handle_t *)&s->poll, http_sock_closed);
-			curl_multi_assign(h->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		s->fd = fd;
-		s->h = h;
-		if (uv_poll_init_socket(h->t.loop, &s->poll, fd) < 0) {
-			free(s);
-			return -1;
-		}
-		s->poll.data = s;
-		h->open_handles++;
-		curl_multi_assign(h->multi, fd, s);
-	}
-	int ev = 0;
-	if (what & CURL_POLL_IN)
-		ev |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		ev |= UV_WRITABLE;
-	uv_poll_start(&s->poll, ev, http_on_poll);
-	return 0;
-}
-
-static void http_on_timeout(uv_timer_t *t)
-{
-	struct http_tp *h = t->data;
-	int running;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_after_action(h);
-}
-
-static int http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct http_tp *h = userp;
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&h->timer);
-	else
-		uv_timer_start(&h->timer, http_on_timeout, (uint64_t)timeout_ms, 0);
-	return 0;
+	http_deliver(opaque);
 }
 
 /* ---- requests ---- */
@@ -290,14 +204,15 @@ static void http_req_free(struct http_req *r)
 	if (!r)
 		return;
 	if (r->easy) {
-		curl_multi_remove_handle(r->h->multi, r->easy);
+		if (r->active)
+			net_curl_remove(r->h->net, r->easy);
 		curl_easy_cleanup(r->easy);
 	}
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
 	json_decref(r->id);
 	buf_free(&r->json);
-	mcp_sse_free(&r->sse);
+	net_sse_free(&r->sse);
 	free(r);
 }
 
@@ -350,18 +265,19 @@ static struct curl_slist *http_add_modern_headers(struct curl_slist *l, json_t *
 	return l;
 }
 
-static int http_start(struct http_tp *h, enum req_kind kind, json_t *msg, const char *last_id,
-		      char *why, size_t why_len)
+/* Starts one exchange; returns the request (owned by h->reqs) or NULL with e. */
+static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t *msg,
+				   const char *last_id, struct err *e)
 {
 	struct http_req *r = calloc(1, sizeof(*r));
 	if (!r) {
-		snprintf(why, why_len, "out of memory");
-		return -ENOMEM;
+		err_set(e, -ENOMEM, "out of memory");
+		return NULL;
 	}
 	r->h = h;
 	r->kind = kind;
 	buf_init(&r->json, MCP_BODY_MAX);
-	mcp_sse_init(&r->sse, MCP_BODY_MAX, http_on_sse_event, r);
+	net_sse_init(&r->sse, MCP_BODY_MAX, http_on_sse_event, r);
 	r->easy = curl_easy_init();
 	if (!r->easy)
 		goto nomem;
@@ -401,53 +317,55 @@ static int http_start(struct http_tp *h, enum req_kind kind, json_t *msg, const 
 			r->id = json_incref(id);
 		}
 	}
-	CURL *e = r->easy;
-	curl_easy_setopt(e, CURLOPT_URL, h->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "ironclaw-mcp/1");
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	CURL *ez = r->easy;
+	curl_easy_setopt(ez, CURLOPT_URL, h->url);
+	curl_easy_setopt(ez, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(ez, CURLOPT_WRITEFUNCTION, http_on_write);
+	curl_easy_setopt(ez, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(ez, CURLOPT_HEADERFUNCTION, http_on_header);
+	curl_easy_setopt(ez, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(ez, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(ez, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(ez, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(ez, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(ez, CURLOPT_USERAGENT, "ironclaw-mcp/1");
+	curl_easy_setopt(ez, CURLOPT_TCP_NODELAY, 1L);
 	if (kind == REQ_POST) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+		curl_easy_setopt(ez, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(ez, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
 	} else if (kind == REQ_DELETE) {
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)HTTP_CLOSE_WAIT_MS);
+		curl_easy_setopt(ez, CURLOPT_CUSTOMREQUEST, "DELETE");
+		curl_easy_setopt(ez, CURLOPT_TIMEOUT_MS, (long)HTTP_CLOSE_WAIT_MS);
 	}
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
-		goto nomem;
+	if (net_curl_add(h->net, ez, http_on_done, r, e) < 0) {
+		http_req_free(r);
+		return NULL;
+	}
+	r->active = 1;
 	r->next = h->reqs;
 	h->reqs = r;
-	return 0;
+	return r;
 nomem:
 	http_req_free(r);
-	snprintf(why, why_len, "cannot start an HTTP request (out of memory)");
-	return -ENOMEM;
+	err_set(e, -ENOMEM, "cannot start an HTTP request (out of memory)");
+	return NULL;
 }
 
 static void http_on_resume_timer(uv_timer_t *t)
 {
 	struct http_tp *h = t->data;
-	char why[200];
+	struct err e = { 0 };
 	h->resume_armed = 0;
 	if (!h->resume_id || h->closing)
 		return;
-	int rc = http_start(h, REQ_GET, NULL, h->resume_last_id, why, sizeof(why));
-	if (rc < 0) {
-		http_queue_failure(h, h->resume_id, rc, why);
+	struct http_req *r = http_start(h, REQ_GET, NULL, h->resume_last_id, &e);
+	if (!r) {
+		http_queue_failure(h, h->resume_id, e.code, e.msg);
 		json_decref(h->resume_id);
 		h->resume_id = NULL;
 	} else {
 		/* The GET carries the wait for this id. */
-		h->reqs->id = json_incref(h->resume_id);
+		r->id = json_incref(h->resume_id);
 	}
 	http_deliver(h);
 }
@@ -489,14 +407,15 @@ static void http_resume(struct http_tp *h, struct http_req *r)
 
 static void http_listen_start(struct http_tp *h)
 {
-	char why[100];
+	struct err e = { 0 };
 	if (h->closing)
 		return;
-	if (http_start(h, REQ_GET, NULL, h->listen_last_id, why, sizeof(why)) < 0) {
-		log_debug("mcp: cannot open the server's event stream: %s", why);
+	struct http_req *r = http_start(h, REQ_GET, NULL, h->listen_last_id, &e);
+	if (!r) {
+		log_debug("mcp: cannot open the server's event stream: %s", e.msg);
 		return;
 	}
-	h->reqs->standalone = 1;
+	r->standalone = 1;
 }
 
 static void http_on_listen_timer(uv_timer_t *t)
@@ -529,16 +448,16 @@ static int http_body_mentions_session(struct http_req *r)
 	return strcasestr(p, "session") != NULL;
 }
 
+static void http_delete_done(struct http_tp *h);
+
 static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 {
-	char why[300];
+	struct err e = { 0 };
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
 	if (r->session[0] && r->kind == REQ_POST && strcmp(r->session, h->session))
 		snprintf(h->session, sizeof(h->session), "%s", r->session);
-	if (r->kind == REQ_DELETE) {
-		h->deleted = 1;
+	if (r->kind == REQ_DELETE)
 		return;
-	}
 	if (r->standalone) {
 		http_listen_ended(h, r, res);
 		return;
@@ -550,36 +469,35 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 		return;
 	}
 	if (res != CURLE_OK) {
-		snprintf(why, sizeof(why), "HTTP request to %s failed: %s", h->url,
-			 res == CURLE_WRITE_ERROR ? "reply larger than the cap" :
-			 curl_easy_strerror(res));
+		err_set(&e, res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EPIPE,
+			"HTTP request to %s failed: %s", h->url, res == CURLE_WRITE_ERROR ?
+			"reply larger than the cap" : curl_easy_strerror(res));
 		if (r->id)
-			http_queue_failure(h, r->id, res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED :
-					   -EPIPE, why);
+			http_queue_failure(h, r->id, e.code, e.msg);
 		else if (r->kind == REQ_POST)
-			log_warn("mcp: %s", why);
+			log_warn("mcp: %s", e.msg);
 		return;
 	}
 	long st = r->status;
 	if ((st == 404 || (st == 400 && http_body_mentions_session(r))) && r->sent_session) {
 		if (r->id) {
-			snprintf(why, sizeof(why), "the server ended the session (HTTP %ld)", st);
-			http_queue_failure(h, r->id, -ESTALE, why);
+			err_set(&e, -ESTALE, "the server ended the session (HTTP %ld)", st);
+			http_queue_failure(h, r->id, e.code, e.msg);
 		}
 		return;
 	}
 	if (st >= 300) {
 		/* A JSON-RPC error in the body answers the request; pass it on. */
-		char jwhy[100];
+		struct err je = { 0 };
 		json_t *v = r->json.len ? mcp_json_parse((const char *)r->json.data, r->json.len,
-							 jwhy, sizeof(jwhy)) : NULL;
+							 &je) : NULL;
 		if (v && json_is_object(v) && json_object_get(v, "error") && r->id &&
 		    json_equal(json_object_get(v, "id"), r->id)) {
 			http_queue_message(r, v);
 		} else if (r->id) {
-			snprintf(why, sizeof(why), "HTTP %ld from %s%s%.120s", st, h->url,
-				 r->json.len ? ": " : "", r->json.len ? (char *)r->json.data : "");
-			http_queue_failure(h, r->id, -EPROTO, why);
+			err_set(&e, -EPROTO, "HTTP %ld from %s%s%.120s", st, h->url,
+				r->json.len ? ": " : "", r->json.len ? (char *)r->json.data : "");
+			http_queue_failure(h, r->id, e.code, e.msg);
 		} else if (r->kind == REQ_POST) {
 			log_info("mcp: HTTP %ld for a notification or response", st);
 		}
@@ -588,47 +506,49 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 	}
 	if (r->is_sse) {
 		/* Flush an event not followed by a blank line at end of stream. */
-		mcp_sse_feed(&r->sse, "\n\n", r->sse.line.len || r->sse.has_data ? 2 : 0);
+		net_sse_feed(&r->sse, "\n\n", r->sse.line.len || r->sse.has_data ? 2 : 0);
 		if (r->id && !r->got_response)
 			http_resume(h, r);
 		return;
 	}
 	if (r->json.len > 0) {
-		json_t *v = mcp_json_parse((const char *)r->json.data, r->json.len, why, sizeof(why));
+		json_t *v = mcp_json_parse((const char *)r->json.data, r->json.len, &e);
 		if (v) {
 			http_queue_body(r, v);
 			json_decref(v);
 		} else if (r->id) {
-			http_queue_failure(h, r->id, -EPROTO, why);
+			http_queue_failure(h, r->id, -EPROTO, e.msg);
 			return;
 		}
 	}
 	if (r->id && !r->got_response) {
-		snprintf(why, sizeof(why), "HTTP %ld with no response to the request", st);
-		http_queue_failure(h, r->id, -EPROTO, why);
+		err_set(&e, -EPROTO, "HTTP %ld with no response to the request", st);
+		http_queue_failure(h, r->id, e.code, e.msg);
 	}
 }
 
-static void http_check_done(struct http_tp *h)
+static void http_unlink(struct http_tp *h, struct http_req *r)
 {
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(h->multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		struct http_req *r = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		CURLcode res = m->data.result;
-		if (!r)
-			continue;
-		http_finish(h, r, res);
-		for (struct http_req **pp = &h->reqs; *pp; pp = &(*pp)->next)
-			if (*pp == r) {
-				*pp = r->next;
-				break;
-			}
-		http_req_free(r);
-	}
+	for (struct http_req **pp = &h->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+}
+
+/* net: one exchange ended (outside curl; the easy handle is out of the multi). */
+static void http_on_done(void *opaque, CURL *easy, CURLcode res)
+{
+	struct http_req *r = opaque;
+	struct http_tp *h = r->h;
+	(void)easy;
+	r->active = 0;
+	int was_delete = r->kind == REQ_DELETE;
+	http_finish(h, r, res);
+	http_unlink(h, r);
+	http_req_free(r);
+	if (was_delete && h->closing)
+		http_delete_done(h);
 }
 
 /* Hands queued messages and failures to the session, outside curl. */
@@ -652,42 +572,33 @@ static void http_deliver(struct http_tp *h)
 		json_t *f = json_incref(json_array_get(h->failures, 0));
 		json_array_remove(h->failures, 0);
 		json_t *id = json_array_get(f, 0);
+		struct err e = { 0 };
+		const char *why = json_string_value(json_array_get(f, 2));
+		err_set(&e, (int)json_integer_value(json_array_get(f, 1)), "%s",
+			why ? why : "HTTP exchange failed");
 		if (!h->closing)
-			h->t.ev.on_failure(h->t.ev.opaque, json_is_null(id) ? NULL : id,
-					   (int)json_integer_value(json_array_get(f, 1)),
-					   json_string_value(json_array_get(f, 2)));
+			h->t.ev.on_failure(h->t.ev.opaque, json_is_null(id) ? NULL : id, &e);
 		json_decref(f);
 	}
 }
 
 /* ---- transport ops ---- */
 
-static int http_send(struct mcp_transport *t, json_t *msg, char *why, size_t why_len)
+static int http_send(struct mcp_transport *t, json_t *msg, struct err *e)
 {
 	struct http_tp *h = (struct http_tp *)t;
-	if (h->closing) {
-		snprintf(why, why_len, "transport is closing");
-		return -EPIPE;
-	}
-	int rc = http_start(h, REQ_POST, msg, NULL, why, why_len);
-	if (rc == 0) {
-		int running;
-		/* Kick curl now rather than on the next timer turn. */
-		curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		http_after_action(h);
-	}
-	return rc;
+	if (h->closing)
+		return err_set(e, -EPIPE, "the connection to server '%s' is closing", h->name);
+	/* The transfer starts on the next loop turn (net's 0 ms timer). */
+	return http_start(h, REQ_POST, msg, NULL, e) ? 0 : e->code;
 }
 
 static void http_listen(struct mcp_transport *t)
 {
 	struct http_tp *h = (struct http_tp *)t;
-	int running;
 	h->listen_attempts = 0;
 	h->listen_last_id[0] = '\0';
 	http_listen_start(h);
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_after_action(h);
 }
 
 static void http_set_version(struct mcp_transport *t, const char *version)
@@ -703,56 +614,73 @@ static void http_reset_session(struct mcp_transport *t)
 	h->version[0] = '\0';
 }
 
-static int http_closing(struct mcp_transport *t)
+static unsigned long http_dropped(struct mcp_transport *t)
 {
-	struct http_tp *h = (struct http_tp *)t;
-	char why[100];
-	if (!h->closing) {
-		h->closing = 1;
-		h->close_started = uv_now(t->loop);
-		uv_timer_stop(&h->resume_timer);
-		uv_timer_stop(&h->listen_timer);
-		/* Abort open streams; they have nothing more we wait for. */
-		while (h->reqs) {
-			struct http_req *r = h->reqs;
-			h->reqs = r->next;
-			http_req_free(r);
-		}
-		if (h->session[0] && http_start(h, REQ_DELETE, NULL, NULL, why, sizeof(why)) == 0) {
-			int running;
-			curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		} else {
-			h->deleted = 1;
-		}
-	}
-	if (!h->deleted && uv_now(t->loop) - h->close_started < HTTP_CLOSE_WAIT_MS + 500)
-		return 1;
-	if (h->multi) {
-		while (h->reqs) {
-			struct http_req *r = h->reqs;
-			h->reqs = r->next;
-			http_req_free(r);
-		}
-		curl_multi_cleanup(h->multi);
-		h->multi = NULL;
-		if (!uv_is_closing((uv_handle_t *)&h->timer))
-			uv_close((uv_handle_t *)&h->timer, http_handle_closed);
-		if (!uv_is_closing((uv_handle_t *)&h->resume_timer))
-			uv_close((uv_handle_t *)&h->resume_timer, http_handle_closed);
-		if (!uv_is_closing((uv_handle_t *)&h->listen_timer))
-			uv_close((uv_handle_t *)&h->listen_timer, http_handle_closed);
-	}
-	return h->open_handles > 0;
+	(void)t;
+	return 0;
 }
 
-static void http_destroy(struct mcp_transport *t)
+static void http_free(struct http_tp *h)
 {
-	struct http_tp *h = (struct http_tp *)t;
+	void (*done)(void *) = h->close_done;
+	void *op = h->close_opaque;
 	json_decref(h->inbox);
 	json_decref(h->failures);
 	json_decref(h->resume_id);
 	free(h->url);
 	free(h);
+	if (done)
+		done(op);
+}
+
+static void http_handle_closed(uv_handle_t *hd)
+{
+	struct http_tp *h = hd->data;
+	if (--h->open_handles == 0)
+		http_free(h);
+}
+
+static void http_net_closed(void *opaque)
+{
+	struct http_tp *h = opaque;
+	h->net = NULL;
+	if (--h->open_handles == 0)
+		http_free(h);
+}
+
+/* The DELETE ended (answered, failed or timed out by curl): release all. */
+static void http_delete_done(struct http_tp *h)
+{
+	while (h->reqs) {
+		struct http_req *r = h->reqs;
+		h->reqs = r->next;
+		http_req_free(r);
+	}
+	net_curl_close(h->net, http_net_closed, h);
+	uv_close((uv_handle_t *)&h->resume_timer, http_handle_closed);
+	uv_close((uv_handle_t *)&h->listen_timer, http_handle_closed);
+}
+
+static void http_close(struct mcp_transport *t, void (*done)(void *opaque), void *opaque)
+{
+	struct http_tp *h = (struct http_tp *)t;
+	struct err e = { 0 };
+	if (h->closing)
+		return;
+	h->closing = 1;
+	h->close_done = done;
+	h->close_opaque = opaque;
+	uv_timer_stop(&h->resume_timer);
+	uv_timer_stop(&h->listen_timer);
+	/* Abort open streams; they have nothing more we wait for. */
+	while (h->reqs) {
+		struct http_req *r = h->reqs;
+		h->reqs = r->next;
+		http_req_free(r);
+	}
+	/* The DELETE is bounded by its own CURLOPT_TIMEOUT_MS. */
+	if (!h->session[0] || !http_start(h, REQ_DELETE, NULL, NULL, &e))
+		http_delete_done(h);
 }
 
 static const struct mcp_transport_ops http_ops = {
@@ -760,25 +688,17 @@ static const struct mcp_transport_ops http_ops = {
 	.set_version = http_set_version,
 	.listen = http_listen,
 	.reset_session = http_reset_session,
-	.closing = http_closing,
-	.destroy = http_destroy,
+	.dropped = http_dropped,
+	.close = http_close,
 };
 
 int mcp_http_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 		  const struct mcp_transport_events *ev, struct mcp_transport **out,
-		  char *why, size_t why_len)
+		  struct err *e)
 {
-	static int curl_ready;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			snprintf(why, why_len, "libcurl failed to initialize");
-			return -EIO;
-		}
-		curl_ready = 1;
-	}
 	struct http_tp *h = calloc(1, sizeof(*h));
 	if (!h)
-		return -ENOMEM;
+		return err_set(e, -ENOMEM, "out of memory");
 	h->t.ops = &http_ops;
 	h->t.ev = *ev;
 	h->t.loop = loop;
@@ -787,26 +707,18 @@ int mcp_http_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 	h->url = strdup(cfg->url);
 	h->inbox = json_array();
 	h->failures = json_array();
-	h->multi = curl_multi_init();
-	if (!h->url || !h->inbox || !h->failures || !h->multi) {
-		if (h->multi)
-			curl_multi_cleanup(h->multi);
+	if (!h->url || !h->inbox || !h->failures ||
+	    net_curl_new(loop, http_after_action, h, &h->net, e) < 0) {
 		json_decref(h->inbox);
 		json_decref(h->failures);
 		free(h->url);
 		free(h);
-		snprintf(why, why_len, "out of memory");
-		return -ENOMEM;
+		return e && e->code ? e->code : err_set(e, -ENOMEM, "out of memory");
 	}
-	uv_timer_init(loop, &h->timer);
 	uv_timer_init(loop, &h->resume_timer);
 	uv_timer_init(loop, &h->listen_timer);
-	h->timer.data = h->resume_timer.data = h->listen_timer.data = h;
-	h->open_handles = 3;
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	h->resume_timer.data = h->listen_timer.data = h;
+	h->open_handles = 3;   /* two timers and the net multi */
 	*out = &h->t;
 	return 0;
 }

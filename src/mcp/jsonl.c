@@ -60,41 +60,40 @@ void mcp_lines_feed(struct mcp_lines *l, const char *p, size_t n, mcp_line_cb cb
 	}
 }
 
-json_t *mcp_json_parse(const char *p, size_t n, char *why, size_t why_len)
+json_t *mcp_json_parse(const char *p, size_t n, struct err *e)
 {
 	json_error_t jerr;
 	json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!v)
-		snprintf(why, why_len, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+		err_set(e, -EBADMSG, "invalid JSON at column %d: %s", jerr.column, jerr.text);
 	return v;
 }
 
-static int msg_bad(char *why, size_t why_len, const char *reason)
+static int msg_bad(struct err *e, const char *reason)
 {
-	snprintf(why, why_len, "%s", reason);
-	return -EBADMSG;
+	return err_set(e, -EBADMSG, "%s", reason);
 }
 
-int mcp_msg_classify(json_t *msg, struct mcp_msg *out, char *why, size_t why_len)
+int mcp_msg_classify(json_t *msg, struct mcp_msg *out, struct err *e)
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(msg))
-		return msg_bad(why, why_len, "message is not a JSON object");
+		return msg_bad(e, "message is not a JSON object");
 	json_t *ver = json_object_get(msg, "jsonrpc");
 	if (!json_is_string(ver) || strcmp(json_string_value(ver), "2.0"))
-		return msg_bad(why, why_len, "missing or wrong \"jsonrpc\" (want \"2.0\")");
+		return msg_bad(e, "missing or wrong \"jsonrpc\" (want \"2.0\")");
 	json_t *id = json_object_get(msg, "id");
 	if (id && !json_is_integer(id) && !json_is_string(id) && !json_is_null(id))
-		return msg_bad(why, why_len, "id is neither an integer nor a string");
+		return msg_bad(e, "id is neither an integer nor a string");
 	json_t *method = json_object_get(msg, "method");
 	if (method) {
 		if (!json_is_string(method) || json_string_length(method) == 0)
-			return msg_bad(why, why_len, "method is not a non-empty string");
+			return msg_bad(e, "method is not a non-empty string");
 		json_t *params = json_object_get(msg, "params");
 		if (params && !json_is_object(params) && !json_is_array(params))
-			return msg_bad(why, why_len, "params is neither an object nor an array");
+			return msg_bad(e, "params is neither an object nor an array");
 		if (id && json_is_null(id))
-			return msg_bad(why, why_len, "request id is null");
+			return msg_bad(e, "request id is null");
 		out->kind = id ? MCP_MSG_REQUEST : MCP_MSG_NOTIFICATION;
 		out->id = id;
 		out->method = json_string_value(method);
@@ -104,15 +103,15 @@ int mcp_msg_classify(json_t *msg, struct mcp_msg *out, char *why, size_t why_len
 	json_t *result = json_object_get(msg, "result");
 	json_t *error = json_object_get(msg, "error");
 	if (!id)
-		return msg_bad(why, why_len, "neither a method nor an id");
+		return msg_bad(e, "neither a method nor an id");
 	if (!!result == !!error)
-		return msg_bad(why, why_len, "response needs exactly one of result and error");
+		return msg_bad(e, "response needs exactly one of result and error");
 	if (error) {
 		if (!json_is_object(error) || !json_is_integer(json_object_get(error, "code")))
-			return msg_bad(why, why_len, "error is not an object with an integer code");
+			return msg_bad(e, "error is not an object with an integer code");
 		json_t *m = json_object_get(error, "message");
 		if (m && !json_is_string(m))
-			return msg_bad(why, why_len, "error message is not a string");
+			return msg_bad(e, "error message is not a string");
 	}
 	out->kind = MCP_MSG_RESPONSE;
 	out->id = id;

@@ -1,12 +1,19 @@
 /* MCP client: talks to Model Context Protocol servers over stdio or Streamable
  * HTTP, in every protocol era from 2024-11-05 to the stateless 2026-07-28.
  *
- * A client owns one connection to one server and its own libuv loop; calls are
- * synchronous for the caller (they run the loop until their response arrives),
- * but the wire is fully asynchronous: responses are matched by id, so they may
- * come in any order, and several calls can be in flight at once through
- * mcp_call_start()/mcp_call_wait(). Server-to-client requests (ping,
- * roots/list, sampling, elicitation) are answered while the loop runs.
+ * A client owns one connection to one server and runs on the CALLER's libuv
+ * loop: every operation starts at once and completes through a callback, so
+ * one slow server never stalls a VM or another server on the same loop.
+ * Responses are matched by id, so they may come in any order and any number
+ * of calls may be in flight. Server-to-client requests (ping and roots/list
+ * are answered here; sampling and elicitation go to the application) are
+ * answered asynchronously: the handler gets a responder it may answer later.
+ * Nothing in this module blocks the loop or runs it (sync.c, the CLI's thin
+ * wrapper, is the one exception: it owns a private loop and runs it).
+ *
+ * Callback rules: a completion never fires inside the call that started the
+ * operation (an immediate failure is that call's return value instead), and
+ * any callback may start operations or close the client.
  *
  * Everything a server sends is hostile input: lines, SSE events and bodies are
  * capped before allocation, and a malformed message is logged and skipped. A
@@ -20,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <uv.h>
 
 #include "core/err.h"
 
@@ -34,7 +42,9 @@
 
 /* ---- configuration (config.c) ---- */
 
-enum mcp_transport_kind { MCP_STDIO, MCP_HTTP };
+/* MCP_FD: newline-delimited JSON over a stream the caller already holds (a
+ * connected socket: a server the caller started itself, or a test's fake). */
+enum mcp_transport_kind { MCP_STDIO, MCP_HTTP, MCP_FD };
 
 struct mcp_server_config {
 	char *name;                 /* owned */
@@ -47,6 +57,8 @@ struct mcp_server_config {
 	/* http */
 	char *url;                  /* owned */
 	char **headers;             /* owned "Name: value" lines, NULL-terminated */
+	/* fd */
+	int fd;                     /* MCP_FD: the client takes it over at connect */
 	/* both */
 	char **roots;               /* owned file:// URIs, NULL-terminated, or NULL */
 	char *stderr_log;           /* owned: where a stdio server's stderr goes, or NULL */
@@ -78,12 +90,28 @@ void mcp_strv_free(char **v);
 
 struct mcp_client;
 struct mcp_call;
+struct mcp_responder;
 
-/* Server-to-client requests the embedding application answers (sampling,
- * elicitation). Return an owned result object, or NULL and set *code and
- * *message for a JSON-RPC error. params are borrowed. */
-typedef json_t *(*mcp_request_handler)(void *opaque, const char *method, json_t *params,
-				       int *code, const char **message);
+/* A finished operation. rc is 0 or -errno; result is borrowed for the call
+ * (json_incref to keep it) and NULL on failure, when e says why. A JSON-RPC
+ * error is -EPROTO with the server's message; a timeout -ETIMEDOUT (after
+ * notifications/cancelled went out); a dead server -EPIPE; a client closed
+ * before the answer -ECANCELED. */
+typedef void (*mcp_result_cb)(void *opaque, int rc, json_t *result, const struct err *e);
+/* A finished connect (result-less operations). */
+typedef void (*mcp_done_cb)(void *opaque, int rc, const struct err *e);
+
+/* A server-to-client request the application answers (sampling/createMessage,
+ * elicitation/create). params are borrowed for the call only. The handler must
+ * answer r exactly once, now or from a later callback, with mcp_respond() or
+ * mcp_respond_error(); that frees r. An answer after the client closed is
+ * dropped. */
+typedef void (*mcp_request_handler)(void *opaque, struct mcp_responder *r, const char *method,
+				    json_t *params);
+
+/* result stolen. */
+void mcp_respond(struct mcp_responder *r, json_t *result);
+void mcp_respond_error(struct mcp_responder *r, int code, const char *message);
 
 struct mcp_events {
 	/* notifications/progress for one of our calls (only while it is pending). */
@@ -99,15 +127,24 @@ struct mcp_events {
 	void *opaque;
 };
 
-/* Creates a client (not connected yet). cfg is borrowed for the client's life;
- * ev may be NULL. Returns 0 or -errno. */
-int mcp_client_new(const struct mcp_server_config *cfg, const struct mcp_events *ev,
-		   struct mcp_client **out, struct err *e);
-/* Starts the server or connects, and negotiates the protocol era. */
-int mcp_client_connect(struct mcp_client *c, struct err *e);
-/* Graceful shutdown (waits for outstanding responses, closes stdin, waits,
- * SIGTERM, SIGKILL; DELETE for HTTP) and frees everything. NULL is fine. */
-void mcp_client_close(struct mcp_client *c);
+/* Creates a client on loop (borrowed; NULL: the client makes a private loop,
+ * for sync.c). cfg is borrowed for the client's life; ev may be NULL. Not
+ * connected yet. Returns 0 or -errno. */
+int mcp_client_new(uv_loop_t *loop, const struct mcp_server_config *cfg,
+		   const struct mcp_events *ev, struct mcp_client **out, struct err *e);
+/* Starts the server or connects, and negotiates the protocol era; cb when
+ * done. Returns <0 (and cb never fires) when it fails at once. */
+int mcp_client_connect(struct mcp_client *c, mcp_done_cb cb, void *opaque, struct err *e);
+/* Graceful shutdown on the loop: waits (bounded) for outstanding responses,
+ * fails the rest with -ECANCELED, then closes the transport (stdin, grace
+ * timer, SIGTERM, timer, SIGKILL; DELETE for HTTP). done (may be NULL) fires
+ * once every handle is closed and the client is freed. NULL c is fine. */
+void mcp_client_close(struct mcp_client *c, void (*done)(void *opaque), void *opaque);
+
+/* The loop the client runs on (borrowed), and whether it is the client's own
+ * (mcp_client_new with a NULL loop). */
+uv_loop_t *mcp_client_loop(const struct mcp_client *c);
+int mcp_client_owns_loop(const struct mcp_client *c);
 
 /* Negotiated protocol version (borrowed), server info and capabilities
  * (borrowed, may be NULL). */
@@ -117,45 +154,76 @@ json_t *mcp_client_server_capabilities(const struct mcp_client *c);
 /* Whether the modern stateless era is in use. */
 int mcp_client_is_modern(const struct mcp_client *c);
 
-/* One request, synchronous. params stolen (may be NULL); *result is owned.
- * A JSON-RPC error returns -EPROTO with the server's message in e; a timeout
- * returns -ETIMEDOUT after notifications/cancelled was sent; a dead server
- * -EPIPE. timeout_ms <= 0 uses the configured one. */
-int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
-		       long timeout_ms, json_t **result, struct err *e);
-/* Asynchronous form: start, then wait (in any order). mcp_call_wait frees the
- * call. A progress token is attached when with_progress is set. */
-int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
-		   int with_progress, struct mcp_call **out, struct err *e);
-int mcp_call_wait(struct mcp_client *c, struct mcp_call *call, json_t **result, struct err *e);
+#define MCP_CALL_PROGRESS 1   /* attach a progress token (on_progress gets the updates) */
+
+/* One request. params stolen (may be NULL); timeout_ms <= 0 uses the
+ * configured one. cb fires exactly once unless this returns <0. *out (may be
+ * NULL) identifies the call for progress and logs; valid until cb returns. */
+int mcp_client_request(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
+		       int flags, mcp_result_cb cb, void *opaque, struct mcp_call **out,
+		       struct err *e);
 /* Whether an on_progress handler is set (tools/call then asks for progress). */
 int mcp_client_wants_progress(const struct mcp_client *c);
 /* The call's request id (for logs and tests). */
 long long mcp_call_id(const struct mcp_call *call);
-/* Sends a notification. params stolen. */
+/* Sends a notification (queued, never waits). params stolen. */
 int mcp_client_notify(struct mcp_client *c, const char *method, json_t *params, struct err *e);
 /* Replaces the roots and tells the server (notifications/roots/list_changed). */
 int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris,
 			 struct err *e);
-/* Runs the loop for up to ms milliseconds (lets notifications and server
- * requests be handled between calls). */
-void mcp_client_pump(struct mcp_client *c, long ms);
 /* How many late responses/progress notifications were dropped (cancelled ids). */
 unsigned long mcp_client_dropped_late(const struct mcp_client *c);
 
-/* ---- operations (ops.c) ---- */
+/* ---- operations (ops.c), asynchronous like mcp_client_request ---- */
 
-/* Lists following nextCursor; *items is an owned array of every page's items.
+/* Lists following nextCursor; the result is an array of every page's items.
  * what: "tools", "resources", "resourceTemplates", "prompts". */
-int mcp_list_all(struct mcp_client *c, const char *what, json_t **items, struct err *e);
-/* tools/call, never retried. args stolen (may be NULL). *result owned; check
- * mcp_result_is_error() for a tool error. */
-int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, json_t **result,
-		  struct err *e);
-int mcp_read_resource(struct mcp_client *c, const char *uri, json_t **result, struct err *e);
-int mcp_get_prompt(struct mcp_client *c, const char *name, json_t *args, json_t **result,
-		   struct err *e);
+int mcp_list_all(struct mcp_client *c, const char *what, mcp_result_cb cb, void *opaque,
+		 struct err *e);
+/* tools/call, never retried. args stolen (may be NULL); check
+ * mcp_result_is_error() on the result for a tool error. */
+int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, mcp_result_cb cb,
+		  void *opaque, struct err *e);
+int mcp_read_resource(struct mcp_client *c, const char *uri, mcp_result_cb cb, void *opaque,
+		      struct err *e);
+/* args stolen (may be NULL). */
+int mcp_get_prompt(struct mcp_client *c, const char *name, json_t *args, mcp_result_cb cb,
+		   void *opaque, struct err *e);
 int mcp_result_is_error(json_t *result);
+
+/* ---- synchronous wrapper for the CLI and tests (sync.c) ----
+ *
+ * A client made by mcp_sync_new() owns a private loop; each call below starts
+ * the asynchronous operation and runs that loop until its completion fires.
+ * They refuse (-EDEADLK) a client on a caller's loop: running someone else's
+ * loop from inside it is exactly what this design forbids. *result is owned. */
+
+struct mcp_pending;
+
+int mcp_sync_new(const struct mcp_server_config *cfg, const struct mcp_events *ev,
+		 struct mcp_client **out, struct err *e);
+int mcp_sync_connect(struct mcp_client *c, struct err *e);
+/* Closes the client, runs its loop until everything is released, frees the
+ * loop. NULL is fine. */
+void mcp_sync_close(struct mcp_client *c);
+int mcp_sync_request(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
+		     json_t **result, struct err *e);
+/* Several calls in flight: start them, then wait for each (in any order).
+ * mcp_sync_wait frees p. */
+int mcp_sync_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
+		   int flags, struct mcp_pending **out, struct err *e);
+int mcp_sync_wait(struct mcp_client *c, struct mcp_pending *p, json_t **result, struct err *e);
+long long mcp_pending_id(const struct mcp_pending *p);
+/* Runs the loop for ms milliseconds (notifications and server requests are
+ * handled meanwhile). */
+void mcp_sync_pump(struct mcp_client *c, long ms);
+int mcp_sync_list_all(struct mcp_client *c, const char *what, json_t **items, struct err *e);
+int mcp_sync_call_tool(struct mcp_client *c, const char *tool, json_t *args, json_t **result,
+		       struct err *e);
+int mcp_sync_read_resource(struct mcp_client *c, const char *uri, json_t **result,
+			   struct err *e);
+int mcp_sync_get_prompt(struct mcp_client *c, const char *name, json_t *args, json_t **result,
+			struct err *e);
 
 /* ---- arguments and rendering (args.c, render.c) ---- */
 

@@ -1,79 +1,170 @@
 /* MCP operations on top of the session: listing with pagination, tool calls,
- * resources and prompts.
+ * resources and prompts, each asynchronous like mcp_client_request().
  *
  * Lists follow nextCursor until the server stops giving one, with a page limit
  * and a check that a cursor never repeats, so a server cannot keep us paging
  * forever. tools/call goes out exactly once: a failure is reported, never
- * retried, since the tool may have had effects. */
+ * retried, since the tool may have had effects. Each result's shape is checked
+ * before the caller sees it. */
 #include "mcp/mcp.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-int mcp_list_all(struct mcp_client *c, const char *what, json_t **items, struct err *e)
-{
+/* ---- pagination ---- */
+
+struct list_op {
+	struct mcp_client *c;
 	char method[64];
-	const char *key = what;
-	int rc = 0;
-	if (!strcmp(what, "resourceTemplates"))
-		snprintf(method, sizeof(method), "resources/templates/list");
-	else
-		snprintf(method, sizeof(method), "%s/list", what);
-	json_t *all = json_array();
-	json_t *seen = json_object();   /* cursors already followed */
-	char *cursor = NULL;
-	if (!all || !seen) {
-		rc = err_set(e, -ENOMEM, "out of memory");
-		goto out;
-	}
-	for (int page = 0;; page++) {
-		if (page >= MCP_PAGES_MAX) {
-			rc = err_set(e, -E2BIG, "%s: more than %d pages; giving up", method,
-				     MCP_PAGES_MAX);
-			goto out;
-		}
-		json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
-		json_t *res = NULL;
-		rc = mcp_client_request(c, method, params, 0, &res, e);
-		if (rc < 0)
-			goto out;
-		json_t *arr = json_object_get(res, key);
-		if (!json_is_array(arr)) {
-			json_decref(res);
-			rc = err_set(e, -EPROTO, "%s: the result has no \"%s\" array", method, key);
-			goto out;
-		}
-		json_array_extend(all, arr);
-		json_t *next = json_object_get(res, "nextCursor");
-		free(cursor);
-		cursor = NULL;
-		if (json_is_string(next)) {
-			const char *n = json_string_value(next);
-			if (json_object_get(seen, n)) {
-				json_decref(res);
-				rc = err_set(e, -ELOOP, "%s: the server repeated cursor '%.64s'", method, n);
-				goto out;
-			}
-			json_object_set_new(seen, n, json_true());
-			cursor = strdup(n);
-		}
-		json_decref(res);
-		if (!cursor)
-			break;
-	}
-out:
-	free(cursor);
-	json_decref(seen);
+	char key[32];
+	json_t *all;
+	json_t *seen;             /* cursors already followed */
+	int page;
+	mcp_result_cb cb;
+	void *opaque;
+};
+
+static void list_op_free(struct list_op *op)
+{
+	json_decref(op->all);
+	json_decref(op->seen);
+	free(op);
+}
+
+static void list_on_page(void *opaque, int rc, json_t *res, const struct err *e);
+
+static int list_next(struct list_op *op, const char *cursor, struct err *e)
+{
+	if (++op->page > MCP_PAGES_MAX)
+		return err_set(e, -E2BIG, "%s: more than %d pages; giving up", op->method,
+			       MCP_PAGES_MAX);
+	json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
+	return mcp_client_request(op->c, op->method, params, 0, 0, list_on_page, op, NULL, e);
+}
+
+static void list_end(struct list_op *op, int rc, const struct err *e)
+{
+	op->cb(op->opaque, rc, rc < 0 ? NULL : op->all, e);
+	list_op_free(op);
+}
+
+static void list_on_page(void *opaque, int rc, json_t *res, const struct err *e)
+{
+	struct list_op *op = opaque;
+	struct err le = { 0 };
 	if (rc < 0) {
-		json_decref(all);
-		all = NULL;
+		list_end(op, rc, e);
+		return;
 	}
-	*items = all;
+	json_t *arr = json_object_get(res, op->key);
+	if (!json_is_array(arr)) {
+		rc = err_set(&le, -EPROTO, "%s: the result has no \"%s\" array", op->method, op->key);
+		list_end(op, rc, &le);
+		return;
+	}
+	json_array_extend(op->all, arr);
+	json_t *next = json_object_get(res, "nextCursor");
+	if (!json_is_string(next)) {
+		list_end(op, 0, NULL);
+		return;
+	}
+	const char *n = json_string_value(next);
+	if (json_object_get(op->seen, n)) {
+		rc = err_set(&le, -ELOOP, "%s: the server repeated cursor '%.64s'", op->method, n);
+		list_end(op, rc, &le);
+		return;
+	}
+	json_object_set_new(op->seen, n, json_true());
+	if ((rc = list_next(op, n, &le)) < 0)
+		list_end(op, rc, &le);
+}
+
+int mcp_list_all(struct mcp_client *c, const char *what, mcp_result_cb cb, void *opaque,
+		 struct err *e)
+{
+	struct list_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return err_set(e, -ENOMEM, "out of memory");
+	op->c = c;
+	op->cb = cb;
+	op->opaque = opaque;
+	snprintf(op->key, sizeof(op->key), "%s", what);
+	if (!strcmp(what, "resourceTemplates"))
+		snprintf(op->method, sizeof(op->method), "resources/templates/list");
+	else
+		snprintf(op->method, sizeof(op->method), "%s/list", what);
+	op->all = json_array();
+	op->seen = json_object();
+	int rc = op->all && op->seen ? list_next(op, NULL, e) : err_set(e, -ENOMEM, "out of memory");
+	if (rc < 0)
+		list_op_free(op);
 	return rc;
 }
 
-int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, json_t **result,
-		  struct err *e)
+/* ---- single requests with a checked result ---- */
+
+enum shape { SHAPE_TOOL, SHAPE_RESOURCE, SHAPE_PROMPT };
+
+struct one_op {
+	enum shape shape;
+	char what[256];           /* tool, URI or prompt: for messages */
+	mcp_result_cb cb;
+	void *opaque;
+};
+
+static int one_shape_ok(enum shape s, json_t *res)
+{
+	switch (s) {
+	case SHAPE_TOOL:
+		return json_is_object(res) && (json_is_array(json_object_get(res, "content")) ||
+					       json_object_get(res, "structuredContent"));
+	case SHAPE_RESOURCE:
+		return json_is_array(json_object_get(res, "contents"));
+	case SHAPE_PROMPT:
+		return json_is_array(json_object_get(res, "messages"));
+	}
+	return 0;
+}
+
+static void one_on_result(void *opaque, int rc, json_t *res, const struct err *e)
+{
+	struct one_op *op = opaque;
+	static const char *const ctx[] = { "calling tool", "reading resource", "getting prompt" };
+	static const char *const field[] = { "content", "contents", "messages" };
+	struct err oe = { 0 };
+	if (rc < 0) {
+		oe = *e;
+		err_wrap(&oe, "%s '%s'", ctx[op->shape], op->what);
+	} else if (!one_shape_ok(op->shape, res)) {
+		rc = err_set(&oe, -EPROTO, "%s '%s': the result has no \"%s\"", ctx[op->shape],
+			     op->what, field[op->shape]);
+	}
+	op->cb(op->opaque, rc, rc < 0 ? NULL : res, &oe);
+	free(op);
+}
+
+static int one_start(struct mcp_client *c, enum shape shape, const char *what,
+		     const char *method, json_t *params, int flags, mcp_result_cb cb,
+		     void *opaque, struct err *e)
+{
+	struct one_op *op = calloc(1, sizeof(*op));
+	if (!op) {
+		json_decref(params);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	op->shape = shape;
+	snprintf(op->what, sizeof(op->what), "%s", what);
+	op->cb = cb;
+	op->opaque = opaque;
+	int rc = mcp_client_request(c, method, params, 0, flags, one_on_result, op, NULL, e);
+	if (rc < 0)
+		free(op);
+	return rc;
+}
+
+int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, mcp_result_cb cb,
+		  void *opaque, struct err *e)
 {
 	if (args && !json_is_object(args)) {
 		json_decref(args);
@@ -81,52 +172,29 @@ int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, json_t *
 	}
 	json_t *params = json_pack("{s:s,s:o}", "name", tool, "arguments",
 				   args ? args : json_object());
-	struct mcp_call *k;
 	/* A progress token only when someone listens: servers do real work for it
 	 * (measured: about 150 us per call on server-everything). */
-	int rc = mcp_call_start(c, "tools/call", params, 0, mcp_client_wants_progress(c), &k, e);
-	if (rc == 0)
-		rc = mcp_call_wait(c, k, result, e);
-	if (rc < 0)
-		return err_wrap(e, "calling tool '%s'", tool);
-	if (!json_is_object(*result) || !(json_is_array(json_object_get(*result, "content")) ||
-					  json_object_get(*result, "structuredContent"))) {
-		json_decref(*result);
-		*result = NULL;
-		return err_set(e, -EPROTO, "calling tool '%s': the result has no \"content\"", tool);
-	}
-	return 0;
+	int rc = one_start(c, SHAPE_TOOL, tool, "tools/call", params,
+			   mcp_client_wants_progress(c) ? MCP_CALL_PROGRESS : 0, cb, opaque, e);
+	return rc < 0 ? err_wrap(e, "calling tool '%s'", tool) : 0;
 }
 
-int mcp_read_resource(struct mcp_client *c, const char *uri, json_t **result, struct err *e)
+int mcp_read_resource(struct mcp_client *c, const char *uri, mcp_result_cb cb, void *opaque,
+		      struct err *e)
 {
-	int rc = mcp_client_request(c, "resources/read", json_pack("{s:s}", "uri", uri), 0,
-				    result, e);
-	if (rc < 0)
-		return err_wrap(e, "reading resource '%s'", uri);
-	if (!json_is_array(json_object_get(*result, "contents"))) {
-		json_decref(*result);
-		*result = NULL;
-		return err_set(e, -EPROTO, "reading '%s': the result has no \"contents\"", uri);
-	}
-	return 0;
+	int rc = one_start(c, SHAPE_RESOURCE, uri, "resources/read",
+			   json_pack("{s:s}", "uri", uri), 0, cb, opaque, e);
+	return rc < 0 ? err_wrap(e, "reading resource '%s'", uri) : 0;
 }
 
-int mcp_get_prompt(struct mcp_client *c, const char *name, json_t *args, json_t **result,
-		   struct err *e)
+int mcp_get_prompt(struct mcp_client *c, const char *name, json_t *args, mcp_result_cb cb,
+		   void *opaque, struct err *e)
 {
 	json_t *params = json_pack("{s:s}", "name", name);
 	if (args)
 		json_object_set_new(params, "arguments", args);
-	int rc = mcp_client_request(c, "prompts/get", params, 0, result, e);
-	if (rc < 0)
-		return err_wrap(e, "getting prompt '%s'", name);
-	if (!json_is_array(json_object_get(*result, "messages"))) {
-		json_decref(*result);
-		*result = NULL;
-		return err_set(e, -EPROTO, "prompt '%s': the result has no \"messages\"", name);
-	}
-	return 0;
+	int rc = one_start(c, SHAPE_PROMPT, name, "prompts/get", params, 0, cb, opaque, e);
+	return rc < 0 ? err_wrap(e, "getting prompt '%s'", name) : 0;
 }
 
 int mcp_result_is_error(json_t *result)

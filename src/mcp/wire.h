@@ -1,10 +1,12 @@
 /* MCP wire pieces shared by the transports and the session: the line splitter
- * for newline-delimited JSON (stdio), the Server-Sent Events parser (Streamable
- * HTTP), JSON-RPC message classification, and the transport interface.
+ * for newline-delimited JSON (stdio), JSON-RPC message classification, and the
+ * transport interface. (The SSE parser lives in src/net, shared with the model
+ * clients.)
  *
- * The parsers are incremental (bytes arrive in arbitrary chunks), take lengths
- * and never trust terminators, and cap what they keep before allocating: an
- * over-long line or event is dropped whole and reported, the stream goes on. */
+ * The line splitter is incremental (bytes arrive in arbitrary chunks), takes
+ * lengths and never trusts terminators, and caps what it keeps before
+ * allocating: an over-long line is dropped whole and counted, the stream goes
+ * on. Transports run on the caller's loop and never block it. */
 #ifndef IRONCLAW_MCP_WIRE_H
 #define IRONCLAW_MCP_WIRE_H
 
@@ -13,6 +15,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 
 /* ---- newline-delimited JSON (jsonl.c) ---- */
 
@@ -44,43 +47,10 @@ struct mcp_msg {
 	json_t *error;          /* borrowed, responses */
 };
 
-/* Classifies one message (borrowed). Returns 0 or -EBADMSG with why filled. */
-int mcp_msg_classify(json_t *msg, struct mcp_msg *out, char *why, size_t why_len);
-/* Parses n bytes of JSON into an owned value; NULL and why on failure. */
-json_t *mcp_json_parse(const char *p, size_t n, char *why, size_t why_len);
-
-/* ---- Server-Sent Events (sse.c) ---- */
-
-struct mcp_sse_event {
-	const char *event;      /* "message" when absent */
-	const char *data;       /* joined data lines, '\n' between them */
-	size_t data_len;
-	const char *id;         /* the last event id seen on this stream, or NULL */
-};
-
-struct mcp_sse {
-	struct buf line;        /* the field line being assembled, capped at max */
-	struct buf data;        /* current event's data, capped at max */
-	int line_over;          /* the current line passed the cap */
-	int after_cr;           /* last byte was '\r': a following '\n' is the same break */
-	char event[64];
-	char last_id[256];
-	int has_id;
-	int has_data;
-	long retry_ms;          /* last retry field, -1 when none */
-	unsigned long dropped;  /* oversized events dropped */
-	int overflow;           /* current event overflowed: drop it */
-	int at_start;           /* before the first byte: skip a BOM */
-	void (*cb)(void *opaque, const struct mcp_sse_event *ev);
-	void *opaque;
-};
-
-void mcp_sse_init(struct mcp_sse *s, size_t max,
-		  void (*cb)(void *opaque, const struct mcp_sse_event *ev), void *opaque);
-/* Feeds n bytes; dispatches complete events (events with empty data, like a
- * priming event, update the id and retry but are not dispatched). */
-void mcp_sse_feed(struct mcp_sse *s, const char *p, size_t n);
-void mcp_sse_free(struct mcp_sse *s);
+/* Classifies one message (borrowed). Returns 0 or -EBADMSG with e filled. */
+int mcp_msg_classify(json_t *msg, struct mcp_msg *out, struct err *e);
+/* Parses n bytes of JSON into an owned value; NULL with e filled on failure. */
+json_t *mcp_json_parse(const char *p, size_t n, struct err *e);
 
 /* ---- transports (stdio.c, http.c) ---- */
 
@@ -90,15 +60,15 @@ struct mcp_transport_events {
 	/* One parsed message (borrowed for the call). */
 	void (*on_message)(void *opaque, json_t *msg);
 	/* A request could not be delivered or answered (id borrowed, NULL when the
-	 * whole transport failed). code: -ESTALE session expired (re-initialize),
-	 * -EPIPE peer gone, -EPROTO bad reply, ... */
-	void (*on_failure)(void *opaque, json_t *id, int code, const char *why);
+	 * whole transport failed). e->code: -ESTALE session expired (re-initialize),
+	 * -EPIPE peer gone, -EPROTO bad reply, ...; e->msg always filled. */
+	void (*on_failure)(void *opaque, json_t *id, const struct err *e);
 	void *opaque;
 };
 
 struct mcp_transport_ops {
-	/* Sends one message (borrowed). */
-	int (*send)(struct mcp_transport *t, json_t *msg, char *why, size_t why_len);
+	/* Queues one message (borrowed); never blocks, never calls back inside. */
+	int (*send)(struct mcp_transport *t, json_t *msg, struct err *e);
 	/* Tells the transport the negotiated version (HTTP header) */
 	void (*set_version)(struct mcp_transport *t, const char *version);
 	/* Opens the channel for server-initiated messages (HTTP: a standalone GET
@@ -106,10 +76,13 @@ struct mcp_transport_ops {
 	void (*listen)(struct mcp_transport *t);
 	/* Forgets the session (HTTP): the next initialize starts a new one. */
 	void (*reset_session)(struct mcp_transport *t);
-	/* Starts a graceful close; returns 1 while it still needs loop turns. */
-	int (*closing)(struct mcp_transport *t);
-	/* Frees the transport once its handles are closed (after loop turns). */
-	void (*destroy)(struct mcp_transport *t);
+	/* Lines over the cap dropped so far (stdio), for error messages. */
+	unsigned long (*dropped)(struct mcp_transport *t);
+	/* Graceful close on the loop (stdio: close stdin, grace timer, SIGTERM,
+	 * timer, SIGKILL; HTTP: DELETE the session, bounded). No event fires after
+	 * this call; done fires once every handle is closed, and the transport is
+	 * freed then. */
+	void (*close)(struct mcp_transport *t, void (*done)(void *opaque), void *opaque);
 };
 
 struct mcp_transport {
@@ -119,11 +92,13 @@ struct mcp_transport {
 };
 
 struct mcp_server_config;
+/* Both return 0 or -errno with e filled; on failure nothing is left to close
+ * (handles already created finish closing on the loop by themselves). */
 int mcp_stdio_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 		   const struct mcp_transport_events *ev, struct mcp_transport **out,
-		   char *why, size_t why_len);
+		   struct err *e);
 int mcp_http_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 		  const struct mcp_transport_events *ev, struct mcp_transport **out,
-		  char *why, size_t why_len);
+		  struct err *e);
 
 #endif

@@ -13,15 +13,15 @@
 
 static void on_line(void *opaque, const char *line, size_t len)
 {
-	char why[128];
+	struct err why = { 0 };
 	(void)opaque;
 	if (len > FUZZ_LINE_MAX)
 		abort();
-	json_t *v = mcp_json_parse(line, len, why, sizeof(why));
+	json_t *v = mcp_json_parse(line, len, &why);
 	if (!v)
 		return;
 	struct mcp_msg m;
-	if (mcp_msg_classify(v, &m, why, sizeof(why)) == 0 && m.kind == MCP_MSG_RESPONSE &&
+	if (mcp_msg_classify(v, &m, &why) == 0 && m.kind == MCP_MSG_RESPONSE &&
 	    !m.result == !m.error)
 		abort();
 	json_decref(v);

@@ -150,3 +150,41 @@ Test(mcp_cli, conformance_suite, .timeout = 300)
 	free(client);
 	free(expected);
 }
+
+/* Options before the action, after it, and mixed in with the tool's arguments
+ * (git/kubectl style); `--` ends them, so an argument may start with '-'; and
+ * --help works for mcp and for each action. */
+Test(mcp_cli, options_before_and_after_the_action)
+{
+	char *out, *err;
+	char args[1400];
+	snprintf(args, sizeof(args), "--config '%s' call --server everything echo message=hi",
+		 config);
+	cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "Echo: hi\n");
+	free(out);
+	free(err);
+	snprintf(args, sizeof(args), "call echo message=mixed --server everything --config '%s'",
+		 config);
+	cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "Echo: mixed\n");
+	free(out);
+	free(err);
+	snprintf(args, sizeof(args), "--server everything call --config '%s' echo -- "
+		 "message=--dash", config);
+	cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "Echo: --dash\n");
+	free(out);
+	free(err);
+	cr_assert_eq(run("call --help", &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "usage: ironclaw mcp call TOOL"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(run("--help", &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "options may come before or"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(run("--server everything --bogus call echo", &out, &err), 2);
+	free(out);
+	free(err);
+}

@@ -25,14 +25,14 @@ Test(mcp_faults, garbage_lines_are_skipped)
 	struct err e = { 0 };
 	json_t *res = NULL;
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:i}", "n", i), &res, &e), 0,
+		cr_assert_eq(mcp_sync_call_tool(c, "echo", json_pack("{s:i}", "n", i), &res, &e), 0,
 			     "%s", e.msg);
 		char want[64];
 		snprintf(want, sizeof(want), "echo: {\"n\":%d}", i);
 		cr_assert_str_eq(mt_text(res), want);
 		json_decref(res);
 	}
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -43,14 +43,14 @@ Test(mcp_faults, silent_server_times_out_and_is_stopped)
 	cfg.timeout_ms = 400;
 	struct mcp_client *c = NULL;
 	struct err e = { 0 };
-	cr_assert_eq(mcp_client_new(&cfg, NULL, &c, &e), 0);
+	cr_assert_eq(mcp_sync_new(&cfg, NULL, &c, &e), 0);
 	double t0 = mt_now();
-	cr_assert_eq(mcp_client_connect(c, &e), -ETIMEDOUT, "%s", e.msg);
+	cr_assert_eq(mcp_sync_connect(c, &e), -ETIMEDOUT, "%s", e.msg);
 	cr_assert(strstr(e.msg, "timed out"), "%s", e.msg);
 	/* discover (400 ms) then initialize (400 ms): bounded, not hung. */
 	cr_assert_lt(mt_now() - t0, 3.0);
 	t0 = mt_now();
-	mcp_client_close(c);   /* stdin closed, it lingers: SIGTERM ends it */
+	mcp_sync_close(c);   /* stdin closed, it lingers: SIGTERM ends it */
 	double took = mt_now() - t0;
 	cr_assert_lt(took, 6.0, "close took %.1fs", took);
 	mcp_server_config_free(&cfg);
@@ -63,10 +63,10 @@ Test(mcp_faults, stubborn_server_gets_sigkill)
 	cfg.timeout_ms = 300;
 	struct mcp_client *c = NULL;
 	struct err e = { 0 };
-	cr_assert_eq(mcp_client_new(&cfg, NULL, &c, &e), 0);
-	cr_assert_lt(mcp_client_connect(c, &e), 0);
+	cr_assert_eq(mcp_sync_new(&cfg, NULL, &c, &e), 0);
+	cr_assert_lt(mcp_sync_connect(c, &e), 0);
 	double t0 = mt_now();
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	double took = mt_now() - t0;
 	/* 2 s after stdin closes, SIGTERM (ignored), 2 s more, SIGKILL. */
 	cr_assert_gt(took, 3.5, "close took only %.1fs: SIGTERM was not ignored?", took);
@@ -82,13 +82,13 @@ Test(mcp_faults, exit_mid_call_is_a_clear_error)
 	struct err e = { 0 };
 	json_t *res = NULL;
 	double t0 = mt_now();
-	int rc = mcp_call_tool(c, "echo", NULL, &res, &e);
+	int rc = mcp_sync_call_tool(c, "echo", NULL, &res, &e);
 	cr_assert_eq(rc, -EPIPE, "rc %d: %s", rc, e.msg);
 	cr_assert(strstr(e.msg, "exited with status 3"), "%s", e.msg);
 	cr_assert_lt(mt_now() - t0, 5.0);
 	/* Later calls fail at once with the same reason. */
-	cr_assert_eq(mcp_client_request(c, "tools/list", NULL, 0, &res, &e), -EPIPE);
-	mcp_client_close(c);
+	cr_assert_eq(mcp_sync_request(c, "tools/list", NULL, 0, &res, &e), -EPIPE);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -106,10 +106,10 @@ Test(mcp_faults, stderr_flood_goes_to_capped_log)
 	struct mcp_client *c = mt_connect(&cfg, NULL);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	cr_assert_str_eq(mt_text(res), "echo: {}");
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	struct stat st;
 	cr_assert_eq(stat(log, &st), 0);
 	cr_assert_gt(st.st_size, 1 << 20, "stderr did not reach the log");
@@ -128,10 +128,10 @@ Test(mcp_faults, missing_command_is_a_clear_error)
 	cr_assert_eq(mcp_config_from_json("ghost", srv, &cfg, &e), 0);
 	json_decref(srv);
 	struct mcp_client *c = NULL;
-	cr_assert_eq(mcp_client_new(&cfg, NULL, &c, &e), 0);
-	cr_assert_eq(mcp_client_connect(c, &e), -ENOENT, "%s", e.msg);
+	cr_assert_eq(mcp_sync_new(&cfg, NULL, &c, &e), 0);
+	cr_assert_eq(mcp_sync_connect(c, &e), -ENOENT, "%s", e.msg);
 	cr_assert(strstr(e.msg, "starting server 'ghost'"), "%s", e.msg);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -141,20 +141,20 @@ Test(mcp_faults, out_of_order_replies)
 	faulty(&cfg, "out-of-order");
 	struct mcp_client *c = mt_connect(&cfg, NULL);
 	struct err e = { 0 };
-	struct mcp_call *a, *b;
+	struct mcp_pending *a, *b;
 	json_t *ra = NULL, *rb = NULL;
-	cr_assert_eq(mcp_call_start(c, "tools/call", json_pack("{s:s}", "name", "slow"), 0, 0, &a,
+	cr_assert_eq(mcp_sync_start(c, "tools/call", json_pack("{s:s}", "name", "slow"), 0, 0, &a,
 				    &e), 0);
-	cr_assert_eq(mcp_call_start(c, "tools/call", json_pack("{s:s}", "name", "echo"), 0, 0, &b,
+	cr_assert_eq(mcp_sync_start(c, "tools/call", json_pack("{s:s}", "name", "echo"), 0, 0, &b,
 				    &e), 0);
 	/* The server answers b, then a; waiting on a first must still work. */
-	cr_assert_eq(mcp_call_wait(c, a, &ra, &e), 0, "%s", e.msg);
-	cr_assert_eq(mcp_call_wait(c, b, &rb, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_wait(c, a, &ra, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_wait(c, b, &rb, &e), 0, "%s", e.msg);
 	cr_assert_str_eq(mt_text(ra), "slow: {}");
 	cr_assert_str_eq(mt_text(rb), "echo: {}");
 	json_decref(ra);
 	json_decref(rb);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -177,29 +177,29 @@ Test(mcp_faults, timeout_cancels_and_drops_late_reply)
 	struct mcp_events ev = { .on_progress = count_progress, .opaque = &progress };
 	struct mcp_client *c = mt_connect(&cfg, &ev);
 	struct err e = { 0 };
-	struct mcp_call *k;
+	struct mcp_pending *k;
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_start(c, "tools/call", json_pack("{s:s}", "name", "slow"), 500, 1, &k,
+	cr_assert_eq(mcp_sync_start(c, "tools/call", json_pack("{s:s}", "name", "slow"), 500, 1, &k,
 				    &e), 0);
-	long long id = mcp_call_id(k);
-	cr_assert_eq(mcp_call_wait(c, k, &res, &e), -ETIMEDOUT, "%s", e.msg);
+	long long id = mcp_pending_id(k);
+	cr_assert_eq(mcp_sync_wait(c, k, &res, &e), -ETIMEDOUT, "%s", e.msg);
 	int progress_before = progress;
 	cr_assert_gt(progress_before, 0, "progress arrived while the call was pending");
 	/* Let the late progress and the late reply arrive: both are dropped. */
-	mcp_client_pump(c, 1200);
+	mcp_sync_pump(c, 1200);
 	cr_assert_eq(progress, progress_before, "progress after the timeout was delivered");
 	cr_assert_geq(mcp_client_dropped_late(c), 2, "dropped %lu",
 		      mcp_client_dropped_late(c));
 	/* The server was told: it recorded notifications/cancelled for our id. */
-	cr_assert_eq(mcp_client_request(c, "debug/cancelled", NULL, 0, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_request(c, "debug/cancelled", NULL, 0, &res, &e), 0, "%s", e.msg);
 	json_t *ids = json_object_get(res, "cancelled");
 	cr_assert_eq(json_array_size(ids), 1);
 	cr_assert_eq(json_integer_value(json_array_get(ids, 0)), id);
 	json_decref(res);
 	/* The session still works. */
-	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -236,7 +236,7 @@ Test(mcp_faults, server_requests_and_notifications)
 	struct mcp_client *c = mt_connect(&cfg, &ev);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	json_t *got = json_loads(mt_text(res), 0, NULL);
 	cr_assert(json_is_object(json_object_get(json_object_get(got, "ping"), "result")),
 		  "ping (id 0) unanswered: %s", mt_text(res));
@@ -252,17 +252,17 @@ Test(mcp_faults, server_requests_and_notifications)
 	const char *late[] = { "/tmp", NULL };
 	cr_assert_eq(mcp_client_set_roots(c, late, &e), -ENOTSUP);
 	cr_assert(strstr(e.msg, "hint:"), "%s", e.msg);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 
 	/* With roots configured, roots/list answers them. */
 	faulty(&cfg, "chatty");
 	cr_assert_eq(mcp_config_add_root(&cfg, "/tmp"), 0);
 	c = mt_connect(&cfg, NULL);
-	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	cr_assert(strstr(mt_text(res), "\"uri\":\"file:///tmp\""), "%s", mt_text(res));
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -281,9 +281,9 @@ Test(mcp_faults, discover_timeout_falls_back_to_initialize)
 	cr_assert_str_eq(mcp_client_protocol_version(c), MCP_VERSION_LATEST_LEGACY);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", NULL, &res, &e), 0, "%s", e.msg);
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -298,12 +298,12 @@ Test(mcp_faults, server_closing_stdin_is_epipe_not_sigpipe)
 	struct mcp_client *c = mt_connect(&cfg, NULL);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	mcp_client_pump(c, 300);   /* let the server close its end */
+	mcp_sync_pump(c, 300);   /* let the server close its end */
 	double t0 = mt_now();
-	int rc = mcp_call_tool(c, "echo", NULL, &res, &e);
+	int rc = mcp_sync_call_tool(c, "echo", NULL, &res, &e);
 	cr_assert_eq(rc, -EPIPE, "rc %d: %s", rc, e.msg);
 	cr_assert(strstr(e.msg, "writing to server 'close-stdin' failed"), "%s", e.msg);
 	cr_assert_lt(mt_now() - t0, 2.0, "the failure waited for a timeout");
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }

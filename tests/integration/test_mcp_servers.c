@@ -19,7 +19,7 @@ static int read_text(struct mcp_client *c, const char *dir, const char *name, js
 	char path[512];
 	struct err e = { 0 };
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	cr_assert_eq(mcp_call_tool(c, "read_text_file", json_pack("{s:s}", "path", path), res, &e),
+	cr_assert_eq(mcp_sync_call_tool(c, "read_text_file", json_pack("{s:s}", "path", path), res, &e),
 		     0, "a denied read is a tool error, not a failure: %s", e.msg);
 	return mcp_result_is_error(*res);
 }
@@ -42,7 +42,7 @@ Test(mcp_servers, filesystem_denied_is_tool_error, .timeout = 60)
 	cr_assert(strstr(mt_text(res), "denied") || strstr(mt_text(res), "outside"),
 		  "%s", mt_text(res));
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 	free(script);
 }
@@ -62,7 +62,7 @@ Test(mcp_servers, filesystem_roots_replace_allowed_dirs, .timeout = 60)
 	/* The server asks for roots right after initialization; answer it. */
 	int ok = 0;
 	for (int i = 0; i < 50 && !ok; i++) {
-		mcp_client_pump(c, 100);
+		mcp_sync_pump(c, 100);
 		ok = !read_text(c, b, "f.txt", &res);
 		json_decref(res);
 	}
@@ -75,14 +75,14 @@ Test(mcp_servers, filesystem_roots_replace_allowed_dirs, .timeout = 60)
 	cr_assert_eq(mcp_client_set_roots(c, next, &e), 0, "%s", e.msg);
 	ok = 0;
 	for (int i = 0; i < 50 && !ok; i++) {
-		mcp_client_pump(c, 100);
+		mcp_sync_pump(c, 100);
 		ok = !read_text(c, a, "f.txt", &res);
 		json_decref(res);
 	}
 	cr_assert(ok, "the changed roots never reached the server");
 	cr_assert(read_text(c, b, "f.txt", &res), "the old root is no longer allowed");
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 	free(script);
 }
@@ -104,19 +104,19 @@ Test(mcp_servers, memory_graph_round_trip, .timeout = 60)
 	json_decref(srv);
 	struct mcp_client *c = mt_connect(&cfg, NULL);
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "create_entities",
+	cr_assert_eq(mcp_sync_call_tool(c, "create_entities",
 				   json_pack("{s:[{s:s,s:s,s:[s]}]}", "entities", "name", "ironclaw",
 					     "entityType", "project", "observations",
 					     "runs agents in micro-VMs"), &res, &e), 0, "%s", e.msg);
 	cr_assert_not(mcp_result_is_error(res));
 	json_decref(res);
-	cr_assert_eq(mcp_call_tool(c, "search_nodes", json_pack("{s:s}", "query", "micro-VMs"),
+	cr_assert_eq(mcp_sync_call_tool(c, "search_nodes", json_pack("{s:s}", "query", "micro-VMs"),
 				   &res, &e), 0, "%s", e.msg);
 	char *dump = json_dumps(res, 0);
 	cr_assert(strstr(dump, "ironclaw"), "%s", dump);
 	free(dump);
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	/* The server really stored it, in the file we gave through "env". */
 	FILE *f = fopen(store, "r");
 	cr_assert(f, "memory server did not write %s", store);

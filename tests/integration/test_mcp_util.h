@@ -84,8 +84,8 @@ static inline struct mcp_client *mt_connect(struct mcp_server_config *cfg,
 {
 	struct mcp_client *c = NULL;
 	struct err e = { 0 };
-	cr_assert_eq(mcp_client_new(cfg, ev, &c, &e), 0, "%s", e.msg);
-	cr_assert_eq(mcp_client_connect(c, &e), 0, "connect: %s", e.msg);
+	cr_assert_eq(mcp_sync_new(cfg, ev, &c, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_connect(c, &e), 0, "connect: %s", e.msg);
 	return c;
 }
 

@@ -18,12 +18,12 @@ static void check_pages(struct mcp_client *c)
 	struct err e = { 0 };
 	json_t *items = NULL;
 	/* 2 real tools + 23 fillers, 5 per page: 5 pages to follow. */
-	cr_assert_eq(mcp_list_all(c, "tools", &items, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_list_all(c, "tools", &items, &e), 0, "%s", e.msg);
 	cr_assert_eq(json_array_size(items), 25);
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 24), "name")),
 			 "tool-22");
 	json_decref(items);
-	cr_assert_eq(mcp_list_all(c, "resources", &items, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_list_all(c, "resources", &items, &e), 0, "%s", e.msg);
 	cr_assert_eq(json_array_size(items), 12);
 	json_decref(items);
 }
@@ -40,7 +40,7 @@ Test(mcp_v2, modern_era_via_discover, .timeout = 60)
 	check_pages(c);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "add", json_pack("{s:i,s:i}", "a", 2, "b", 3), &res, &e), 0,
+	cr_assert_eq(mcp_sync_call_tool(c, "add", json_pack("{s:i,s:i}", "a", 2, "b", 3), &res, &e), 0,
 		     "%s", e.msg);
 	cr_assert_str_eq(mt_text(res), "5");
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "structuredContent"),
@@ -49,10 +49,10 @@ Test(mcp_v2, modern_era_via_discover, .timeout = 60)
 	cr_assert(json_object_get(json_object_get(res, "_meta"),
 				  "io.modelcontextprotocol/serverInfo"));
 	json_decref(res);
-	cr_assert_eq(mcp_call_tool(c, "nope", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "nope", NULL, &res, &e), 0, "%s", e.msg);
 	cr_assert(mcp_result_is_error(res));
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -64,7 +64,7 @@ Test(mcp_v2, forced_legacy_era_via_initialize, .timeout = 60)
 	cr_assert_not(mcp_client_is_modern(c));
 	cr_assert_str_eq(mcp_client_protocol_version(c), "2025-06-18");
 	check_pages(c);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -74,10 +74,10 @@ Test(mcp_v2, unknown_forced_version_refused)
 	fixture(&cfg, "1999-01-01");
 	struct mcp_client *c = NULL;
 	struct err e = { 0 };
-	cr_assert_eq(mcp_client_new(&cfg, NULL, &c, &e), 0);
-	cr_assert_eq(mcp_client_connect(c, &e), -EINVAL);
+	cr_assert_eq(mcp_sync_new(&cfg, NULL, &c, &e), 0);
+	cr_assert_eq(mcp_sync_connect(c, &e), -EINVAL);
 	cr_assert(strstr(e.msg, "1999-01-01"), "%s", e.msg);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 }
 
@@ -96,19 +96,19 @@ Test(mcp_v2, modern_and_legacy_over_http, .timeout = 60)
 	check_pages(c);
 	struct err e = { 0 };
 	json_t *res = NULL;
-	cr_assert_eq(mcp_call_tool(c, "echo", json_pack("{s:s}", "message", "stateless"), &res, &e),
+	cr_assert_eq(mcp_sync_call_tool(c, "echo", json_pack("{s:s}", "message", "stateless"), &res, &e),
 		     0, "%s", e.msg);
 	cr_assert_str_eq(mt_text(res), "Echo: stateless");
 	json_decref(res);
 	/* A mismatched or badly encoded Mcp-Name would be a -32020 protocol error;
 	 * an unknown tool is the tool's own error. */
-	cr_assert_eq(mcp_call_tool(c, "na\xc3\xafve tool", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_call_tool(c, "na\xc3\xafve tool", NULL, &res, &e), 0, "%s", e.msg);
 	cr_assert(mcp_result_is_error(res));
 	cr_assert(strstr(mt_text(res), "na\xc3\xafve tool"), "%s", mt_text(res));
 	json_decref(res);
-	cr_assert_eq(mcp_read_resource(c, "fixture://r/3", &res, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_read_resource(c, "fixture://r/3", &res, &e), 0, "%s", e.msg);
 	json_decref(res);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 
 	mt_cfg_url(&cfg, "v2-http", port);
@@ -117,7 +117,7 @@ Test(mcp_v2, modern_and_legacy_over_http, .timeout = 60)
 	cr_assert_not(mcp_client_is_modern(c));
 	cr_assert_str_eq(mcp_client_protocol_version(c), "2025-03-26");
 	check_pages(c);
-	mcp_client_close(c);
+	mcp_sync_close(c);
 	mcp_server_config_free(&cfg);
 	mt_http_stop(srv);
 }

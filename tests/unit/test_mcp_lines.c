@@ -53,10 +53,10 @@ Test(mcp_lines, overlong_line_dropped_whole)
 
 static int classify(const char *text, struct mcp_msg *m, json_t **keep)
 {
-	char why[128];
-	*keep = mcp_json_parse(text, strlen(text), why, sizeof(why));
-	cr_assert(*keep, "%s: %s", text, why);
-	return mcp_msg_classify(*keep, m, why, sizeof(why));
+	struct err why = { 0 };
+	*keep = mcp_json_parse(text, strlen(text), &why);
+	cr_assert(*keep, "%s: %s", text, why.msg);
+	return mcp_msg_classify(*keep, m, &why);
 }
 
 Test(mcp_lines, classify_envelopes)
@@ -99,12 +99,12 @@ Test(mcp_lines, classify_envelopes)
 
 Test(mcp_lines, json_parse_rejects_duplicates_and_garbage)
 {
-	char why[128];
-	cr_assert_null(mcp_json_parse("{\"a\":1,\"a\":2}", 13, why, sizeof(why)));
-	cr_assert_null(mcp_json_parse("nope", 4, why, sizeof(why)));
-	cr_assert(strstr(why, "invalid JSON"));
+	struct err why = { 0 };
+	cr_assert_null(mcp_json_parse("{\"a\":1,\"a\":2}", 13, &why));
+	cr_assert_null(mcp_json_parse("nope", 4, &why));
+	cr_assert(strstr(why.msg, "invalid JSON"));
 	/* The length is honoured: bytes past it are not read. */
-	json_t *v = mcp_json_parse("{}garbage", 2, why, sizeof(why));
+	json_t *v = mcp_json_parse("{}garbage", 2, &why);
 	cr_assert(json_is_object(v));
 	json_decref(v);
 }

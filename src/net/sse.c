@@ -1,4 +1,5 @@
-/* Server-Sent Events parser (the WHATWG event-stream format) for Streamable HTTP.
+/* Server-Sent Events parser (the WHATWG event-stream format), shared by the MCP
+ * Streamable HTTP transport and the model clients (streaming completions).
  *
  * Lines end in LF, CR or CRLF, and a CRLF may be split across two reads, so the
  * parser keeps a one-bit memory of a trailing CR. Fields: `data` lines are
@@ -8,14 +9,14 @@
  * dispatches; an event with no data (the priming event servers send first) only
  * updates id and retry. Both the line and the data are capped: an event that
  * passes the cap is dropped whole, and parsing resumes at the next event. */
-#include "mcp/wire.h"
+#include "net/net.h"
 
 #include <string.h>
 
 #include "core/log.h"
 
-void mcp_sse_init(struct mcp_sse *s, size_t max,
-		  void (*cb)(void *opaque, const struct mcp_sse_event *ev), void *opaque)
+void net_sse_init(struct net_sse *s, size_t max,
+		  void (*cb)(void *opaque, const struct net_sse_event *ev), void *opaque)
 {
 	memset(s, 0, sizeof(*s));
 	buf_init(&s->line, max);
@@ -26,13 +27,13 @@ void mcp_sse_init(struct mcp_sse *s, size_t max,
 	s->opaque = opaque;
 }
 
-void mcp_sse_free(struct mcp_sse *s)
+void net_sse_free(struct net_sse *s)
 {
 	buf_free(&s->line);
 	buf_free(&s->data);
 }
 
-static void sse_reset_event(struct mcp_sse *s)
+static void sse_reset_event(struct net_sse *s)
 {
 	buf_reset(&s->data);
 	s->event[0] = '\0';
@@ -40,11 +41,11 @@ static void sse_reset_event(struct mcp_sse *s)
 	s->overflow = 0;
 }
 
-static void sse_dispatch(struct mcp_sse *s)
+static void sse_dispatch(struct net_sse *s)
 {
 	if (s->overflow) {
 		s->dropped++;
-		log_warn("mcp: dropping a server-sent event larger than %zu bytes", s->data.max);
+		log_warn("net: dropping a server-sent event larger than %zu bytes", s->data.max);
 	} else if (s->has_data) {
 		size_t len = s->data.len;
 		/* Data lines were each followed by LF; the last one is not content. */
@@ -52,7 +53,7 @@ static void sse_dispatch(struct mcp_sse *s)
 			len--;
 		if (s->data.data)
 			s->data.data[len] = '\0';
-		struct mcp_sse_event ev = {
+		struct net_sse_event ev = {
 			.event = s->event[0] ? s->event : "message",
 			.data = s->data.data ? (const char *)s->data.data : "",
 			.data_len = len,
@@ -75,7 +76,7 @@ static int sse_all_digits(const char *p, size_t n)
 	return 1;
 }
 
-static void sse_field(struct mcp_sse *s, const char *line, size_t n)
+static void sse_field(struct net_sse *s, const char *line, size_t n)
 {
 	const char *colon = memchr(line, ':', n);
 	size_t flen = colon ? (size_t)(colon - line) : n;
@@ -112,7 +113,7 @@ static void sse_field(struct mcp_sse *s, const char *line, size_t n)
 	/* Other fields are ignored, as the format requires. */
 }
 
-static void sse_line_end(struct mcp_sse *s)
+static void sse_line_end(struct net_sse *s)
 {
 	if (s->line_over) {
 		s->overflow = 1;
@@ -129,7 +130,7 @@ static void sse_line_end(struct mcp_sse *s)
 	buf_reset(&s->line);
 }
 
-void mcp_sse_feed(struct mcp_sse *s, const char *p, size_t n)
+void net_sse_feed(struct net_sse *s, const char *p, size_t n)
 {
 	if (s->at_start && n > 0) {
 		/* A UTF-8 BOM may open the stream; only a whole one is skipped. */

@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "mcp/wire.h"
+#include "net/net.h"
 
 #define FUZZ_EVENT_MAX 4096
 
-static void on_event(void *opaque, const struct mcp_sse_event *ev)
+static void on_event(void *opaque, const struct net_sse_event *ev)
 {
-	char why[64];
+	struct err why = { 0 };
 	(void)opaque;
 	if (ev->data_len > FUZZ_EVENT_MAX || !ev->event || !ev->data)
 		abort();
@@ -20,26 +21,26 @@ static void on_event(void *opaque, const struct mcp_sse_event *ev)
 	volatile unsigned sum = 0;
 	for (size_t i = 0; i < ev->data_len; i++)
 		sum += (unsigned char)ev->data[i];
-	json_decref(mcp_json_parse(ev->data, ev->data_len, why, sizeof(why)));
+	json_decref(mcp_json_parse(ev->data, ev->data_len, &why));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct mcp_sse s;
-	mcp_sse_init(&s, FUZZ_EVENT_MAX, on_event, NULL);
+	struct net_sse s;
+	net_sse_init(&s, FUZZ_EVENT_MAX, on_event, NULL);
 	size_t chunk = size ? (size_t)data[0] % 64 + 1 : 1;
 	const char *p = (const char *)data + (size ? 1 : 0);
 	size_t n = size ? size - 1 : 0;
 	while (n > 0) {
 		size_t take = n < chunk ? n : chunk;
-		mcp_sse_feed(&s, p, take);
+		net_sse_feed(&s, p, take);
 		p += take;
 		n -= take;
 	}
 	if (s.retry_ms < -1)
 		abort();
-	mcp_sse_free(&s);
+	net_sse_free(&s);
 	return 0;
 }
