@@ -13,9 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/io.h"
-#include "vm/accel.h"
-#include "vm/image.h"
-#include "vm/qemu.h"
+#include "vm/vm.h"
 
 static int doctor_problems;
 
@@ -29,10 +27,15 @@ static void doctor_line(int ok, const char *what, const char *detail, const char
 	}
 }
 
-static void doctor_qemu(char *version, size_t len)
+static void doctor_vmm(char *version, size_t len)
 {
+	const struct vm_backend_ops *b = vm_backend_default();
+	char cmd[512];
+	doctor_line(1, "backend", b->name, NULL);
 	version[0] = '\0';
-	FILE *p = popen(QEMU_BINARY " --version 2>/dev/null", "r");
+	/* Fixed text (a compiled-in path), not user input, reaches the shell. */
+	snprintf(cmd, sizeof(cmd), "%s --version 2>/dev/null", b->vmm_binary);
+	FILE *p = popen(cmd, "r");
 	if (p) {
 		if (!fgets(version, (int)len, p))
 			version[0] = '\0';
@@ -40,8 +43,9 @@ static void doctor_qemu(char *version, size_t len)
 	}
 	version[strcspn(version, "\n")] = '\0';
 	int ok = version[0] != '\0';
-	doctor_line(ok, "qemu", ok ? version : QEMU_BINARY " not found or not runnable",
-		    "make deps (or: apt-get install qemu-system-x86)");
+	char missing[300];
+	snprintf(missing, sizeof(missing), "%s not found or not runnable", b->vmm_binary);
+	doctor_line(ok, "qemu", ok ? version : missing, "make deps (or: apt-get install qemu-system-x86)");
 }
 
 static int doctor_image(struct vm_image *img)
@@ -70,7 +74,7 @@ static void doctor_accel(const struct vm_image *img, int have_image)
 	}
 	struct vm_accel_verdict v;
 	fprintf(stderr, "doctor: checking the accelerator (a one-time KVM probe boot, cached)...\n");
-	vm_accel_detect(QEMU_BINARY, img->kernel, img->initrd, &v);
+	vm_accel_detect(vm_backend_default()->vmm_binary, img->kernel, img->initrd, &v);
 	char detail[400];
 	snprintf(detail, sizeof(detail), "%s: %s%s", vm_accel_name(v.accel), v.reason,
 		 v.cached ? " (cached)" : "");
@@ -168,7 +172,7 @@ int cmd_doctor(int argc, char **argv)
 	char version[256];
 	struct vm_image img;
 	doctor_privileges();
-	doctor_qemu(version, sizeof(version));
+	doctor_vmm(version, sizeof(version));
 	int have_image = doctor_image(&img);
 	doctor_accel(&img, have_image);
 	doctor_seccomp();

@@ -87,6 +87,7 @@ typedef void (*vm_probe_cb)(void *ctx, const struct vm_accel_verdict *v);
 struct vm_backend_ops {
 	const char *name;            /* "qemu" */
 	const char *vmm_name;        /* "QEMU": the process, in messages */
+	const char *vmm_binary;      /* absolute path of the VMM, for `doctor` */
 	size_t state_size;
 
 	/* Calls done exactly once, possibly before returning (a cached verdict). */
@@ -111,6 +112,9 @@ struct vm_backend_ops {
 };
 
 extern const struct vm_backend_ops vm_backend_qemu;
+
+/* The backend a VM gets when vm_options.backend is NULL. */
+const struct vm_backend_ops *vm_backend_default(void);
 
 const char *vm_accel_name(enum vm_accel a);
 

@@ -178,6 +178,7 @@ static void qemu_release(struct vm_backend_vm *bv)
 const struct vm_backend_ops vm_backend_qemu = {
 	.name = "qemu",
 	.vmm_name = "QEMU",
+	.vmm_binary = QEMU_BINARY,
 	.state_size = sizeof(struct qemu_state),
 	.probe = qemu_probe,
 	.plan = qemu_plan,
@@ -191,3 +192,8 @@ const struct vm_backend_ops vm_backend_qemu = {
 	.force_stop = qemu_force_stop,
 	.release = qemu_release,
 };
+
+const struct vm_backend_ops *vm_backend_default(void)
+{
+	return &vm_backend_qemu;
+}

@@ -572,7 +572,7 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 	      void *ctx, struct vm **out, struct err *e)
 {
 	int rc;
-	const struct vm_backend_ops *ops = o->backend ? o->backend : &vm_backend_qemu;
+	const struct vm_backend_ops *ops = o->backend ? o->backend : vm_backend_default();
 	struct vm *vm = calloc(1, sizeof(*vm));
 	void *state = calloc(1, ops->state_size ? ops->state_size : 1);
 	if (!vm || !state) {

@@ -1,4 +1,9 @@
-/* Backend-neutral lifecycle of one micro-VM.
+/* The vm subsystem's one header for the rest of the code: the backend-neutral
+ * lifecycle of one micro-VM (here), commands in a VM (vm/exec.h), the default
+ * image and the accelerator verdict (vm/image.h, vm/accel.h, for `doctor`), host
+ * housekeeping (gc, --net parsing, the VMM's seccomp policy).
+ *
+ * Backend-neutral lifecycle of one micro-VM.
  *
  * vm_create returns at once; everything else happens on the caller's libuv
  * loop, which nothing here blocks: the backend's accelerator probe, the jailed
@@ -19,8 +24,11 @@
 
 #include "core/err.h"
 #include "jail/jail.h"
+#include "vm/accel.h"
 #include "vm/backend.h"
 #include "vm/channel.h"
+#include "vm/exec.h"
+#include "vm/image.h"
 
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEMORY_MIB 256
