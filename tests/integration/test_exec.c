@@ -258,6 +258,14 @@ static void signal_during_exec(int sig, int to_group, int expect)
 		waitpid(pid, NULL, 0);
 		cr_assert_fail("the command never said it runs: '%s'", buf);
 	}
+	if (to_group) {
+		/* The VMM must not be in the group the terminal signals: its own
+		 * "terminating on signal 2" would race ironclaw's orderly stop. */
+		pid_t vmm[4];
+		int n = harness_find_processes("qemu-system-x86_64", pid, vmm, 4);
+		cr_assert_eq(n, 1, "%d VMMs under ironclaw", n);
+		cr_assert_neq(getpgid(vmm[0]), pid, "the VMM %d is in ironclaw %d process group %d", vmm[0], pid, getpgid(vmm[0]));
+	}
 	cr_assert_eq(to_group ? kill(-pid, sig) : kill(pid, sig), 0);
 	int status = wait_bounded(pid, "the signal", err_path);
 	close(rd);
