@@ -1,9 +1,16 @@
 /* `ironclaw exec`: boot a fresh micro-VM, run one command in it with its output
  * streamed live, destroy the VM, and exit with the command's status.
  *
- * Exit codes: the command's own; 128+N when signal N killed it; 124 when
- * --timeout killed it; 125 when ironclaw itself failed (the VM could not boot,
- * the guest broke the protocol, bad options). */
+ * Exit codes follow shells and Docker: the command's own; 126 when it was found
+ * but cannot be executed (no x bit, not a binary or script, a directory); 127
+ * when it was not found; 124 when --timeout killed it; 128+N when signal N
+ * killed it, or when signal N made ironclaw stop it (Ctrl-C 130, SIGTERM 143,
+ * a reader that went away 141, as SIGPIPE); 125 when ironclaw itself failed
+ * (the VM could not boot, the guest broke the protocol, bad options).
+ *
+ * Once ironclaw decides how the run ends (the command exited, a signal, the
+ * reader left), it alone is the cause of the VM's teardown: nothing the dying
+ * VM reports afterwards changes the exit code or prints a line. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,15 +22,40 @@
 
 #include "cli/commands.h"
 #include "core/io.h"
+#include "core/log.h"
 #include "jail/jail.h"
 #include "vm/exec.h"
 #include "vm/vm.h"
 
+#define EXEC_EXIT_NOT_EXECUTABLE 126
+#define EXEC_EXIT_NOT_FOUND 127
 #define EXEC_EXIT_TIMEOUT 124
 #define EXEC_EXIT_FAILURE 125
+#define EXEC_EXIT_SIGNAL(n) (128 + (n))
 #define EXEC_ENV_MAX 256
 #define EXEC_STDIN_CHUNK (256 * 1024)
 #define EXEC_STDIN_BACKLOG_MAX (2u << 20)
+/* After a first SIGINT/SIGTERM the command gets this long to exit on its own;
+ * the guest is never trusted to make it. */
+#define EXEC_SIGNAL_GRACE_MS 10000
+
+const struct option cmd_exec_options[] = {
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "boot-timeout", required_argument, NULL, 'b' },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "net", required_argument, NULL, 'n' },
+	{ "initrd", required_argument, NULL, 'r' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+/* '+': the first word that is not an option starts the guest command, so its
+ * own options (`ls -l`) stay its own. */
+const char cmd_exec_shortopts[] = "+ih";
 
 struct exec_run {
 	uv_loop_t *loop;
@@ -32,21 +64,26 @@ struct exec_run {
 	struct vm_exec_spec spec;
 	int exit_code;
 	int interactive;
-	int signals_seen;
+	int stopping;             /* the run's end is decided; the teardown is ours */
+	int signal;               /* the first SIGINT/SIGTERM received, or 0 */
 	uv_signal_t sigint, sigterm;
 	uv_pipe_t in;
 	int in_open;
 	uv_timer_t in_wait;
+	uv_timer_t stop;          /* runs the teardown outside VM callbacks */
+	uv_timer_t grace;         /* a signalled command's time to exit */
 	unsigned timeout_s;
 };
 
 static void exec_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ironclaw exec [options] -- CMD [ARGS...]\n\n"
+		"usage: ironclaw exec [options] [--] CMD [ARGS...]\n\n"
 		"Boot a fresh micro-VM, run CMD in it with its output streamed live, then\n"
-		"destroy the VM. Exits with CMD's exit code (128+N if signal N killed it,\n"
-		"124 if --timeout killed it, 125 if ironclaw itself failed).\n\n"
+		"destroy the VM.\n\n"
+		"Options may come in any order, also before `exec` (`ironclaw --timeout 5\n"
+		"exec -- CMD`). Everything after `--`, or from the first word that is not\n"
+		"an option, is CMD and its arguments: `ironclaw exec ls -l` runs `ls -l`.\n\n"
 		"options:\n"
 		"  --cpus N            virtual CPUs (default %d)\n"
 		"  --memory MiB        guest memory (default %d)\n"
@@ -62,30 +99,72 @@ static void exec_usage(FILE *f)
 		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
-		"  -h, --help          show this help\n",
-		VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, VM_DEFAULT_BOOT_TIMEOUT_MS / 1000);
+		"  -h, --help          show this help\n\n"
+		"exit status (as shells and Docker use them):\n"
+		"  N       CMD's own exit status\n"
+		"  124     --timeout killed CMD\n"
+		"  125     ironclaw itself failed: bad options, the VM did not boot, the\n"
+		"          guest broke the protocol, a bad --workdir\n"
+		"  126     CMD was found but cannot be executed (no execute permission, not\n"
+		"          a binary or script, a directory)\n"
+		"  127     CMD was not found (no such file, or not in the guest's PATH)\n"
+		"  128+N   signal N killed CMD; also when ironclaw stopped on signal N:\n"
+		"          130 Ctrl-C (SIGINT), 143 SIGTERM, 141 when the reader of our\n"
+		"          output went away (SIGPIPE, as in `ironclaw exec -- cat /dev/zero\n"
+		"          | head -c 1`; ironclaw ends quietly at once)\n\n"
+		"Signals: a first Ctrl-C or SIGTERM goes to CMD, which has %d s to exit;\n"
+		"a second one, or the end of that time, destroys the VM at once. The VM\n"
+		"is destroyed however the run ends.\n",
+		VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, VM_DEFAULT_BOOT_TIMEOUT_MS / 1000,
+		EXEC_SIGNAL_GRACE_MS / 1000);
 }
 
-static int exec_parse_uint(const char *opt, const char *v, unsigned min, unsigned max, unsigned *out)
+static void exec_on_stop(uv_timer_t *t)
 {
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(v, &end, 10);
-	if (errno || end == v || *end || n < min || n > max || v[0] == '-') {
-		fprintf(stderr, "ironclaw exec: %s needs a whole number from %u to %u, not '%s'\n",
-			opt, min, max, v);
-		return -EINVAL;
-	}
-	*out = (unsigned)n;
-	return 0;
+	struct exec_run *r = t->data;
+	/* Kill first: a command still flooding output would only slow the
+	 * guest's power-off down. */
+	if (r->exec)
+		vm_exec_kill(r->exec, SIGKILL);
+	if (r->vm)
+		vm_destroy(r->vm);
+}
+
+/* Decides how the run ends and starts the teardown. The first decision wins.
+ * Deferred to a timer so that no VM or channel callback sees the VM go away
+ * under it. */
+static void exec_stop(struct exec_run *r, int code)
+{
+	if (r->stopping)
+		return;
+	r->stopping = 1;
+	r->exit_code = code;
+	if (r->in_open)
+		uv_read_stop((uv_stream_t *)&r->in);
+	uv_timer_stop(&r->in_wait);
+	uv_timer_stop(&r->grace);
+	uv_timer_start(&r->stop, exec_on_stop, 0, 0);
 }
 
 static void exec_on_output(struct vm_exec *x, int stream, const uint8_t *data, size_t len, void *ctx)
 {
+	struct exec_run *r = ctx;
 	(void)x;
-	(void)ctx;
+	if (r->stopping)
+		return;
 	/* Blocking writes are the right backpressure: a slow reader slows the guest. */
-	io_write_all(stream, data, len);
+	int rc = io_write_all(stream, data, len);
+	if (rc == -EPIPE) {
+		/* The reader went away (`| head -c 1`): end as a SIGPIPE'd tool
+		 * would, quietly; nobody reads what we would say. */
+		log_debug("exec: the reader of %s went away; stopping the command",
+			  stream == 1 ? "stdout" : "stderr");
+		exec_stop(r, EXEC_EXIT_SIGNAL(SIGPIPE));
+	} else if (rc < 0) {
+		fprintf(stderr, "ironclaw: writing the command's %s: %s\n",
+			stream == 1 ? "stdout" : "stderr", strerror(-rc));
+		exec_stop(r, EXEC_EXIT_FAILURE);
+	}
 }
 
 static void exec_on_vm_destroyed(struct vm *vm, void *ctx)
@@ -100,6 +179,14 @@ static void exec_on_vm_destroyed(struct vm *vm, void *ctx)
 		uv_close((uv_handle_t *)&r->in, NULL);
 	}
 	uv_close((uv_handle_t *)&r->in_wait, NULL);
+	uv_close((uv_handle_t *)&r->stop, NULL);
+	uv_close((uv_handle_t *)&r->grace, NULL);
+}
+
+static int exec_code_for_errno(int e)
+{
+	/* As shells do: "not found" is 127, any other failure to execute 126. */
+	return e == ENOENT || e == ENOTDIR ? EXEC_EXIT_NOT_FOUND : EXEC_EXIT_NOT_EXECUTABLE;
 }
 
 static void exec_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
@@ -107,22 +194,32 @@ static void exec_on_done(struct vm_exec *x, const struct vm_exec_result *res, vo
 	struct exec_run *r = ctx;
 	(void)x;
 	r->exec = NULL;
-	if (res->err.code) {
+	if (r->stopping) {
+		/* Our own teardown ended it ("the VM was destroyed ..."). */
+		if (res->err.code)
+			log_debug("exec: after the run ended: %s", res->err.msg);
+		return;
+	}
+	if (res->exec_errno) {
 		fprintf(stderr, "ironclaw: %s\n", res->err.msg);
-		r->exit_code = EXEC_EXIT_FAILURE;
+		exec_stop(r, exec_code_for_errno(res->exec_errno));
+	} else if (res->err.code && r->signal) {
+		/* The signal reached the VMM too (Ctrl-C goes to the whole
+		 * foreground process group): the VM's death is the user's stop. */
+		log_debug("exec: after signal %d: %s", r->signal, res->err.msg);
+		exec_stop(r, EXEC_EXIT_SIGNAL(r->signal));
+	} else if (res->err.code) {
+		fprintf(stderr, "ironclaw: %s\n", res->err.msg);
+		exec_stop(r, EXEC_EXIT_FAILURE);
 	} else if (res->timed_out) {
 		fprintf(stderr, "ironclaw: the command ran past --timeout %us and was killed\n",
 			r->timeout_s);
-		r->exit_code = EXEC_EXIT_TIMEOUT;
+		exec_stop(r, EXEC_EXIT_TIMEOUT);
 	} else if (res->signal) {
-		r->exit_code = 128 + res->signal;
+		exec_stop(r, EXEC_EXIT_SIGNAL(res->signal));
 	} else {
-		r->exit_code = res->code;
+		exec_stop(r, res->code);
 	}
-	if (r->in_open)
-		uv_read_stop((uv_stream_t *)&r->in);
-	if (r->vm)
-		vm_destroy(r->vm);
 }
 
 static void exec_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -197,10 +294,11 @@ static void exec_on_ready(struct vm *vm, void *ctx)
 		.done = exec_on_done,
 	};
 	struct err e = { 0 };
+	if (r->stopping)
+		return;
 	if (vm_exec_start(vm, &r->spec, &handlers, r, &r->exec, &e) < 0) {
 		fprintf(stderr, "ironclaw: %s\n", e.msg);
-		r->exit_code = EXEC_EXIT_FAILURE;
-		vm_destroy(vm);
+		exec_stop(r, EXEC_EXIT_FAILURE);
 		return;
 	}
 	if (r->interactive)
@@ -210,41 +308,43 @@ static void exec_on_ready(struct vm *vm, void *ctx)
 static void exec_on_failed(struct vm *vm, const struct err *e, void *ctx)
 {
 	struct exec_run *r = ctx;
+	(void)vm;
+	if (r->stopping || r->signal) {
+		log_debug("exec: %s VM failure: %s", r->stopping ? "after the run ended," :
+			  "after a signal,", e->msg);
+		exec_stop(r, EXEC_EXIT_SIGNAL(r->signal));
+		return;
+	}
 	fprintf(stderr, "ironclaw: %s\n", e->msg);
-	r->exit_code = EXEC_EXIT_FAILURE;
-	vm_destroy(vm);
+	exec_stop(r, EXEC_EXIT_FAILURE);
+}
+
+static void exec_on_grace_over(uv_timer_t *t)
+{
+	struct exec_run *r = t->data;
+	log_debug("exec: the command outlived signal %d by %d ms; destroying the VM", r->signal,
+		  EXEC_SIGNAL_GRACE_MS);
+	exec_stop(r, EXEC_EXIT_SIGNAL(r->signal));
 }
 
 static void exec_on_signal(uv_signal_t *s, int signum)
 {
 	struct exec_run *r = s->data;
-	/* First Ctrl-C goes to the command, like a local shell; the second tears the
-	 * VM down at once. */
-	if (++r->signals_seen == 1 && r->exec) {
+	/* First Ctrl-C goes to the command, like a local shell; the second, or a
+	 * command that ignores the first, tears the VM down at once. */
+	if (!r->signal && r->exec && !r->stopping) {
+		r->signal = signum;
 		vm_exec_kill(r->exec, signum);
+		uv_timer_start(&r->grace, exec_on_grace_over, EXEC_SIGNAL_GRACE_MS, 0);
 		return;
 	}
-	r->exit_code = 128 + signum;
-	if (r->vm)
-		vm_destroy(r->vm);
+	if (!r->signal)
+		r->signal = signum;
+	exec_stop(r, EXEC_EXIT_SIGNAL(signum));
 }
 
 int cmd_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "cpus", required_argument, NULL, 'c' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "interactive", no_argument, NULL, 'i' },
-		{ "boot-timeout", required_argument, NULL, 'b' },
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "net", required_argument, NULL, 'n' },
-		{ "initrd", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct exec_run r = { .exit_code = EXEC_EXIT_FAILURE };
 	struct vm_options vo = { .progress = isatty(2) };
 	char *env[EXEC_ENV_MAX + 1];
@@ -254,22 +354,22 @@ int cmd_exec(int argc, char **argv)
 	struct err perr = { 0 };
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+ih", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, cmd_exec_shortopts, cmd_exec_options, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (exec_parse_uint("--cpus", optarg, 1, 64, &vo.cpus) < 0)
+			if (cli_parse_uint("exec", "--cpus", optarg, 1, 64, &vo.cpus) < 0)
 				return EXEC_EXIT_FAILURE;
 			break;
 		case 'm':
-			if (exec_parse_uint("--memory", optarg, 64, 65536, &vo.memory_mib) < 0)
+			if (cli_parse_uint("exec", "--memory", optarg, 64, 65536, &vo.memory_mib) < 0)
 				return EXEC_EXIT_FAILURE;
 			break;
 		case 't':
-			if (exec_parse_uint("--timeout", optarg, 1, 86400 * 7, &r.timeout_s) < 0)
+			if (cli_parse_uint("exec", "--timeout", optarg, 1, 86400 * 7, &r.timeout_s) < 0)
 				return EXEC_EXIT_FAILURE;
 			break;
 		case 'b':
-			if (exec_parse_uint("--boot-timeout", optarg, 1, 3600, &boot_s) < 0)
+			if (cli_parse_uint("exec", "--boot-timeout", optarg, 1, 3600, &boot_s) < 0)
 				return EXEC_EXIT_FAILURE;
 			vo.boot_timeout_ms = boot_s * 1000;
 			break;
@@ -345,7 +445,9 @@ int cmd_exec(int argc, char **argv)
 	uv_signal_start(&r.sigint, exec_on_signal, SIGINT);
 	uv_signal_start(&r.sigterm, exec_on_signal, SIGTERM);
 	uv_timer_init(&loop, &r.in_wait);
-	r.in_wait.data = &r;
+	uv_timer_init(&loop, &r.stop);
+	uv_timer_init(&loop, &r.grace);
+	r.in_wait.data = r.stop.data = r.grace.data = &r;
 	signal(SIGPIPE, SIG_IGN);
 
 	static const struct vm_events events = {
@@ -358,6 +460,8 @@ int cmd_exec(int argc, char **argv)
 		uv_close((uv_handle_t *)&r.sigint, NULL);
 		uv_close((uv_handle_t *)&r.sigterm, NULL);
 		uv_close((uv_handle_t *)&r.in_wait, NULL);
+		uv_close((uv_handle_t *)&r.stop, NULL);
+		uv_close((uv_handle_t *)&r.grace, NULL);
 		r.exit_code = EXEC_EXIT_FAILURE;
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);

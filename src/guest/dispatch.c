@@ -39,15 +39,35 @@ static void guest_utf8_scrub(char *s)
 	}
 }
 
-int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt, ...)
+static int guest_reply_error_v(struct guest *g, json_int_t id, int code, json_t *data,
+			       const char *fmt, va_list ap)
 {
 	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	guest_utf8_scrub(msg);
+	json_t *m = rpc_error(id, code, msg);
+	if (data)
+		json_object_set_new(json_object_get(m, "error"), "data", data);
+	return guest_chan_send(g, m);
+}
+
+int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int rc = guest_reply_error_v(g, id, code, NULL, fmt, ap);
 	va_end(ap);
-	guest_utf8_scrub(msg);
-	return guest_chan_send(g, rpc_error(id, code, msg));
+	return rc;
+}
+
+int guest_reply_error_data(struct guest *g, json_int_t id, int code, json_t *data,
+			   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = guest_reply_error_v(g, id, code, data, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int guest_send_hello(struct guest *g)

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,13 +104,21 @@ static int guest_spawn_parse(json_t *params, struct guest_spawn *s, char *why, s
 	return 0;
 }
 
-/* In the child, between fork and exec: only async-signal-safe calls. A failure
- * travels back as an errno on the CLOEXEC status pipe. */
+/* What the child reports on the CLOEXEC status pipe when it cannot become the
+ * command: the step that failed and its errno. EOF instead means exec worked. */
+enum guest_child_step { GUEST_STEP_SETUP, GUEST_STEP_CHDIR, GUEST_STEP_EXEC };
+struct guest_child_failure {
+	int step;
+	int err;
+};
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
 static void guest_child(const struct guest_spawn *s, int in_fd, int out_fd, int err_fd,
 			int status_fd)
 {
+	struct guest_child_failure f = { GUEST_STEP_SETUP, 0 };
+	struct stat st;
 	sigset_t none;
-	int e;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -118,16 +127,40 @@ static void guest_child(const struct guest_spawn *s, int in_fd, int out_fd, int 
 		in_fd = open("/dev/null", O_RDONLY);
 	if (in_fd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		goto fail;
+	f.step = GUEST_STEP_CHDIR;
 	if (chdir(s->cwd) < 0)
 		goto fail;
 	/* execvp looks PATH up in environ: give it the command's own. */
 	environ = s->envp;
+	f.step = GUEST_STEP_EXEC;
 	execvp(s->argv[0], s->argv);
+	/* execve says EACCES for a directory; shells say "Is a directory", which
+	 * tells the user what is wrong. Checked here, where cwd is the command's. */
+	if (errno == EACCES && strchr(s->argv[0], '/') && stat(s->argv[0], &st) == 0 &&
+	    S_ISDIR(st.st_mode))
+		errno = EISDIR;
 fail:
-	e = errno;
-	if (write(status_fd, &e, sizeof(e)) < 0)
+	f.err = errno;
+	if (write(status_fd, &f, sizeof(f)) < 0)
 		_exit(127);
 	_exit(127);
+}
+
+/* Answers an exec.start whose child could not become the command. An exec
+ * failure carries its errno in the error's data, so the host can tell "not
+ * found" (exit 127) from "not executable" (126) without parsing text. */
+static int guest_reply_child_failure(struct guest *g, json_int_t id, const struct guest_spawn *s,
+				     const struct guest_child_failure *f)
+{
+	if (f->step != GUEST_STEP_EXEC)
+		return guest_reply_error(g, id, -32000, "cannot run \"%.200s\" in %.200s: %s%s",
+					 s->argv[0], s->cwd,
+					 f->step == GUEST_STEP_CHDIR ? "working directory: " : "",
+					 strerror(f->err));
+	const char *why = f->err == ENOENT && !strchr(s->argv[0], '/') ? "command not found in PATH"
+								       : strerror(f->err);
+	return guest_reply_error_data(g, id, -32000, json_pack("{s:i}", "errno", f->err),
+				      "cannot run \"%.200s\" in %.200s: %s", s->argv[0], s->cwd, why);
 }
 
 static struct guest_exec *guest_exec_slot(struct guest *g, json_int_t id, int *busy)
@@ -156,7 +189,8 @@ int guest_exec_start(struct guest *g, json_int_t id, json_t *params)
 	struct guest_spawn s;
 	char why[256];
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, st[2] = { -1, -1 };
-	int busy, rc, child_errno = 0;
+	int busy, rc;
+	struct guest_child_failure failure;
 	struct guest_exec *e;
 
 	if (guest_spawn_parse(params, &s, why, sizeof(why)) < 0) {
@@ -188,11 +222,10 @@ int guest_exec_start(struct guest *g, json_int_t id, json_t *params)
 		guest_child(&s, in[0], out[1], err[1], st[1]);
 	close(st[1]);
 	st[1] = -1;
-	/* EOF: exec succeeded (CLOEXEC closed the pipe). Otherwise an errno. */
-	if (io_read(st[0], &child_errno, sizeof(child_errno)) == (ssize_t)sizeof(child_errno)) {
+	/* EOF: exec succeeded (CLOEXEC closed the pipe). Otherwise what failed. */
+	if (io_read(st[0], &failure, sizeof(failure)) == (ssize_t)sizeof(failure)) {
 		waitpid(pid, NULL, 0);
-		rc = guest_reply_error(g, id, -32000, "cannot run \"%.200s\" in %.200s: %s",
-				       s.argv[0], s.cwd, strerror(child_errno));
+		rc = guest_reply_child_failure(g, id, &s, &failure);
 		goto out;
 	}
 	memset(e, 0, sizeof(*e));

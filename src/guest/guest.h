@@ -144,6 +144,9 @@ int guest_file_get(struct guest *g, json_int_t id, json_t *params);
 int guest_reply(struct guest *g, json_int_t id, json_t *result);
 int guest_reply_error(struct guest *g, json_int_t id, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The same with the error's "data" member (stolen; may be NULL). */
+int guest_reply_error_data(struct guest *g, json_int_t id, int code, json_t *data,
+			   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* loop.c: serves the channel until shutdown or the connection ends. Returns the
  * exit code for --channel-fd mode. */

@@ -53,6 +53,7 @@ const char *jail_child_step_name(int step)
 		[JC_STEP_NNP] = "setting no_new_privs",
 		[JC_STEP_SECCOMP] = "loading the seccomp filter",
 		[JC_STEP_EXEC] = "executing the VMM",
+		[JC_STEP_SETSID] = "starting a session of its own",
 	};
 	if (step < 0 || step >= (int)(sizeof(names) / sizeof(names[0])) || !names[step])
 		return "unknown step";
@@ -205,6 +206,10 @@ void jail_child_run(struct jail_child *c)
 	if (read(c->sync_fd, &go, 1) != 1)
 		child_fail(c, JC_STEP_SYNC, -1);
 	close(c->sync_fd);
+	/* A session of its own: a terminal's Ctrl-C goes to ironclaw's process
+	 * group, and ironclaw, not the VMM, decides what it means. */
+	if (setsid() < 0)
+		child_fail(c, JC_STEP_SETSID, -1);
 	if (c->netns_fd >= 0 && setns(c->netns_fd, CLONE_NEWNET))
 		child_fail(c, JC_STEP_SETNS, -1);
 	child_build_root(c);

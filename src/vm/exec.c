@@ -66,6 +66,10 @@ static void vm_exec_on_started(struct channel *ch, json_t *result, json_t *error
 		return;
 	}
 	const char *msg = error ? json_string_value(json_object_get(error, "message")) : NULL;
+	/* Hostile input: only a plain errno number is taken. */
+	json_t *no = error ? json_object_get(json_object_get(error, "data"), "errno") : NULL;
+	if (json_is_integer(no) && json_integer_value(no) > 0 && json_integer_value(no) < 4096)
+		x->result.exec_errno = (int)json_integer_value(no);
 	err_set(&x->result.err, error ? -EINVAL : -ECONNABORTED, "%s",
 		msg ? msg : "the VM went away before the command started");
 	/* A failed start has no exec.exit to wait for. The handle stays registered

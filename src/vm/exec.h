@@ -29,6 +29,9 @@ struct vm_exec_result {
 	int code;                 /* exit code, when signal == 0 */
 	int signal;               /* terminating signal, or 0 */
 	int timed_out;
+	/* The guest could not execute argv[0]: its errno (ENOENT, EACCES, ...), with
+	 * err saying so; 0 otherwise. Shells exit 127 or 126 for these. */
+	int exec_errno;
 	struct err err;           /* set when the exec could not run or the VM failed */
 };
 
