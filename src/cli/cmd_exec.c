@@ -23,8 +23,7 @@
 #include "cli/commands.h"
 #include "core/io.h"
 #include "core/log.h"
-#include "jail/jail.h"
-#include "vm/exec.h"
+#include "loop/loop.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -350,7 +349,7 @@ int cmd_exec(int argc, char **argv)
 	char *env[EXEC_ENV_MAX + 1];
 	size_t n_env = 0;
 	unsigned boot_s = 0;
-	struct jail_net_allow allow[JAIL_ALLOW_MAX];
+	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c;
 	optind = 1;
@@ -398,7 +397,7 @@ int cmd_exec(int argc, char **argv)
 			vo.kernel = optarg;
 			break;
 		case 'n':
-			if (jail_net_parse_allow(optarg, strlen(optarg), allow, JAIL_ALLOW_MAX,
+			if (vm_net_parse_allow(optarg, strlen(optarg), allow, VM_NET_ALLOW_MAX,
 						 &vo.n_allow, &perr) < 0) {
 				fprintf(stderr, "ironclaw exec: %s\n", perr.msg);
 				return EXEC_EXIT_FAILURE;
@@ -433,11 +432,13 @@ int cmd_exec(int argc, char **argv)
 		return EXEC_EXIT_FAILURE;
 	}
 	struct err e = { 0 };
-	jail_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
+	vm_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
+	struct loop_lag lag;
+	loop_lag_debug(&lag, &loop);   /* IRONCLAW_LOG=debug reports iterations over 50 ms */
 	r.loop = &loop;
 	uv_signal_init(&loop, &r.sigint);
 	uv_signal_init(&loop, &r.sigterm);
@@ -464,6 +465,8 @@ int cmd_exec(int argc, char **argv)
 		uv_close((uv_handle_t *)&r.grace, NULL);
 		r.exit_code = EXEC_EXIT_FAILURE;
 	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	loop_lag_stop(&lag);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return r.exit_code;
