@@ -54,14 +54,14 @@ static int guest_loop_channel(struct guest *g, short revents)
 int guest_loop_run(struct guest *g)
 {
 	struct pollfd pfds[GUEST_POLL_MAX];
-	json_t *msg;
+	struct guest_in in;
 	int rc = 0;
 
 	for (;;) {
 		while (!g->shutdown_pending && guest_chan_pending(g) < GUEST_OUTQ_HIGH &&
-		       (msg = guest_chan_next(g))) {
-			rc = guest_dispatch(g, msg);
-			json_decref(msg);
+		       guest_chan_next(g, &in)) {
+			rc = in.msg ? guest_dispatch(g, in.msg) : guest_dispatch_bin(g, &in);
+			guest_in_free(&in);
 			if (rc < 0)
 				goto out;
 		}

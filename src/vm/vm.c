@@ -70,6 +70,16 @@ struct vm_exec **vm_exec_list(struct vm *vm)
 	return &vm->execs;
 }
 
+uv_loop_t *vm_loop(struct vm *vm)
+{
+	return vm->loop;
+}
+
+struct channel *vm_channel(struct vm *vm)
+{
+	return vm->state == VM_READY ? vm->channel : NULL;
+}
+
 static void vm_finish(struct vm *vm);
 
 const char *vm_id(const struct vm *vm)
@@ -257,6 +267,15 @@ static int vm_on_notify(struct channel *ch, const char *method, json_t *params, 
 	if (vm->ev.notify)
 		return vm->ev.notify(vm, method, params, vm->ctx, e);
 	return err_set(e, -EPROTO, "unexpected notification %.64s", method);
+}
+
+static int vm_on_data(struct channel *ch, const struct frame_bin *b, void *ctx, struct err *e)
+{
+	struct vm *vm = ctx;
+	(void)ch;
+	if (vm->state != VM_READY && vm->state != VM_STOPPING)
+		return err_set(e, -EPROTO, "guest sent exec output before hello");
+	return vm_exec_route_data(vm, b, e);
 }
 
 static void vm_on_channel_gone(uv_timer_t *t)
@@ -518,6 +537,7 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 
 	static const struct channel_handlers handlers = {
 		.notify = vm_on_notify,
+		.data = vm_on_data,
 		.on_error = vm_on_channel_error,
 	};
 	rc = channel_connect(loop, vm->channel_path, timeout, &handlers, vm, &vm->channel, e);
