@@ -114,15 +114,8 @@ static int guest_chan_queue_bin(const struct frame_bin *b, void *ctx)
 	struct guest *g = ctx;
 	if (g->inq_len >= GUEST_INQ_MAX)
 		return -ENOBUFS;
-	struct guest_in in = { .bin = *b };
-	if (b->len) {
-		/* The decoder frees its body after this call. */
-		in.data = malloc(b->len);
-		if (!in.data)
-			return -ENOMEM;
-		memcpy(in.data, b->data, b->len);
-	}
-	in.bin.data = in.data;
+	/* Keep the decoder's body rather than copy the bulk data out of it. */
+	struct guest_in in = { .bin = *b, .data = frame_decoder_take_body(&g->dec) };
 	g->inq[(g->inq_head + g->inq_len) % GUEST_INQ_MAX] = in;
 	g->inq_len++;
 	return 0;

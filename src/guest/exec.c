@@ -208,8 +208,10 @@ int guest_exec_start(struct guest *g, json_int_t id, json_t *params)
 	/* Bigger pipes, fewer wake-ups per MiB of output (best effort). */
 	fcntl(e->out_fd, F_SETPIPE_SZ, (int)GUEST_PIPE_SIZE);
 	fcntl(e->err_fd, F_SETPIPE_SZ, (int)GUEST_PIPE_SIZE);
-	if (e->in_fd >= 0)
+	if (e->in_fd >= 0) {
 		io_set_nonblock(e->in_fd, 1);
+		fcntl(e->in_fd, F_SETPIPE_SZ, (int)GUEST_PIPE_SIZE);
+	}
 	buf_init(&e->inq, GUEST_STDIN_MAX);
 	if (s.timeout_ms > 0)
 		e->deadline_ms = guest_now_ms() + (uint64_t)s.timeout_ms;

@@ -72,8 +72,8 @@ struct guest_exec {
 	int status;
 };
 
-/* One decoded message from the host: JSON, or a binary stdin frame whose data
- * is owned here (bin.data points into it). */
+/* One decoded message from the host: JSON, or a binary stdin frame whose
+ * frame body is owned here (bin.data points into it). */
 struct guest_in {
 	json_t *msg;
 	struct frame_bin bin;

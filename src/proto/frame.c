@@ -26,6 +26,13 @@ void frame_decoder_accept_binary(struct frame_decoder *d, frame_bin_cb cb)
 	d->bin_cb = cb;
 }
 
+uint8_t *frame_decoder_take_body(struct frame_decoder *d)
+{
+	uint8_t *body = d->body;
+	d->body = NULL;
+	return body;
+}
+
 int frame_decoder_idle(const struct frame_decoder *d)
 {
 	return d->header_have == 0 && d->body == NULL;

@@ -65,6 +65,10 @@ void frame_decoder_init(struct frame_decoder *d);
 /* From now on, binary frames are checked (type, arg, zero bytes, id ranges)
  * and delivered to cb with feed's ctx. */
 void frame_decoder_accept_binary(struct frame_decoder *d, frame_bin_cb cb);
+/* Only inside a binary frame callback: hands the frame's body to the caller
+ * (returns owned; b->data points FRAME_BIN_HEADER bytes into it), saving a
+ * copy of bulk data. */
+uint8_t *frame_decoder_take_body(struct frame_decoder *d);
 /* Feeds n bytes. Returns 0, the callback's non-zero value, or a negative errno:
  * -EMSGSIZE (length over max), -EBADMSG (invalid UTF-8/JSON or not an object).
  * Bytes after a failure are ignored. */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2  /* 2: binary frames for exec output and stdin */
 #define PROTO_FILE_MAX (8u << 20)   /* file.put / file.get bytes per call */
 
 struct proto_hello {
