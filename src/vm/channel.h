@@ -24,7 +24,7 @@
 #define CHANNEL_REPLY_TIMEOUT_MS 30000
 /* Hard cap on bytes queued for writing: one maximal frame plus the stdin
  * window (vm/exec.h) and room for small requests. */
-#define CHANNEL_WRITE_MAX (FRAME_MAX + (8u << 20))
+#define CHANNEL_WRITE_MAX (FRAME_MAX + (16u << 20))
 /* Bytes read per read call, into the channel's one buffer. */
 #define CHANNEL_READ_BUF (256u * 1024)
 

@@ -195,6 +195,8 @@ static void vm_exec_on_stdin_reply(struct channel *ch, json_t *result, json_t *e
 	x->in_reqs--;
 	if (result) {
 		vm_exec_pump_stdin(x);
+		if (x->h.stdin_credit)
+			x->h.stdin_credit(x, x->ctx);
 		return;
 	}
 	/* The command closed its stdin or exited (an error reply), or the channel

@@ -26,10 +26,10 @@
 #include "proto/frame.h"
 
 #define VM_EXEC_GRACE_MS 2000
-#define VM_EXEC_STDIN_WINDOW (2u << 20)       /* unacknowledged stdin bytes */
+#define VM_EXEC_STDIN_WINDOW (8u << 20)       /* unacknowledged stdin bytes */
 #define VM_EXEC_STDIN_REQS 32                 /* unacknowledged exec.stdin requests */
 #define VM_EXEC_STDIN_CHUNK (256u * 1024)     /* bytes per exec.stdin frame */
-#define VM_EXEC_STDIN_QUEUE_MAX (4u << 20)    /* host-side queue behind the window */
+#define VM_EXEC_STDIN_QUEUE_MAX (8u << 20)    /* host-side queue behind the window */
 
 struct vm;
 struct vm_exec;
@@ -54,6 +54,9 @@ struct vm_exec_result {
 struct vm_exec_handlers {
 	/* stream is 1 (stdout) or 2 (stderr); data borrowed. */
 	void (*output)(struct vm_exec *x, int stream, const uint8_t *data, size_t len, void *ctx);
+	/* Optional: an exec.stdin acknowledgement returned credit; callers feeding
+	 * bulk stdin send more now (see vm_exec_stdin_pending). */
+	void (*stdin_credit)(struct vm_exec *x, void *ctx);
 	/* Last call for this exec; the handle is freed after it returns. */
 	void (*done)(struct vm_exec *x, const struct vm_exec_result *r, void *ctx);
 };
