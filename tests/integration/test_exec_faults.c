@@ -1,6 +1,7 @@
 /* Faults: a VMM killed mid-boot, a guest that sends garbage or an oversized
- * frame, and an ironclaw killed with SIGKILL. The host must report each quickly
- * and clearly, survive, and leave nothing behind. */
+ * frame, a guest that ignores the command's timeout or goes quiet in the middle
+ * of a frame, and an ironclaw killed with SIGKILL. The host must report each
+ * quickly and clearly, survive, and leave nothing behind. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,19 +28,45 @@ static void faults_teardown(void)
 }
 
 /* Default initramfs + an appended cpio whose /init is the hostile script with
- * the given payload. The kernel unpacks concatenated archives in order, so the
- * later /init wins. */
-static void make_hostile_initrd(const char *payload, char *out, size_t len)
+ * the given payloads (printf escapes). The kernel unpacks concatenated
+ * archives in order, so the later /init wins. */
+static void make_hostile_initrd2(const char *payload, const char *after, char *out, size_t len)
 {
 	snprintf(out, len, "%s/hostile.cpio", tmpdir);
-	char cmd[4096];
+	char cmd[8192];
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; d=%s/overlay; mkdir -p $d; "
-		 "{ echo '#!/bin/sh'; printf '%%s\\n' 'HOSTILE_PAYLOAD=\"%s\"'; cat %s/tests/data/guests/hostile-init.sh; } > $d/init; "
+		 "{ echo '#!/bin/sh'; printf '%%s\\n' 'HOSTILE_PAYLOAD=\"%s\"' 'HOSTILE_AFTER_REQUEST=\"%s\"'; "
+		 "cat %s/tests/data/guests/hostile-init.sh; } > $d/init; "
 		 "chmod 755 $d/init; cp %s/build/image/initramfs.cpio %s; "
 		 "(cd $d && echo init | cpio -o -H newc --quiet) >> %s",
-		 tmpdir, payload, harness_root(), harness_root(), out, out);
+		 tmpdir, payload, after, harness_root(), harness_root(), out, out);
 	cr_assert_eq(system(cmd), 0, "could not build the hostile initramfs");
+}
+
+static void make_hostile_initrd(const char *payload, char *out, size_t len)
+{
+	make_hostile_initrd2(payload, "", out, len);
+}
+
+/* printf escapes for one frame holding json (every byte as \ooo, so nothing
+ * needs quoting on the way into the guest's shell); with cut > 0, only the
+ * first cut bytes of the frame. */
+static void frame_escapes(const char *json, size_t cut, char *out, size_t len)
+{
+	size_t n = strlen(json), o = 0;
+	unsigned char frame[512];
+	cr_assert_lt(n + 4, sizeof(frame));
+	frame[0] = frame[1] = 0;
+	frame[2] = (unsigned char)(n >> 8);
+	frame[3] = (unsigned char)n;
+	memcpy(frame + 4, json, n);
+	size_t total = cut ? cut : n + 4;
+	for (size_t i = 0; i < total; i++) {
+		cr_assert_lt(o + 5, len);
+		o += (size_t)snprintf(out + o, len - o, "\\%03o", frame[i]);
+	}
+	out[o] = '\0';
 }
 
 static void run_hostile(const char *payload, const char *expect)
@@ -61,6 +88,34 @@ static void run_hostile(const char *payload, const char *expect)
 	harness_result_free(&r);
 }
 
+#define HELLO "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"version\":2,\"kernel\":\"hostile\"}}"
+#define STARTED "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"pid\":42}}"
+
+/* `ironclaw exec --timeout 4 -- sleep 100` against a guest that starts the
+ * command (as far as the host can tell) and then never ends it: the host's own
+ * deadline must end the run with 124. */
+static void run_never_stops(const char *after)
+{
+	char hello[2048], initrd[256];
+	frame_escapes(HELLO, 0, hello, sizeof(hello));
+	make_hostile_initrd2(hello, after, initrd, sizeof(initrd));
+	int before = harness_count_vm_dirs();
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--timeout", "4", "--initrd", initrd,
+			 "--", "sleep", "100", NULL };
+	struct run_result r;
+	double t0 = harness_now_ms();
+	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
+	double took = harness_now_ms() - t0;
+	cr_assert_not(r.timed_out, "host hung on a guest that never stops; stderr: %s", r.err);
+	cr_assert_eq(r.exit_code, 124, "exit %d; stderr: %s", r.exit_code, r.err);
+	cr_assert(strstr(r.err, "did not stop the command"), "stderr: %s", r.err);
+	/* Boot (seconds under TCG on a loaded host) + 4 s timeout + 2 s grace +
+	 * destroy; a hang would reach the 120 s bound above. */
+	cr_assert_lt(took, 60000, "took %.0f ms", took);
+	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	harness_result_free(&r);
+}
+
 TestSuite(faults, .init = faults_setup, .fini = faults_teardown);
 
 Test(faults, guest_sends_oversized_frame)
@@ -78,6 +133,22 @@ Test(faults, guest_answers_an_unknown_id)
 {
 	run_hostile("\\000\\000\\000\\045{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":99,\\\"result\\\":{}}",
 		    "never sent");
+}
+
+Test(faults, guest_ignores_the_timeout)
+{
+	char after[2048];
+	frame_escapes(STARTED, 0, after, sizeof(after));
+	run_never_stops(after);
+}
+
+Test(faults, guest_sends_half_a_frame_and_goes_quiet)
+{
+	char after[4096], half[2048];
+	frame_escapes(STARTED, 0, after, sizeof(after));
+	frame_escapes("{\"jsonrpc\":\"2.0\",\"method\":\"exec.exit\"}", 12, half, sizeof(half));
+	strncat(after, half, sizeof(after) - strlen(after) - 1);
+	run_never_stops(after);
 }
 
 Test(faults, qemu_killed_mid_boot_fails_fast)
