@@ -14,8 +14,30 @@
 
 static char tmpdir[64];
 
+/* Other engineers and CI jobs boot VMs on the same machine, so counting
+ * /run/ironclaw would race with them: each test looks for its own VM only,
+ * whose id the debug log names. */
+static void own_vm_id(const char *log, char *id, size_t n)
+{
+	const char *p = strstr(log, "vm-");
+	cr_assert_not_null(p, "no VM id in the log: %s", log);
+	size_t len = strspn(p, "vm-abcdefghijklmnopqrstuvwxyz0123456789");
+	cr_assert_lt(len, n);
+	memcpy(id, p, len);
+	id[len] = '\0';
+}
+
+static void assert_own_vm_gone(const char *log)
+{
+	char id[64], path[128];
+	own_vm_id(log, id, sizeof(id));
+	snprintf(path, sizeof(path), "/run/ironclaw/%s", id);
+	cr_assert_neq(access(path, F_OK), 0, "VM directory %s left behind", path);
+}
+
 static void faults_setup(void)
 {
+	setenv("IRONCLAW_LOG", "debug", 1);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ironclaw-faults-XXXXXX");
 	cr_assert_not_null(mkdtemp(tmpdir));
 }
@@ -73,7 +95,6 @@ static void run_hostile(const char *payload, const char *expect)
 {
 	char initrd[256];
 	make_hostile_initrd(payload, initrd, sizeof(initrd));
-	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--initrd", initrd, "--", "true", NULL };
 	struct run_result r;
 	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
@@ -81,7 +102,7 @@ static void run_hostile(const char *payload, const char *expect)
 	cr_assert_eq(r.exit_code, 125, "exit %d; stderr: %s", r.exit_code, r.err);
 	cr_assert(strstr(r.err, expect), "stderr lacks '%s': %s", expect, r.err);
 	cr_assert_eq(WIFSIGNALED(r.status), 0, "ironclaw crashed");
-	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	assert_own_vm_gone(r.err);
 	pid_t pids[4];
 	cr_assert_eq(harness_find_processes("qemu-system-x86_64", getpid(), pids, 4), 0,
 		     "QEMU left running");
@@ -99,7 +120,6 @@ static void run_never_stops(const char *after)
 	char hello[2048], initrd[256];
 	frame_escapes(HELLO, 0, hello, sizeof(hello));
 	make_hostile_initrd2(hello, after, initrd, sizeof(initrd));
-	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--timeout", "4", "--initrd", initrd,
 			 "--", "sleep", "100", NULL };
 	struct run_result r;
@@ -112,7 +132,7 @@ static void run_never_stops(const char *after)
 	/* Boot (seconds under TCG on a loaded host) + 4 s timeout + 2 s grace +
 	 * destroy; a hang would reach the 120 s bound above. */
 	cr_assert_lt(took, 60000, "took %.0f ms", took);
-	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	assert_own_vm_gone(r.err);
 	harness_result_free(&r);
 }
 
@@ -156,7 +176,6 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	char out[128], err[128];
 	snprintf(out, sizeof(out), "%s/out", tmpdir);
 	snprintf(err, sizeof(err), "%s/err", tmpdir);
-	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "true", NULL };
 	pid_t pid = harness_spawn(argv, out, err);
 	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
@@ -167,7 +186,7 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	int status = harness_wait(pid, 10000, NULL);
 	double waited = harness_now_ms() - t0;
 	cr_assert_geq(status, 0, "ironclaw did not exit after QEMU died");
-	char buf[2048] = "";
+	char buf[16384] = "";
 	FILE *f = fopen(err, "r");
 	cr_assert_not_null(f);
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -179,7 +198,7 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	cr_assert_lt(waited, 1000, "took %.0f ms to notice QEMU died", waited);
 	cr_assert(strstr(buf, "QEMU was killed by signal 9"), "stderr: %s", buf);
 	cr_assert(strstr(buf, "before the guest was ready"), "stderr: %s", buf);
-	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	assert_own_vm_gone(buf);
 }
 
 Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
@@ -191,6 +210,16 @@ Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
 	pid_t pid = harness_spawn(argv, out, err);
 	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
 	cr_assert_gt(qemu, 0, "QEMU never started");
+	char log[16384] = "";
+	for (int i = 0; i < 500 && !strstr(log, "vm-"); i++) {
+		FILE *lf = fopen(err, "r");
+		if (lf) {
+			log[fread(log, 1, sizeof(log) - 1, lf)] = '\0';
+			fclose(lf);
+		}
+		if (!strstr(log, "vm-"))
+			usleep(10000); /* the log line follows the spawn by microseconds */
+	}
 	kill(pid, SIGKILL);
 	harness_wait(pid, 5000, NULL);
 	int alive = 1;
@@ -213,6 +242,6 @@ Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
 	struct run_result r;
 	cr_assert_eq(harness_run(gc_argv, NULL, 0, 120000, &r), 0);
 	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
-	cr_assert_eq(harness_count_vm_dirs(), 0, "leftovers of the killed VM were not collected");
+	assert_own_vm_gone(log);
 	harness_result_free(&r);
 }
