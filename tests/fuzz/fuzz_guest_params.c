@@ -1,4 +1,4 @@
-/* libFuzzer target: the guest's params checks on arbitrary JSON (parsed with
+/* libFuzzer target: the params checks (proto/params.c) on arbitrary JSON (parsed with
  * the same flags as the frame decoder). The first byte picks the cap for
  * base64 data. Invariants: accepted data never exceeds the cap, accepted
  * strings hold no NUL, accepted integers lie in their range. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/params.c"
+#include "proto/params.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
