@@ -186,9 +186,9 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 				break;
 			uint32_t len = (uint32_t)d->header[0] << 24 | (uint32_t)d->header[1] << 16 |
 				       (uint32_t)d->header[2] << 8 | d->header[3];
-			if (len & FRAME_BINARY) {
-				if (!d->bin_cb)
-					return frame_fail(d, -EBADMSG, "binary frame where only JSON is allowed");
+			/* Without a binary handler the tag bit is just a length over the
+			 * cap, as it was before binary frames existed. */
+			if ((len & FRAME_BINARY) && d->bin_cb) {
 				len &= ~FRAME_BINARY;
 				if (len < FRAME_BIN_HEADER)
 					return frame_fail(d, -EBADMSG, "binary frame of %lu bytes is "

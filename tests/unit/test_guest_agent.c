@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "proto/frame.h"
+#include "proto/msg.h"
 #include "proto/rpc.h"
 
 #define RECV_TIMEOUT_MS 20000
@@ -221,7 +222,7 @@ static void agent_expect_hello(struct agent *a)
 	cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "hello");
 	cr_assert_null(json_object_get(m, "id"), "hello must be a notification");
 	json_t *p = json_object_get(m, "params");
-	cr_assert_eq(json_integer_value(json_object_get(p, "version")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(p, "version")), PROTO_VERSION);
 	cr_assert(json_is_string(json_object_get(p, "kernel")));
 	json_decref(m);
 }
