@@ -27,7 +27,7 @@
 
 #define VM_EXEC_GRACE_MS 2000
 #define VM_EXEC_STDIN_WINDOW (8u << 20)       /* unacknowledged stdin bytes */
-#define VM_EXEC_STDIN_REQS 32                 /* unacknowledged exec.stdin requests */
+#define VM_EXEC_STDIN_REQS 48                 /* unacknowledged exec.stdin requests */
 #define VM_EXEC_STDIN_CHUNK (256u * 1024)     /* bytes per exec.stdin frame */
 #define VM_EXEC_STDIN_QUEUE_MAX (8u << 20)    /* host-side queue behind the window */
 

@@ -86,12 +86,7 @@ static void host_close(struct host *h)
  * mentioning needle. */
 static void expect_failure_after(struct host *h, const char *needle)
 {
-	int failed = 0;
-	double end = clock_now_ms() + FAKE_GUARD_MS;
-	while (!h->errors && clock_now_ms() < end)
-		uv_run(&h->f.loop, UV_RUN_ONCE);
-	failed = h->errors > 0;
-	cr_assert(failed, "the channel did not fail");
+	fake_run_until(&h->f, &h->errors);
 	cr_assert_eq(h->errors, 1, "%d errors reported", h->errors);
 	cr_assert(strstr(h->last.msg, needle), "error lacks '%s': %s", needle, h->last.msg);
 	/* Nothing is delivered after the failure. */
@@ -142,11 +137,7 @@ Test(channel, valid_hello_and_binary_output_are_delivered)
 	host_open(&h);
 	fake_send_text(&h.f, "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"version\":2,\"kernel\":\"6.1\"}}");
 	fake_send_output(&h.f, 7, 2, "oops");
-	int seen = 0;
-	while (!seen) {
-		uv_run(&h.f.loop, UV_RUN_ONCE);
-		seen = h.datas > 0;
-	}
+	fake_run_until(&h.f, &h.datas);
 	cr_assert_eq(h.notes, 1);
 	cr_assert_str_eq(h.note_method, "hello");
 	cr_assert_str_eq(h.data, "2:7:oops");
@@ -241,13 +232,8 @@ Test(channel, a_reply_that_never_comes_hits_the_deadline)
 	channel_set_reply_timeout(h.ch, 100);
 	channel_request(h.ch, "file.get", json_object(), host_reply, (void *)1);
 	fake_recv(&h.f);
-	int failed = 0;
-	h.f.guard_fired = 0;
-	while (!h.errors) {
-		uv_run(&h.f.loop, UV_RUN_ONCE);
-		failed = h.errors;
-	}
-	cr_assert_eq(failed, 1);
+	fake_run_until(&h.f, &h.errors);
+	cr_assert_eq(h.errors, 1);
 	cr_assert_eq(h.last.code, -ETIMEDOUT);
 	cr_assert(strstr(h.last.msg, "did not answer file.get"), "%s", h.last.msg);
 	cr_assert_eq(h.replies, 1);
@@ -338,11 +324,7 @@ Test(channel, eof_in_the_middle_of_a_frame)
 	fake_send_raw(&h.f, "\0\0\0\100{\"js", 8);
 	close(h.f.fd);
 	h.f.fd = -1;
-	int failed = 0;
-	while (!failed) {
-		uv_run(&h.f.loop, UV_RUN_ONCE);
-		failed = h.errors;
-	}
+	fake_run_until(&h.f, &h.errors);
 	cr_assert_eq(h.errors, 1);
 	cr_assert(strstr(h.last.msg, "in the middle of a frame"), "%s", h.last.msg);
 	host_close(&h);

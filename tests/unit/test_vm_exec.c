@@ -186,11 +186,7 @@ static void bad_note(const char *method, const char *fmt, const char *needle)
 	json_t *params = json_loads(text, 0, &jerr);
 	cr_assert_not_null(params, "%s: %s", text, jerr.text);
 	fake_send(&vm.f, rpc_notification(method, params));
-	int failed = 0;
-	while (!failed) {
-		uv_run(&vm.f.loop, UV_RUN_ONCE);
-		failed = vm.errors;
-	}
+	fake_run_until(&vm.f, &vm.errors);
 	cr_assert_eq(vm.errors, 1);
 	cr_assert(strstr(vm.last.msg, needle), "error lacks '%s': %s", needle, vm.last.msg);
 	/* The running exec was finished with the channel's error. */
@@ -224,11 +220,7 @@ Test(vm_exec, binary_output_for_an_unknown_exec_closes)
 	vm_open(&vm);
 	json_int_t id = start(&vm, 0, 0, &x);
 	fake_send_output(&vm.f, (uint64_t)id + 100, 1, "x");
-	int failed = 0;
-	while (!failed) {
-		uv_run(&vm.f.loop, UV_RUN_ONCE);
-		failed = vm.errors;
-	}
+	fake_run_until(&vm.f, &vm.errors);
 	cr_assert(strstr(vm.last.msg, "unknown exec"), "%s", vm.last.msg);
 	vm_close(&vm);
 }
@@ -281,12 +273,11 @@ Test(vm_exec, stdin_moves_on_credit)
 		memcpy(got + seen, b->data, b->hdr.len);
 		seen += b->hdr.len;
 		eof_seen = b->hdr.arg & FRAME_BIN_EOF;
-		int credits = vm.credits, one = 0;
+		int credits = vm.credits;
+		vm.credits = 0;
 		fake_send(&vm.f, rpc_result((json_int_t)b->hdr.id, json_object()));
-		while (!one) {
-			uv_run(&vm.f.loop, UV_RUN_ONCE);
-			one = vm.credits > credits;
-		}
+		fake_run_until(&vm.f, &vm.credits);
+		vm.credits += credits;
 		acked += b->hdr.len;
 		fake_drain(&vm.f, vm.ch);
 		cr_assert_leq(vm.f.bin_bytes - acked, VM_EXEC_STDIN_WINDOW, "window overrun");
