@@ -41,6 +41,9 @@
 #define BENCH_BULK_BYTES (64u << 20)
 #define BENCH_THROUGHPUT_MIN 0.5
 #define BENCH_BULK_TIMEOUT_MS 120000
+/* Single transfers swing by 2x or more on a shared host: the verdict takes the
+ * median of this many runs of each measurement. */
+#define BENCH_BULK_RUNS 3
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -221,7 +224,7 @@ static int bench_connect(const char *path, int timeout_ms)
 }
 
 /* MB/s from the first byte to the last, so the boot is not counted. */
-static double bench_raw_throughput(const struct vm_image *img, enum vm_accel accel)
+static double bench_raw_throughput_once(const struct vm_image *img, enum vm_accel accel)
 {
 	char dir[] = "/tmp/ironclaw-bench-XXXXXX";
 	char console[128], channel[128], qmp[128], initrd[128], rm[160];
@@ -300,12 +303,11 @@ out:
 struct bulk_run {
 	struct vm *vm;
 	struct vm_exec *x;
-	int phase;                /* 0 output, 1 stdin */
+	int phase;                /* even: output, odd: stdin; 2 * BENCH_BULK_RUNS in all */
 	size_t out_bytes, first_len, in_sent;
 	double t_first, t_last, t_start;
-	char wc[64];
-	size_t wc_len;
-	double out_mbps, in_mbps;
+	size_t in_pending_at_exit;
+	double out_mbps[BENCH_BULK_RUNS], in_mbps[BENCH_BULK_RUNS];
 	int failed;
 };
 
@@ -315,14 +317,11 @@ static void bulk_on_output(struct vm_exec *x, int stream, const uint8_t *data, s
 {
 	struct bulk_run *r = ctx;
 	(void)x;
+	(void)data;
 	if (stream != 1)
 		return;
-	if (r->phase == 1) {
-		size_t n = len < sizeof(r->wc) - 1 - r->wc_len ? len : sizeof(r->wc) - 1 - r->wc_len;
-		memcpy(r->wc + r->wc_len, data, n);
-		r->wc_len += n;
+	if (r->phase % 2)
 		return;
-	}
 	if (!r->out_bytes)
 		r->t_first = clock_now_ms();
 	else
@@ -358,7 +357,7 @@ static void bulk_on_credit(struct vm_exec *x, void *ctx)
 static void bulk_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
 {
 	struct bulk_run *r = ctx;
-	(void)x;
+	r->in_pending_at_exit = r->phase % 2 ? vm_exec_stdin_pending(x) : 0;
 	r->x = NULL;
 	if (res->err.code || res->code != 0) {
 		fprintf(stderr, "bench: bulk exec failed: %s\n", res->err.code ? res->err.msg : "non-zero exit");
@@ -366,19 +365,19 @@ static void bulk_on_done(struct vm_exec *x, const struct vm_exec_result *res, vo
 		vm_destroy(r->vm);
 		return;
 	}
-	if (r->phase == 0) {
+	if (r->phase % 2 == 0) {
 		if (r->out_bytes != BENCH_BULK_BYTES) {
 			fprintf(stderr, "bench: got %zu of %u output bytes\n", r->out_bytes, BENCH_BULK_BYTES);
 			r->failed = 1;
 		}
-		r->out_mbps = mbps((double)(r->out_bytes - r->first_len), r->t_last - r->t_first);
+		r->out_mbps[r->phase / 2] = mbps((double)(r->out_bytes - r->first_len), r->t_last - r->t_first);
 	} else {
-		r->wc[r->wc_len] = '\0';
-		if (strtoull(r->wc, NULL, 10) != BENCH_BULK_BYTES) {
-			fprintf(stderr, "bench: wc -c in the guest counted '%s'\n", r->wc);
+		if (r->in_sent != BENCH_BULK_BYTES || r->in_pending_at_exit) {
+			fprintf(stderr, "bench: stdin: %zu bytes sent, %zu unacknowledged at exit\n",
+				r->in_sent, r->in_pending_at_exit);
 			r->failed = 1;
 		}
-		r->in_mbps = mbps(BENCH_BULK_BYTES, clock_now_ms() - r->t_start);
+		r->in_mbps[r->phase / 2] = mbps(BENCH_BULK_BYTES, clock_now_ms() - r->t_start);
 	}
 	r->phase++;
 	bulk_next(r);
@@ -387,18 +386,23 @@ static void bulk_on_done(struct vm_exec *x, const struct vm_exec_result *res, vo
 static void bulk_next(struct bulk_run *r)
 {
 	static char *out_argv[] = { "dd", "if=/dev/zero", "bs=65536", "count=1024", NULL };
-	static char *in_argv[] = { "wc", "-c", NULL };
+	/* dd, not wc -c: busybox wc alone counts only ~30 MB/s under TCG. Every
+	 * exec.stdin reply says its bytes reached the pipe, and dd exits 0 only
+	 * after reading to EOF, so an exit 0 with nothing pending proves all 64 MiB
+	 * went through. */
+	static char *in_argv[] = { "dd", "bs=65536", "of=/dev/null", NULL };
 	static const struct vm_exec_handlers h = {
 		.output = bulk_on_output, .stdin_credit = bulk_on_credit, .done = bulk_on_done,
 	};
-	if (r->failed || r->phase > 1) {
+	if (r->failed || r->phase >= 2 * BENCH_BULK_RUNS) {
 		vm_destroy(r->vm);
 		return;
 	}
-	struct vm_exec_spec spec = { .argv = r->phase == 0 ? out_argv : in_argv,
-				     .want_stdin = r->phase == 1 };
+	struct vm_exec_spec spec = { .argv = r->phase % 2 ? in_argv : out_argv,
+				     .want_stdin = r->phase % 2 };
 	struct err e = { 0 };
 	r->in_sent = 0;
+	r->out_bytes = 0;
 	r->t_start = clock_now_ms();
 	if (vm_exec_start(r->vm, &spec, &h, r, &r->x, &e) < 0) {
 		fprintf(stderr, "bench: %s\n", e.msg);
@@ -406,7 +410,7 @@ static void bulk_next(struct bulk_run *r)
 		vm_destroy(r->vm);
 		return;
 	}
-	if (r->phase == 1)
+	if (r->phase % 2)
 		bulk_feed(r);
 }
 
@@ -438,11 +442,27 @@ static int bench_bulk(double *out_mbps, double *in_mbps)
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
-	if (r.failed || r.phase != 2)
+	if (r.failed || r.phase != 2 * BENCH_BULK_RUNS)
 		return -1;
-	*out_mbps = r.out_mbps;
-	*in_mbps = r.in_mbps;
+	*out_mbps = percentile(r.out_mbps, BENCH_BULK_RUNS, 50);
+	*in_mbps = percentile(r.in_mbps, BENCH_BULK_RUNS, 50);
 	return 0;
+}
+
+/* Median of BENCH_BULK_RUNS boots of the raw writer (a failed one is retried
+ * once; its console tail is printed). */
+static double bench_raw_throughput(const struct vm_image *img, enum vm_accel accel)
+{
+	double v[BENCH_BULK_RUNS];
+	for (int i = 0; i < BENCH_BULK_RUNS; i++) {
+		v[i] = bench_raw_throughput_once(img, accel);
+		if (v[i] <= 0)
+			v[i] = bench_raw_throughput_once(img, accel);
+		if (v[i] <= 0)
+			return -1;
+	}
+	printf("raw virtio-serial runs: %.1f %.1f %.1f MB/s\n", v[0], v[1], v[2]);
+	return percentile(v, BENCH_BULK_RUNS, 50);
 }
 
 int main(int argc, char **argv)
@@ -500,8 +520,6 @@ int main(int argc, char **argv)
 	if (bench_rtt(&p50, &p99) < 0)
 		return 2;
 	double raw_mbps = bench_raw_throughput(&img, accel.accel);
-	if (raw_mbps <= 0)
-		raw_mbps = bench_raw_throughput(&img, accel.accel); /* once more, with the log above */
 	double out_mbps = 0, in_mbps = 0;
 	if (raw_mbps <= 0 || bench_bulk(&out_mbps, &in_mbps) < 0)
 		return 2;

@@ -252,7 +252,7 @@ int vm_exec_write_stdin(struct vm_exec *x, const void *data, size_t len, int eof
 {
 	if (x->in_eof || x->in_broken)
 		return -EPIPE;
-	if (len > 0 && x->in_off > 0) {
+	if (len > 0 && x->in_off > 0 && (x->in_off >= x->in.len / 2 || x->in.len + len > x->in.max)) {
 		buf_consume(&x->in, x->in_off);
 		x->in_off = 0;
 	}
