@@ -7,7 +7,6 @@
 #include "guest/guest.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,49 +23,21 @@ void guest_chan_init(struct guest *g, int fd)
 	frame_decoder_accept_binary(&g->dec, guest_chan_queue_bin);
 	buf_init(&g->outq, GUEST_OUTQ_MAX);
 	g->outq_off = 0;
-	g->splice_fd = -1;
-	g->splice_left = g->splice_at = 0;
 	g->inq_head = g->inq_len = 0;
 }
 
 size_t guest_chan_pending(const struct guest *g)
 {
-	return g->outq.len - g->outq_off + g->splice_left;
-}
-
-/* Drops the written prefix of outq, keeping splice_at pointing at the same byte. */
-static void guest_chan_compact(struct guest *g)
-{
-	if (g->splice_left)
-		g->splice_at -= g->outq_off;
-	if (g->outq_off == g->outq.len)
-		buf_reset(&g->outq);
-	else
-		buf_consume(&g->outq, g->outq_off);
-	g->outq_off = 0;
-}
-
-int guest_chan_splicing(const struct guest *g, int src_fd)
-{
-	return g->splice_left && src_fd >= 0 && g->splice_src == src_fd;
-}
-
-int guest_chan_splice(struct guest *g, int pipe_fd, int src_fd, size_t n)
-{
-	if (g->splice_left)
-		return -EBUSY;
-	g->splice_fd = pipe_fd;
-	g->splice_src = src_fd;
-	g->splice_left = n;
-	g->splice_at = g->outq.len;
-	return 0;
+	return g->outq.len - g->outq_off;
 }
 
 int guest_chan_append(struct guest *g, const uint8_t *frame, size_t len)
 {
 	/* Compact before growing: written bytes are dead weight. */
-	if (g->outq_off > 0 && g->outq.len + len > g->outq.max)
-		guest_chan_compact(g);
+	if (g->outq_off > 0 && g->outq.len + len > g->outq.max) {
+		buf_consume(&g->outq, g->outq_off);
+		g->outq_off = 0;
+	}
 	int rc = buf_append(&g->outq, frame, len);
 	if (rc < 0)
 		log_error("outbound queue full (%zu bytes pending)", guest_chan_pending(g));
@@ -89,42 +60,25 @@ int guest_chan_send(struct guest *g, json_t *msg)
 
 int guest_chan_flush(struct guest *g)
 {
-	for (;;) {
-		size_t upto = g->splice_left ? g->splice_at : g->outq.len;
-		while (g->outq_off < upto) {
-			ssize_t w = write(g->chan_fd, g->outq.data + g->outq_off, upto - g->outq_off);
-			if (w < 0 && errno == EINTR)
+	while (guest_chan_pending(g) > 0) {
+		ssize_t w = write(g->chan_fd, g->outq.data + g->outq_off, guest_chan_pending(g));
+		if (w < 0) {
+			if (errno == EINTR)
 				continue;
-			if (w < 0 && errno == EAGAIN)
-				goto out;
-			if (w < 0)
-				return -errno;
-			g->outq_off += (size_t)w;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
 		}
-		if (!g->splice_left)
-			break;
-		/* The bytes are in the pipe already (FIONREAD said so, and we are its
-		 * only reader): only the channel side can make this wait. */
-		ssize_t s = splice(g->splice_fd, NULL, g->chan_fd, NULL, g->splice_left,
-				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-		if (s < 0 && errno == EINTR)
-			continue;
-		if (s < 0 && errno == EAGAIN)
-			goto out;
-		if (s <= 0) {
-			log_error("splicing output to the host: %s", s < 0 ? strerror(errno) : "pipe empty");
-			return s < 0 ? -errno : -EIO;
-		}
-		g->splice_left -= (size_t)s;
-		if (!g->splice_left) {
-			close(g->splice_fd);
-			g->splice_fd = -1;
-		}
+		g->outq_off += (size_t)w;
 	}
-out:
-	/* Keep memmove cost proportional to what was written. */
-	if (g->outq_off == g->outq.len || g->outq_off > GUEST_OUTQ_HIGH)
-		guest_chan_compact(g);
+	if (g->outq_off == g->outq.len) {
+		buf_reset(&g->outq);
+		g->outq_off = 0;
+	} else if (g->outq_off > GUEST_OUTQ_HIGH) {
+		/* Keep memmove cost proportional to what was written. */
+		buf_consume(&g->outq, g->outq_off);
+		g->outq_off = 0;
+	}
 	return 0;
 }
 

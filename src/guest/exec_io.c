@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -90,28 +89,8 @@ static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, int s
 	 * base64, no JSON. */
 	static uint8_t raw[FRAME_BIN_PREFIX + GUEST_OUTPUT_CHUNK];
 	ssize_t r;
-	int avail = 0;
-	if (guest_chan_splicing(g, *fd))
-		return 0; /* its bytes are promised to the pending splice */
 	if (max > GUEST_OUTPUT_CHUNK)
 		max = GUEST_OUTPUT_CHUNK;
-	/* Cheaper still: queue the header and let the kernel move the bytes from
-	 * the pipe to the channel (one splice at a time; a dup keeps the pipe
-	 * open for it even if this fd is closed meanwhile). */
-	if (!g->splice_left && ioctl(*fd, FIONREAD, &avail) == 0 && avail > 0) {
-		size_t n = (size_t)avail < max ? (size_t)avail : max;
-		struct frame_bin sb = { .type = FRAME_BIN_OUTPUT, .arg = (uint8_t)stream,
-					.exec = (uint64_t)e->id, .len = n };
-		int dupfd = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
-		int rc = dupfd < 0 ? -errno : frame_bin_header(&sb, raw);
-		if (rc == 0)
-			rc = guest_chan_append(g, raw, FRAME_BIN_PREFIX);
-		if (rc == 0)
-			rc = guest_chan_splice(g, dupfd, *fd, n);
-		if (rc < 0 && dupfd >= 0)
-			close(dupfd);
-		return rc < 0 ? rc : (int)n;
-	}
 	do
 		r = read(*fd, raw + FRAME_BIN_PREFIX, max);
 	while (r < 0 && errno == EINTR);
@@ -170,9 +149,9 @@ size_t guest_exec_pollfds(struct guest *g, struct pollfd *pfds, size_t max, int 
 		struct guest_exec *e = &g->execs[i];
 		if (!e->in_use)
 			continue;
-		if (want_output && e->out_fd >= 0 && !guest_chan_splicing(g, e->out_fd))
+		if (want_output && e->out_fd >= 0)
 			pfds[n++] = (struct pollfd){ .fd = e->out_fd, .events = POLLIN };
-		if (want_output && e->err_fd >= 0 && !guest_chan_splicing(g, e->err_fd))
+		if (want_output && e->err_fd >= 0)
 			pfds[n++] = (struct pollfd){ .fd = e->err_fd, .events = POLLIN };
 		if (e->in_fd >= 0 && e->inq.len > e->in_off)
 			pfds[n++] = (struct pollfd){ .fd = e->in_fd, .events = POLLOUT };
@@ -227,7 +206,7 @@ int guest_exec_timeouts(struct guest *g)
 static int guest_exec_drain(struct guest *g, struct guest_exec *e, int *fd, int stream,
 			    size_t *left)
 {
-	if (*fd < 0 || guest_chan_splicing(g, *fd))
+	if (*fd < 0)
 		return 0;
 	int rc = *left ? guest_exec_pump(g, e, fd, stream, *left) : 0;
 	if (rc > 0)
@@ -258,8 +237,7 @@ int guest_exec_finish(struct guest *g)
 			continue;
 		/* Read what the leader left behind, within the output budget. */
 		while (rc >= 0 && (e->out_fd >= 0 || e->err_fd >= 0) &&
-		       guest_chan_pending(g) < GUEST_OUTQ_HIGH &&
-		       !guest_chan_splicing(g, e->out_fd) && !guest_chan_splicing(g, e->err_fd)) {
+		       guest_chan_pending(g) < GUEST_OUTQ_HIGH) {
 			rc = guest_exec_drain(g, e, &e->out_fd, 1, &e->drain_left[0]);
 			if (rc >= 0)
 				rc = guest_exec_drain(g, e, &e->err_fd, 2, &e->drain_left[1]);

@@ -90,13 +90,6 @@ struct guest {
 	struct frame_decoder dec;
 	struct buf outq;     /* encoded frames waiting for the channel */
 	size_t outq_off;     /* bytes of outq already written */
-	/* One output frame's body may go by splice(2) from a command's pipe
-	 * straight to the channel: its header sits in outq ending at splice_at,
-	 * and nothing after splice_at is written until splice_left reaches 0. */
-	int splice_fd;       /* dup of the pipe's read end, -1 when none */
-	int splice_src;      /* the command's fd it was dup'ed from: not read meanwhile */
-	size_t splice_left;
-	size_t splice_at;
 	struct guest_in inq[GUEST_INQ_MAX]; /* decoded requests, owned */
 	size_t inq_head, inq_len;
 	struct guest_exec execs[GUEST_EXEC_MAX];
@@ -110,12 +103,6 @@ int guest_chan_send(struct guest *g, json_t *msg);
 /* Queues an already encoded frame (copied). Same returns as guest_chan_send. */
 int guest_chan_append(struct guest *g, const uint8_t *frame, size_t len);
 size_t guest_chan_pending(const struct guest *g);
-/* Queues n bytes now in pipe_fd (owned from now on) to follow everything queued
- * so far, moved by splice(2) without a copy through user space. -EBUSY while
- * an earlier splice is pending. */
-int guest_chan_splice(struct guest *g, int pipe_fd, int src_fd, size_t n);
-/* True while a splice from src_fd is pending: nobody else may read it. */
-int guest_chan_splicing(const struct guest *g, int src_fd);
 /* Writes what the channel takes without blocking. Returns 0 or -errno. */
 int guest_chan_flush(struct guest *g);
 /* Blocks until the outbound queue is empty (shutdown path). */
