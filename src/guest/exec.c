@@ -264,6 +264,21 @@ int guest_exec_stdin_bytes(struct guest *g, json_int_t id, json_int_t exec, cons
 	if (e->nwaits >= GUEST_STDIN_PENDING)
 		return guest_reply_error(g, id, -32000, "too many exec.stdin requests in flight "
 					 "(limit %d); wait for their replies", GUEST_STDIN_PENDING);
+	size_t direct = 0;
+	if (len > 0 && e->inq.len == e->in_off) {
+		/* Nothing queued: straight into the pipe, and queue only what it did
+		 * not take (one copy less per byte; errors are left to the queued
+		 * path below, which knows how to answer them). */
+		ssize_t w;
+		do
+			w = write(e->in_fd, data, len);
+		while (w < 0 && errno == EINTR);
+		if (w > 0)
+			direct = (size_t)w;
+	}
+	e->in_written += direct;
+	data += direct;
+	len -= direct;
 	if (len > 0) {
 		/* Compact only when the written prefix is at least half the buffer
 		 * (or the cap needs it): moving megabytes per request is what slowed
@@ -277,7 +292,7 @@ int guest_exec_stdin_bytes(struct guest *g, json_int_t id, json_int_t exec, cons
 						 "bytes; wait for earlier exec.stdin replies",
 						 (long long)e->id, GUEST_STDIN_MAX);
 	}
-	e->in_queued += len;
+	e->in_queued += len + direct;
 	e->in_eof = eof;
 	e->waits[e->nwaits].id = id;
 	e->waits[e->nwaits].until = e->in_queued;
