@@ -33,6 +33,22 @@ size_t guest_chan_pending(const struct guest *g)
 
 int guest_chan_append(struct guest *g, const uint8_t *frame, size_t len)
 {
+	/* Nothing queued: write straight from the caller's buffer as far as the
+	 * channel takes it, and queue only the rest (one copy less per byte of
+	 * output). Errors are left to the next flush, which reports them. */
+	if (guest_chan_pending(g) == 0) {
+		while (len > 0) {
+			ssize_t w = write(g->chan_fd, frame, len);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			frame += w;
+			len -= (size_t)w;
+		}
+		if (len == 0)
+			return 0;
+	}
 	/* Compact before growing: written bytes are dead weight. */
 	if (g->outq_off > 0 && g->outq.len + len > g->outq.max) {
 		buf_consume(&g->outq, g->outq_off);
