@@ -33,7 +33,7 @@
 #define EXEC_EXIT_SIGNAL(n) (128 + (n))
 #define EXEC_ENV_MAX 256
 #define EXEC_STDIN_CHUNK (256 * 1024)
-#define EXEC_STDIN_BACKLOG_MAX (2u << 20)
+#define EXEC_STDIN_BACKLOG_MAX VM_EXEC_STDIN_WINDOW
 /* After a first SIGINT/SIGTERM the command gets this long to exit on its own;
  * the guest is never trusted to make it. */
 #define EXEC_SIGNAL_GRACE_MS 10000
@@ -68,6 +68,7 @@ struct exec_run {
 	uv_signal_t sigint, sigterm;
 	uv_pipe_t in;
 	int in_open;
+	int in_file;            /* stdin is a regular file, fed by exec_stdin_file */
 	uv_timer_t in_wait;
 	uv_timer_t stop;          /* runs the teardown outside VM callbacks */
 	uv_timer_t grace;         /* a signalled command's time to exit */
@@ -199,7 +200,12 @@ static void exec_on_done(struct vm_exec *x, const struct vm_exec_result *res, vo
 			log_debug("exec: after the run ended: %s", res->err.msg);
 		return;
 	}
-	if (res->exec_errno) {
+	if (res->timed_out && res->err.code) {
+		/* The guest ignored the timeout; the host's own deadline ended it. */
+		fprintf(stderr, "ironclaw: the command ran past --timeout %us: %s\n", r->timeout_s,
+			res->err.msg);
+		exec_stop(r, EXEC_EXIT_TIMEOUT);
+	} else if (res->exec_errno) {
 		fprintf(stderr, "ironclaw: %s\n", res->err.msg);
 		exec_stop(r, exec_code_for_errno(res->exec_errno));
 	} else if (res->err.code && r->signal) {
@@ -231,14 +237,36 @@ static void exec_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void exec_on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void exec_stdin_resume(uv_timer_t *t);
+
+/* A regular file cannot be polled: read it a chunk at a time while the stdin
+ * window has room, and come back on the timer when it does not. */
+static void exec_stdin_file(struct exec_run *r)
+{
+	static char chunk[EXEC_STDIN_CHUNK];
+	while (vm_exec_stdin_pending(r->exec) <= EXEC_STDIN_BACKLOG_MAX) {
+		ssize_t n = io_read(0, chunk, sizeof(chunk));
+		if (n <= 0) {
+			vm_exec_write_stdin(r->exec, "", 0, 1);
+			r->in_file = 0;
+			return;
+		}
+		vm_exec_write_stdin(r->exec, chunk, (size_t)n, 0);
+	}
+	uv_timer_start(&r->in_wait, exec_stdin_resume, 5, 0);
+}
 
 static void exec_stdin_resume(uv_timer_t *t)
 {
 	struct exec_run *r = t->data;
-	if (!r->exec || !r->in_open)
+	if (!r->exec || (!r->in_open && !r->in_file))
 		return;
-	if (vm_write_backlog(r->vm) > EXEC_STDIN_BACKLOG_MAX) {
+	if (vm_exec_stdin_pending(r->exec) > EXEC_STDIN_BACKLOG_MAX) {
 		uv_timer_start(&r->in_wait, exec_stdin_resume, 5, 0);
+		return;
+	}
+	if (r->in_file) {
+		exec_stdin_file(r);
 		return;
 	}
 	uv_read_start((uv_stream_t *)&r->in, exec_stdin_alloc, exec_on_stdin);
@@ -251,7 +279,7 @@ static void exec_on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	if (n > 0) {
 		vm_exec_write_stdin(r->exec, buf->base, (size_t)n, 0);
-		if (vm_write_backlog(r->vm) > EXEC_STDIN_BACKLOG_MAX) {
+		if (vm_exec_stdin_pending(r->exec) > EXEC_STDIN_BACKLOG_MAX) {
 			/* Don't read faster than the guest takes it. */
 			uv_read_stop(s);
 			uv_timer_start(&r->in_wait, exec_stdin_resume, 5, 0);
@@ -265,13 +293,8 @@ static void exec_on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void exec_start_stdin(struct exec_run *r)
 {
 	if (uv_guess_handle(0) == UV_FILE) {
-		/* libuv cannot poll regular files; a pipe-like reader is only for
-		 * streams, so send a file's content in chunks directly. */
-		char chunk[EXEC_STDIN_CHUNK];
-		ssize_t n;
-		while ((n = io_read(0, chunk, sizeof(chunk))) > 0)
-			vm_exec_write_stdin(r->exec, chunk, (size_t)n, 0);
-		vm_exec_write_stdin(r->exec, "", 0, 1);
+		r->in_file = 1;
+		exec_stdin_file(r);
 		return;
 	}
 	uv_pipe_init(r->loop, &r->in, 0);

@@ -14,10 +14,13 @@
 #include "core/io.h"
 #include "core/log.h"
 
+static int guest_chan_queue_bin(const struct frame_bin *b, void *ctx);
+
 void guest_chan_init(struct guest *g, int fd)
 {
 	g->chan_fd = fd;
 	frame_decoder_init(&g->dec);
+	frame_decoder_accept_binary(&g->dec, guest_chan_queue_bin);
 	buf_init(&g->outq, GUEST_OUTQ_MAX);
 	g->outq_off = 0;
 	g->inq_head = g->inq_len = 0;
@@ -28,24 +31,45 @@ size_t guest_chan_pending(const struct guest *g)
 	return g->outq.len - g->outq_off;
 }
 
-int guest_chan_send(struct guest *g, json_t *msg)
+int guest_chan_append(struct guest *g, const uint8_t *frame, size_t len)
 {
-	size_t len = 0;
-	int rc;
-	uint8_t *frame = msg ? frame_encode(msg, &len) : NULL;
-	json_decref(msg);
-	if (!frame) {
-		log_error("cannot encode an outgoing message (over 16 MiB or out of memory)");
-		return -EMSGSIZE;
+	/* Nothing queued: write straight from the caller's buffer as far as the
+	 * channel takes it, and queue only the rest (one copy less per byte of
+	 * output). Errors are left to the next flush, which reports them. */
+	if (guest_chan_pending(g) == 0) {
+		while (len > 0) {
+			ssize_t w = write(g->chan_fd, frame, len);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			frame += w;
+			len -= (size_t)w;
+		}
+		if (len == 0)
+			return 0;
 	}
 	/* Compact before growing: written bytes are dead weight. */
 	if (g->outq_off > 0 && g->outq.len + len > g->outq.max) {
 		buf_consume(&g->outq, g->outq_off);
 		g->outq_off = 0;
 	}
-	rc = buf_append(&g->outq, frame, len);
+	int rc = buf_append(&g->outq, frame, len);
 	if (rc < 0)
 		log_error("outbound queue full (%zu bytes pending)", guest_chan_pending(g));
+	return rc;
+}
+
+int guest_chan_send(struct guest *g, json_t *msg)
+{
+	size_t len = 0;
+	uint8_t *frame = msg ? frame_encode(msg, &len) : NULL;
+	json_decref(msg);
+	if (!frame) {
+		log_error("cannot encode an outgoing message (over 16 MiB or out of memory)");
+		return -EMSGSIZE;
+	}
+	int rc = guest_chan_append(g, frame, len);
 	free(frame);
 	return rc;
 }
@@ -96,9 +120,28 @@ static int guest_chan_queue(json_t *msg, void *ctx)
 	 * bytes, and we only read when the queue is empty. Checked anyway. */
 	if (g->inq_len >= GUEST_INQ_MAX)
 		return -ENOBUFS;
-	g->inq[(g->inq_head + g->inq_len) % GUEST_INQ_MAX] = json_incref(msg);
+	g->inq[(g->inq_head + g->inq_len) % GUEST_INQ_MAX] = (struct guest_in){ .msg = json_incref(msg) };
 	g->inq_len++;
 	return 0;
+}
+
+static int guest_chan_queue_bin(const struct frame_bin *b, void *ctx)
+{
+	struct guest *g = ctx;
+	if (g->inq_len >= GUEST_INQ_MAX)
+		return -ENOBUFS;
+	/* Keep the decoder's body rather than copy the bulk data out of it. */
+	struct guest_in in = { .bin = *b, .data = frame_decoder_take_body(&g->dec) };
+	g->inq[(g->inq_head + g->inq_len) % GUEST_INQ_MAX] = in;
+	g->inq_len++;
+	return 0;
+}
+
+void guest_in_free(struct guest_in *in)
+{
+	json_decref(in->msg);
+	free(in->data);
+	memset(in, 0, sizeof(*in));
 }
 
 ssize_t guest_chan_read(struct guest *g)
@@ -116,13 +159,13 @@ ssize_t guest_chan_read(struct guest *g)
 	return r;
 }
 
-json_t *guest_chan_next(struct guest *g)
+int guest_chan_next(struct guest *g, struct guest_in *in)
 {
 	if (g->inq_len == 0)
-		return NULL;
-	json_t *m = g->inq[g->inq_head];
-	g->inq[g->inq_head] = NULL;
+		return 0;
+	*in = g->inq[g->inq_head];
+	memset(&g->inq[g->inq_head], 0, sizeof(*in));
 	g->inq_head = (g->inq_head + 1) % GUEST_INQ_MAX;
 	g->inq_len--;
-	return m;
+	return 1;
 }

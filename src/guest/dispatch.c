@@ -83,7 +83,7 @@ static int guest_empty_params(struct guest *g, json_int_t id, json_t *params)
 {
 	static const char *const none[] = { NULL };
 	char why[256];
-	if (guest_params_only(params, none, why, sizeof(why)) < 0)
+	if (proto_param_only(params, none, why, sizeof(why)) < 0)
 		return guest_reply_error(g, id, RPC_INVALID_PARAMS, "%s", why);
 	return 1;
 }
@@ -117,6 +117,20 @@ static const struct guest_method guest_methods[] = {
 	{ "file.get", guest_file_get },
 	{ "shutdown", guest_do_shutdown },
 };
+
+int guest_dispatch_bin(struct guest *g, const struct guest_in *in)
+{
+	const struct frame_bin *b = &in->bin;
+	if (b->type != FRAME_BIN_STDIN) {
+		log_error("binary frame of type %u from host, which only the guest may send; "
+			  "closing the channel", b->type);
+		return -EBADMSG;
+	}
+	if (g->shutdown_pending)
+		return guest_reply_error(g, (json_int_t)b->id, -32000, "shutting down");
+	return guest_exec_stdin_bytes(g, (json_int_t)b->id, (json_int_t)b->exec, b->data, b->len,
+				      b->arg & FRAME_BIN_EOF);
+}
 
 int guest_dispatch(struct guest *g, json_t *msg)
 {

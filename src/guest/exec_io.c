@@ -1,5 +1,5 @@
-/* Commands' pipes, exits and timeouts. Output is streamed as exec.output
- * notifications in the order read; exec.exit is sent only once the leader has
+/* Commands' pipes, exits and timeouts. Output is streamed as binary output
+ * frames (proto/frame.h) in the order read; exec.exit is sent only once the leader has
  * been reaped and its pipes have been read dry, so it always comes last. When
  * the leader exits, everything it wrote is already in the pipes; background
  * processes that outlive it lose the pipes (they get EPIPE) rather than holding
@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/b64.h"
 #include "core/log.h"
 #include "proto/rpc.h"
 
@@ -83,16 +82,17 @@ int guest_exec_write_stdin(struct guest *g, struct guest_exec *e)
 
 /* Reads up to max bytes of fd into an exec.output notification. Returns the
  * bytes sent, 0 when the pipe is empty or at EOF (then closed), or -errno. */
-static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const char *stream,
+static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, int stream,
 			   size_t max)
 {
-	uint8_t raw[GUEST_OUTPUT_CHUNK];
-	char enc[GUEST_OUTPUT_CHUNK / 3 * 4 + 8];
+	/* Read straight behind the frame's header: one copy into the queue, no
+	 * base64, no JSON. */
+	static uint8_t raw[FRAME_BIN_PREFIX + GUEST_OUTPUT_CHUNK];
 	ssize_t r;
-	if (max > sizeof(raw))
-		max = sizeof(raw);
+	if (max > GUEST_OUTPUT_CHUNK)
+		max = GUEST_OUTPUT_CHUNK;
 	do
-		r = read(*fd, raw, max);
+		r = read(*fd, raw + FRAME_BIN_PREFIX, max);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && errno == EAGAIN)
 		return 0;
@@ -100,9 +100,11 @@ static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, const
 		guest_fd_close(fd);
 		return 0;
 	}
-	b64_encode(raw, (size_t)r, enc);
-	int rc = guest_chan_send(g, rpc_notification("exec.output",
-		json_pack("{s:I,s:s,s:s}", "exec", (json_int_t)e->id, "stream", stream, "data", enc)));
+	struct frame_bin b = { .type = FRAME_BIN_OUTPUT, .arg = (uint8_t)stream,
+			       .exec = (uint64_t)e->id, .len = (size_t)r };
+	int rc = frame_bin_header(&b, raw);
+	if (rc == 0)
+		rc = guest_chan_append(g, raw, FRAME_BIN_PREFIX + (size_t)r);
 	return rc < 0 ? rc : (int)r;
 }
 
@@ -169,9 +171,9 @@ int guest_exec_events(struct guest *g, const struct pollfd *pfds, size_t n)
 				continue;
 			/* Re-check: a pump earlier in this pass may have closed the fd. */
 			if (pfds[k].fd == e->out_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
-				rc = guest_exec_pump(g, e, &e->out_fd, "stdout", GUEST_OUTPUT_CHUNK);
+				rc = guest_exec_pump(g, e, &e->out_fd, 1, GUEST_OUTPUT_CHUNK);
 			else if (pfds[k].fd == e->err_fd && guest_chan_pending(g) < GUEST_OUTQ_HIGH)
-				rc = guest_exec_pump(g, e, &e->err_fd, "stderr", GUEST_OUTPUT_CHUNK);
+				rc = guest_exec_pump(g, e, &e->err_fd, 2, GUEST_OUTPUT_CHUNK);
 			else if (pfds[k].fd == e->in_fd)
 				rc = guest_exec_write_stdin(g, e);
 		}
@@ -201,7 +203,7 @@ int guest_exec_timeouts(struct guest *g)
 
 /* One step of draining an exited command's pipe: read up to what is still
  * owed; close once it is paid, the pipe is empty, or at EOF. */
-static int guest_exec_drain(struct guest *g, struct guest_exec *e, int *fd, const char *stream,
+static int guest_exec_drain(struct guest *g, struct guest_exec *e, int *fd, int stream,
 			    size_t *left)
 {
 	if (*fd < 0)
@@ -236,9 +238,9 @@ int guest_exec_finish(struct guest *g)
 		/* Read what the leader left behind, within the output budget. */
 		while (rc >= 0 && (e->out_fd >= 0 || e->err_fd >= 0) &&
 		       guest_chan_pending(g) < GUEST_OUTQ_HIGH) {
-			rc = guest_exec_drain(g, e, &e->out_fd, "stdout", &e->drain_left[0]);
+			rc = guest_exec_drain(g, e, &e->out_fd, 1, &e->drain_left[0]);
 			if (rc >= 0)
-				rc = guest_exec_drain(g, e, &e->err_fd, "stderr", &e->drain_left[1]);
+				rc = guest_exec_drain(g, e, &e->err_fd, 2, &e->drain_left[1]);
 		}
 		if (rc < 0 || e->out_fd >= 0 || e->err_fd >= 0)
 			continue;

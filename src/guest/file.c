@@ -22,7 +22,7 @@
 static int guest_file_path(json_t *params, const char **path, char *why, size_t n)
 {
 	size_t len = 0;
-	int rc = guest_params_str(params, "path", 1, path, &len, why, n);
+	int rc = proto_param_str(params, "path", 1, path, &len, why, n);
 	if (rc < 0)
 		return rc;
 	if ((*path)[0] != '/' || len >= PATH_MAX) {
@@ -66,11 +66,11 @@ int guest_file_put(struct guest *g, json_int_t id, json_t *params)
 	char why[256];
 	struct stat st;
 
-	if (guest_params_only(params, allowed, why, sizeof(why)) < 0 ||
+	if (proto_param_only(params, allowed, why, sizeof(why)) < 0 ||
 	    guest_file_path(params, &path, why, sizeof(why)) < 0 ||
-	    guest_params_int(params, "mode", 0, 0, 07777, &mode, why, sizeof(why)) < 0 ||
-	    guest_params_bool(params, "append", &append, why, sizeof(why)) < 0 ||
-	    guest_params_data(params, GUEST_FILE_MAX, &data, &len, why, sizeof(why)) < 0) {
+	    proto_param_int(params, "mode", 0, 0, 07777, &mode, why, sizeof(why)) < 0 ||
+	    proto_param_bool(params, "append", &append, why, sizeof(why)) < 0 ||
+	    proto_param_data(params, GUEST_FILE_MAX, &data, &len, why, sizeof(why)) < 0) {
 		rc = guest_reply_error(g, id, RPC_INVALID_PARAMS, "%s", why);
 		goto out;
 	}
@@ -108,10 +108,10 @@ int guest_file_get(struct guest *g, json_int_t id, json_t *params)
 	char why[256];
 	struct stat st;
 
-	if (guest_params_only(params, allowed, why, sizeof(why)) < 0 ||
+	if (proto_param_only(params, allowed, why, sizeof(why)) < 0 ||
 	    guest_file_path(params, &path, why, sizeof(why)) < 0 ||
-	    guest_params_int(params, "offset", 0, 0, INT64_MAX - GUEST_FILE_MAX, &offset, why, sizeof(why)) < 0 ||
-	    guest_params_int(params, "length", 0, 0, GUEST_FILE_MAX, &length, why, sizeof(why)) < 0) {
+	    proto_param_int(params, "offset", 0, 0, INT64_MAX - GUEST_FILE_MAX, &offset, why, sizeof(why)) < 0 ||
+	    proto_param_int(params, "length", 0, 0, GUEST_FILE_MAX, &length, why, sizeof(why)) < 0) {
 		rc = guest_reply_error(g, id, RPC_INVALID_PARAMS, "%s", why);
 		goto out;
 	}

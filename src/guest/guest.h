@@ -22,9 +22,11 @@
 
 #include "core/buf.h"
 #include "proto/frame.h"
+#include "proto/msg.h"
+#include "proto/params.h"
 
 #define GUEST_PORT_NAME "org.ironclaw.0"
-#define GUEST_PROTO_VERSION 1
+#define GUEST_PROTO_VERSION PROTO_VERSION
 
 /* Outbound queue: stop producing above HIGH; hard cap fits one maximal frame
  * (a file.get reply) on top of HIGH. */
@@ -33,8 +35,11 @@
 /* Decoded requests waiting for the outbound queue to drain: one read's worth. */
 #define GUEST_READ_CHUNK  65536
 #define GUEST_INQ_MAX     (GUEST_READ_CHUNK / 6 + 1)
-/* One exec.output notification carries at most this many raw bytes. */
-#define GUEST_OUTPUT_CHUNK 32768
+/* One binary output frame carries at most this many bytes: a pipe read that
+ * large (the pipes are grown to GUEST_PIPE_SIZE) costs one wake-up, where
+ * under TCG each wake-up is expensive. */
+#define GUEST_OUTPUT_CHUNK (256u * 1024)
+#define GUEST_PIPE_SIZE    (1u << 20)
 
 #define GUEST_EXEC_MAX       64        /* commands running at once */
 #define GUEST_ARGV_MAX       4096      /* argv and env entries */
@@ -67,6 +72,14 @@ struct guest_exec {
 	int status;
 };
 
+/* One decoded message from the host: JSON, or a binary stdin frame whose
+ * frame body is owned here (bin.data points into it). */
+struct guest_in {
+	json_t *msg;
+	struct frame_bin bin;
+	uint8_t *data;
+};
+
 struct guest {
 	int chan_fd;
 	int vm_mode;         /* PID 1 in a VM: power off instead of exiting */
@@ -77,7 +90,7 @@ struct guest {
 	struct frame_decoder dec;
 	struct buf outq;     /* encoded frames waiting for the channel */
 	size_t outq_off;     /* bytes of outq already written */
-	json_t *inq[GUEST_INQ_MAX]; /* decoded requests, owned */
+	struct guest_in inq[GUEST_INQ_MAX]; /* decoded requests, owned */
 	size_t inq_head, inq_len;
 	struct guest_exec execs[GUEST_EXEC_MAX];
 };
@@ -87,6 +100,8 @@ void guest_chan_init(struct guest *g, int fd);
 /* Queues msg (stolen) as one frame. Returns 0 or -EMSGSIZE/-ENOMEM (the caller
  * treats that as fatal: a message we cannot send breaks the protocol). */
 int guest_chan_send(struct guest *g, json_t *msg);
+/* Queues an already encoded frame (copied). Same returns as guest_chan_send. */
+int guest_chan_append(struct guest *g, const uint8_t *frame, size_t len);
 size_t guest_chan_pending(const struct guest *g);
 /* Writes what the channel takes without blocking. Returns 0 or -errno. */
 int guest_chan_flush(struct guest *g);
@@ -95,31 +110,24 @@ int guest_chan_drain(struct guest *g);
 /* Reads once and queues the decoded messages. Returns bytes read, 0 on EOF,
  * -EAGAIN, or a negative errno (decoder failure: message logged). */
 ssize_t guest_chan_read(struct guest *g);
-/* Pops the next decoded message (returns owned) or NULL. */
-json_t *guest_chan_next(struct guest *g);
+/* Pops the next decoded message into *in (owned by the caller: release with
+ * guest_in_free). Returns 1, or 0 when none is queued. */
+int guest_chan_next(struct guest *g, struct guest_in *in);
+void guest_in_free(struct guest_in *in);
 
 /* dispatch.c: one decoded message in, replies queued. Returns 0, or a negative
  * errno when the connection must end (protocol violation). */
 int guest_dispatch(struct guest *g, json_t *msg);
+/* The same for a binary frame (only FRAME_BIN_STDIN may come from the host). */
+int guest_dispatch_bin(struct guest *g, const struct guest_in *in);
 int guest_send_hello(struct guest *g);
-
-/* params.c: strict schema checks on request params. Each returns 0 or fills
- * why (for the -32602 message) and returns -EINVAL. */
-int guest_params_only(json_t *params, const char *const *allowed, char *why, size_t n);
-int guest_params_int(json_t *params, const char *key, int required, json_int_t lo,
-		     json_int_t hi, json_int_t *out, char *why, size_t n);
-int guest_params_bool(json_t *params, const char *key, int *out, char *why, size_t n);
-/* *out borrows from params; *len excludes the NUL. Rejects embedded NULs. */
-int guest_params_str(json_t *params, const char *key, int required, const char **out,
-		     size_t *len, char *why, size_t n);
-/* Decodes a base64 "data" field (required) of at most max decoded bytes.
- * *out is owned (may be NULL when empty). */
-int guest_params_data(json_t *params, size_t max, uint8_t **out, size_t *len,
-		      char *why, size_t n);
 
 /* exec.c */
 int guest_exec_start(struct guest *g, json_int_t id, json_t *params);
 int guest_exec_stdin(struct guest *g, json_int_t id, json_t *params);
+/* exec.stdin with its bytes already decoded (data borrowed). */
+int guest_exec_stdin_bytes(struct guest *g, json_int_t id, json_int_t exec, const uint8_t *data,
+			   size_t len, int eof);
 int guest_exec_kill(struct guest *g, json_int_t id, json_t *params);
 /* Writes queued stdin without blocking and answers satisfied exec.stdin calls. */
 int guest_exec_write_stdin(struct guest *g, struct guest_exec *e);

@@ -81,6 +81,11 @@ struct vm_exec **vm_exec_list(struct vm *vm)
 	return &vm->execs;
 }
 
+struct channel *vm_channel(struct vm *vm)
+{
+	return vm->state == VM_READY ? vm->channel : NULL;
+}
+
 const char *vm_id(const struct vm *vm)
 {
 	return vm->id;
@@ -359,6 +364,15 @@ static int vm_on_notify(struct channel *ch, const char *method, json_t *params, 
 	return err_set(e, -EPROTO, "unexpected notification %.64s", method);
 }
 
+static int vm_on_data(struct channel *ch, const struct frame_bin *b, void *ctx, struct err *e)
+{
+	struct vm *vm = ctx;
+	(void)ch;
+	if (vm->state != VM_READY && vm->state != VM_STOPPING)
+		return err_set(e, -EPROTO, "guest sent exec output before it was ready");
+	return vm_exec_route_data(vm, b, e);
+}
+
 static void vm_on_eof_grace(uv_timer_t *t)
 {
 	struct vm *vm = t->data;
@@ -416,11 +430,11 @@ static void vm_on_connected(void *ctx, int fd, const struct err *ce)
 	vm_log_at(vm, "channel connected");
 	static const struct channel_handlers handlers = {
 		.notify = vm_on_notify,
+		.data = vm_on_data,
 		.on_error = vm_on_channel_error,
 	};
 	if (channel_open_fd(vm->loop, fd, &handlers, vm, &vm->channel, &e) < 0) {
-		close(fd);
-		vm_fail(vm, &e);
+		vm_fail(vm, &e);   /* the channel owned fd and closed it */
 		return;
 	}
 	if (vm->ops->readiness(&vm->bv) == VM_READY_ON_PING &&

@@ -91,6 +91,11 @@ const char *vm_stop_how(const struct vm *vm);
 /* The VMM's pid while it runs, else 0. */
 int vm_vmm_pid(const struct vm *vm);
 
+/* The loop the VM runs on (borrowed). */
+uv_loop_t *vm_loop(struct vm *vm);
+/* The channel while the VM is ready, else NULL (borrowed). */
+struct channel *vm_channel(struct vm *vm);
+
 struct vm_exec;
 /* For exec.c: the list head of the VM's running execs (borrowed). */
 struct vm_exec **vm_exec_list(struct vm *vm);

@@ -1,4 +1,4 @@
-/* libFuzzer target: the guest's params checks on arbitrary JSON (parsed with
+/* libFuzzer target: the params checks (proto/params.c) on arbitrary JSON (parsed with
  * the same flags as the frame decoder). The first byte picks the cap for
  * base64 data. Invariants: accepted data never exceeds the cap, accepted
  * strings hold no NUL, accepted integers lie in their range. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest/params.c"
+#include "proto/params.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,21 +21,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 	if (!p)
 		return 0;
-	guest_params_only(p, allowed, why, sizeof(why));
+	proto_param_only(p, allowed, why, sizeof(why));
 	if (json_is_object(p)) {
 		json_int_t x = -1;
 		int b = -1;
 		const char *s = NULL;
 		size_t len = 0;
 		uint8_t *out = NULL;
-		if (guest_params_int(p, "exec", 0, 0, 1000, &x, why, sizeof(why)) == 0 &&
+		if (proto_param_int(p, "exec", 0, 0, 1000, &x, why, sizeof(why)) == 0 &&
 		    json_object_get(p, "exec") && (x < 0 || x > 1000))
 			abort();
-		guest_params_bool(p, "eof", &b, why, sizeof(why));
-		if (guest_params_str(p, "path", 0, &s, &len, why, sizeof(why)) == 0 && s &&
+		proto_param_bool(p, "eof", &b, why, sizeof(why));
+		if (proto_param_str(p, "path", 0, &s, &len, why, sizeof(why)) == 0 && s &&
 		    strlen(s) != len)
 			abort();
-		if (guest_params_data(p, max, &out, &len, why, sizeof(why)) == 0 && len > max)
+		if (proto_param_data(p, max, &out, &len, why, sizeof(why)) == 0 && len > max)
 			abort();
 		free(out);
 	}

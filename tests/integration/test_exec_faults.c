@@ -1,6 +1,7 @@
 /* Faults: a VMM killed mid-boot, a guest that sends garbage or an oversized
- * frame, and an ironclaw killed with SIGKILL. The host must report each quickly
- * and clearly, survive, and leave nothing behind. */
+ * frame, a guest that ignores the command's timeout or goes quiet in the middle
+ * of a frame, and an ironclaw killed with SIGKILL. The host must report each
+ * quickly and clearly, survive, and leave nothing behind. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,8 +14,30 @@
 
 static char tmpdir[64];
 
+/* Other engineers and CI jobs boot VMs on the same machine, so counting
+ * /run/ironclaw would race with them: each test looks for its own VM only,
+ * whose id the debug log names. */
+static void own_vm_id(const char *log, char *id, size_t n)
+{
+	const char *p = strstr(log, "vm-");
+	cr_assert_not_null(p, "no VM id in the log: %s", log);
+	size_t len = strspn(p, "vm-abcdefghijklmnopqrstuvwxyz0123456789");
+	cr_assert_lt(len, n);
+	memcpy(id, p, len);
+	id[len] = '\0';
+}
+
+static void assert_own_vm_gone(const char *log)
+{
+	char id[64], path[128];
+	own_vm_id(log, id, sizeof(id));
+	snprintf(path, sizeof(path), "/run/ironclaw/%s", id);
+	cr_assert_neq(access(path, F_OK), 0, "VM directory %s left behind", path);
+}
+
 static void faults_setup(void)
 {
+	setenv("IRONCLAW_LOG", "debug", 1);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ironclaw-faults-XXXXXX");
 	cr_assert_not_null(mkdtemp(tmpdir));
 }
@@ -27,26 +50,51 @@ static void faults_teardown(void)
 }
 
 /* Default initramfs + an appended cpio whose /init is the hostile script with
- * the given payload. The kernel unpacks concatenated archives in order, so the
- * later /init wins. */
-static void make_hostile_initrd(const char *payload, char *out, size_t len)
+ * the given payloads (printf escapes). The kernel unpacks concatenated
+ * archives in order, so the later /init wins. */
+static void make_hostile_initrd2(const char *payload, const char *after, char *out, size_t len)
 {
 	snprintf(out, len, "%s/hostile.cpio", tmpdir);
-	char cmd[4096];
+	char cmd[8192];
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; d=%s/overlay; mkdir -p $d; "
-		 "{ echo '#!/bin/sh'; printf '%%s\\n' 'HOSTILE_PAYLOAD=\"%s\"'; cat %s/tests/data/guests/hostile-init.sh; } > $d/init; "
+		 "{ echo '#!/bin/sh'; printf '%%s\\n' 'HOSTILE_PAYLOAD=\"%s\"' 'HOSTILE_AFTER_REQUEST=\"%s\"'; "
+		 "cat %s/tests/data/guests/hostile-init.sh; } > $d/init; "
 		 "chmod 755 $d/init; cp %s/build/image/initramfs.cpio %s; "
 		 "(cd $d && echo init | cpio -o -H newc --quiet) >> %s",
-		 tmpdir, payload, harness_root(), harness_root(), out, out);
+		 tmpdir, payload, after, harness_root(), harness_root(), out, out);
 	cr_assert_eq(system(cmd), 0, "could not build the hostile initramfs");
+}
+
+static void make_hostile_initrd(const char *payload, char *out, size_t len)
+{
+	make_hostile_initrd2(payload, "", out, len);
+}
+
+/* printf escapes for one frame holding json (every byte as \ooo, so nothing
+ * needs quoting on the way into the guest's shell); with cut > 0, only the
+ * first cut bytes of the frame. */
+static void frame_escapes(const char *json, size_t cut, char *out, size_t len)
+{
+	size_t n = strlen(json), o = 0;
+	unsigned char frame[512];
+	cr_assert_lt(n + 4, sizeof(frame));
+	frame[0] = frame[1] = 0;
+	frame[2] = (unsigned char)(n >> 8);
+	frame[3] = (unsigned char)n;
+	memcpy(frame + 4, json, n);
+	size_t total = cut ? cut : n + 4;
+	for (size_t i = 0; i < total; i++) {
+		cr_assert_lt(o + 5, len);
+		o += (size_t)snprintf(out + o, len - o, "\\%03o", frame[i]);
+	}
+	out[o] = '\0';
 }
 
 static void run_hostile(const char *payload, const char *expect)
 {
 	char initrd[256];
 	make_hostile_initrd(payload, initrd, sizeof(initrd));
-	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--initrd", initrd, "--", "true", NULL };
 	struct run_result r;
 	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
@@ -54,10 +102,37 @@ static void run_hostile(const char *payload, const char *expect)
 	cr_assert_eq(r.exit_code, 125, "exit %d; stderr: %s", r.exit_code, r.err);
 	cr_assert(strstr(r.err, expect), "stderr lacks '%s': %s", expect, r.err);
 	cr_assert_eq(WIFSIGNALED(r.status), 0, "ironclaw crashed");
-	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	assert_own_vm_gone(r.err);
 	pid_t pids[4];
 	cr_assert_eq(harness_find_processes("qemu-system-x86_64", getpid(), pids, 4), 0,
 		     "QEMU left running");
+	harness_result_free(&r);
+}
+
+#define HELLO "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"version\":2,\"kernel\":\"hostile\"}}"
+#define STARTED "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"pid\":42}}"
+
+/* `ironclaw exec --timeout 4 -- sleep 100` against a guest that starts the
+ * command (as far as the host can tell) and then never ends it: the host's own
+ * deadline must end the run with 124. */
+static void run_never_stops(const char *after)
+{
+	char hello[2048], initrd[256];
+	frame_escapes(HELLO, 0, hello, sizeof(hello));
+	make_hostile_initrd2(hello, after, initrd, sizeof(initrd));
+	char *argv[] = { (char *)harness_ironclaw(), "exec", "--timeout", "4", "--initrd", initrd,
+			 "--", "sleep", "100", NULL };
+	struct run_result r;
+	double t0 = harness_now_ms();
+	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
+	double took = harness_now_ms() - t0;
+	cr_assert_not(r.timed_out, "host hung on a guest that never stops; stderr: %s", r.err);
+	cr_assert_eq(r.exit_code, 124, "exit %d; stderr: %s", r.exit_code, r.err);
+	cr_assert(strstr(r.err, "did not stop the command"), "stderr: %s", r.err);
+	/* Boot (seconds under TCG on a loaded host) + 4 s timeout + 2 s grace +
+	 * destroy; a hang would reach the 120 s bound above. */
+	cr_assert_lt(took, 60000, "took %.0f ms", took);
+	assert_own_vm_gone(r.err);
 	harness_result_free(&r);
 }
 
@@ -80,12 +155,27 @@ Test(faults, guest_answers_an_unknown_id)
 		    "never sent");
 }
 
+Test(faults, guest_ignores_the_timeout)
+{
+	char after[2048];
+	frame_escapes(STARTED, 0, after, sizeof(after));
+	run_never_stops(after);
+}
+
+Test(faults, guest_sends_half_a_frame_and_goes_quiet)
+{
+	char after[4096], half[2048];
+	frame_escapes(STARTED, 0, after, sizeof(after));
+	frame_escapes("{\"jsonrpc\":\"2.0\",\"method\":\"exec.exit\"}", 12, half, sizeof(half));
+	strncat(after, half, sizeof(after) - strlen(after) - 1);
+	run_never_stops(after);
+}
+
 Test(faults, qemu_killed_mid_boot_fails_fast)
 {
 	char out[128], err[128];
 	snprintf(out, sizeof(out), "%s/out", tmpdir);
 	snprintf(err, sizeof(err), "%s/err", tmpdir);
-	int before = harness_count_vm_dirs();
 	char *argv[] = { (char *)harness_ironclaw(), "exec", "--", "true", NULL };
 	pid_t pid = harness_spawn(argv, out, err);
 	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
@@ -96,7 +186,7 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	int status = harness_wait(pid, 10000, NULL);
 	double waited = harness_now_ms() - t0;
 	cr_assert_geq(status, 0, "ironclaw did not exit after QEMU died");
-	char buf[2048] = "";
+	char buf[16384] = "";
 	FILE *f = fopen(err, "r");
 	cr_assert_not_null(f);
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -108,7 +198,7 @@ Test(faults, qemu_killed_mid_boot_fails_fast)
 	cr_assert_lt(waited, 1000, "took %.0f ms to notice QEMU died", waited);
 	cr_assert(strstr(buf, "QEMU was killed by signal 9"), "stderr: %s", buf);
 	cr_assert(strstr(buf, "before the guest was ready"), "stderr: %s", buf);
-	cr_assert_eq(harness_count_vm_dirs(), before, "VM directory left behind");
+	assert_own_vm_gone(buf);
 }
 
 Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
@@ -120,6 +210,16 @@ Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
 	pid_t pid = harness_spawn(argv, out, err);
 	pid_t qemu = harness_await_process("qemu-system-x86_64", pid, 5000);
 	cr_assert_gt(qemu, 0, "QEMU never started");
+	char log[16384] = "";
+	for (int i = 0; i < 500 && !strstr(log, "vm-"); i++) {
+		FILE *lf = fopen(err, "r");
+		if (lf) {
+			log[fread(log, 1, sizeof(log) - 1, lf)] = '\0';
+			fclose(lf);
+		}
+		if (!strstr(log, "vm-"))
+			usleep(10000); /* the log line follows the spawn by microseconds */
+	}
 	kill(pid, SIGKILL);
 	harness_wait(pid, 5000, NULL);
 	int alive = 1;
@@ -142,6 +242,6 @@ Test(faults, sigkill_of_ironclaw_takes_the_vmm_down)
 	struct run_result r;
 	cr_assert_eq(harness_run(gc_argv, NULL, 0, 120000, &r), 0);
 	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
-	cr_assert_eq(harness_count_vm_dirs(), 0, "leftovers of the killed VM were not collected");
+	assert_own_vm_gone(log);
 	harness_result_free(&r);
 }

@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "proto/frame.h"
+#include "proto/msg.h"
 #include "proto/rpc.h"
 
 #define RECV_TIMEOUT_MS 20000
@@ -47,6 +48,8 @@ static const char *guest_bin(void)
 	return path;
 }
 
+static int agent_queue_bin(const struct frame_bin *b, void *ctx);
+
 static void agent_start_with(struct agent *a, int close_stdio)
 {
 	int sv[2];
@@ -67,6 +70,7 @@ static void agent_start_with(struct agent *a, int close_stdio)
 	a->fd = sv[0];
 	cr_assert_eq(fcntl(a->fd, F_SETFL, O_NONBLOCK), 0);
 	frame_decoder_init(&a->dec);
+	frame_decoder_accept_binary(&a->dec, agent_queue_bin);
 }
 
 static void agent_start(struct agent *a)
@@ -81,6 +85,22 @@ static int agent_queue(json_t *msg, void *ctx)
 	a->q[(a->qhead + a->qlen) % QMAX] = json_incref(msg);
 	a->qlen++;
 	return 0;
+}
+
+/* Output comes in binary frames; the tests below reason about messages, so
+ * each one is queued as the exec.output notification it stands for. */
+static int agent_queue_bin(const struct frame_bin *b, void *ctx)
+{
+	cr_assert_eq(b->type, FRAME_BIN_OUTPUT, "agent sent binary frame type %u", b->type);
+	char *enc = malloc(b64_encoded_len(b->len) + 1);
+	b64_encode(b->data, b->len, enc);
+	json_t *m = rpc_notification("exec.output",
+		json_pack("{s:I,s:s,s:s}", "exec", (json_int_t)b->exec, "stream",
+			  b->arg == 1 ? "stdout" : "stderr", "data", enc));
+	free(enc);
+	int rc = agent_queue(m, ctx);
+	json_decref(m);
+	return rc;
 }
 
 static void agent_feed(struct agent *a)
@@ -202,7 +222,7 @@ static void agent_expect_hello(struct agent *a)
 	cr_assert_str_eq(json_string_value(json_object_get(m, "method")), "hello");
 	cr_assert_null(json_object_get(m, "id"), "hello must be a notification");
 	json_t *p = json_object_get(m, "params");
-	cr_assert_eq(json_integer_value(json_object_get(p, "version")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(p, "version")), PROTO_VERSION);
 	cr_assert(json_is_string(json_object_get(p, "kernel")));
 	json_decref(m);
 }
