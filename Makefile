@@ -50,6 +50,9 @@ HOST_LIB   := $(BUILD)/libironclaw.a
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 TEST_LIB_SRC := $(wildcard tests/lib/*.c)
+# Helpers only integration tests link: they drive real VMs through the library,
+# so a unit test that stands in for part of vm/ must not pull them in.
+INTEG_LIB_SRC := $(wildcard tests/integration/lib/*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_SRC))
 
@@ -83,6 +86,16 @@ $(BUILD)/ironclaw-guest: build/ironclaw-guest
 endif
 
 TEST_LIB_OBJ := $(call obj,$(TEST_LIB_SRC))
+INTEG_LIB_OBJ := $(call obj,$(INTEG_LIB_SRC))
+# Named explicitly, so make prefers the integration rule below (an object only a
+# pattern rule could make would lose to the generic test rule).
+$(INTEG_LIB_OBJ): $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
+
 $(BUILD)/tests/%: tests/%.c $(TEST_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "lib/vmrun.h"
+#include "integration/lib/vmrun.h"
 #include "loop/loop.h"
 
 #define LAG_LIMIT_MS 50.0

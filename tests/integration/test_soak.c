@@ -18,7 +18,7 @@
 #include "core/clock.h"
 #include "jail/jail_internal.h"
 #include "lib/harness.h"
-#include "lib/vmrun.h"
+#include "integration/lib/vmrun.h"
 
 #define SOAK_PARALLEL 4
 #define SOAK_WARMUP 8

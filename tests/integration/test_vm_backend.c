@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/vmrun.h"
+#include "integration/lib/vmrun.h"
 #include "vm/exec.h"
 #include "vm/vm.h"
 
