@@ -100,7 +100,7 @@ void llm_acc_stop(struct llm_acc *a, const char *raw)
 {
 	if (!raw || !*raw)
 		return;
-	snprintf(a->stop_raw, sizeof(a->stop_raw), "%s", raw);
+	llm_text_line(a->stop_raw, sizeof(a->stop_raw), raw, strlen(raw), a->lim.api_key);
 	a->has_stop = 1;
 }
 
@@ -127,10 +127,15 @@ static enum llm_stop reply_stop_map(const char *raw, size_t ncalls)
 static int reply_call(struct llm_acc *a, struct llm_acc_call *s, size_t i,
 		      struct llm_tool_call *d)
 {
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "call_%zu", i);
-	d->id = strdup(s->id[0] ? s->id : tmp);
-	d->name = strdup(s->name);
+	char tmp[LLM_ID_MAX];
+	/* Ids and names are echoed into messages and back to the server. */
+	llm_text_line(tmp, sizeof(tmp), s->id, strlen(s->id), a->lim.api_key);
+	if (!tmp[0])
+		snprintf(tmp, sizeof(tmp), "call_%zu", i);
+	d->id = strdup(tmp);
+	char name[LLM_NAME_MAX];
+	llm_text_line(name, sizeof(name), s->name, strlen(s->name), a->lim.api_key);
+	d->name = strdup(name);
 	size_t n = 0;
 	d->raw_arguments = (char *)buf_steal(&s->args, &n);
 	if (d->raw_arguments && strlen(d->raw_arguments) != n) {
@@ -220,7 +225,7 @@ int llm_acc_finish(struct llm_acc *a, struct llm_reply **out, struct llm_failure
 	r->stop = reply_stop_map(a->stop_raw, r->ncalls);
 	r->input_tokens = a->input_tokens;
 	r->output_tokens = a->output_tokens;
-	snprintf(r->model, sizeof(r->model), "%s", a->model);
+	llm_text_line(r->model, sizeof(r->model), a->model, strlen(a->model), a->lim.api_key);
 	*out = r;
 	return 0;
 }
