@@ -406,6 +406,20 @@ Test(llm_aimock, endpoint_down)
 	llm_conv_free(conv);
 }
 
+Test(llm_aimock, silent_server_times_out, .init = setup, .fini = teardown)
+{
+	struct llm_config cfg = config(LLM_PROVIDER_OPENAI, 1);
+	cfg.first_byte_timeout_ms = 1000;   /* the fixture waits 4 s before its first token */
+	cfg.max_attempts = 2;
+	struct llm_conv *conv = conv_user("a slow reply");
+	struct outcome o = ask(&cfg, conv, NULL, 0);
+	cr_assert(o.failed);
+	cr_assert_eq(o.fail.kind, LLM_ERR_UNREACHABLE, "%s", o.fail.e.msg);
+	cr_assert(strstr(o.fail.e.msg, "sent nothing for 1 s"), "%s", o.fail.e.msg);
+	cr_assert_eq(o.fail.stats.attempts, 2);
+	llm_conv_free(conv);
+}
+
 /* ---- hostile replies ---- */
 
 Test(llm_aimock, malformed_tool_arguments_reported_per_call, .init = setup, .fini = teardown)
