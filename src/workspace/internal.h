@@ -1,0 +1,51 @@
+/* Helpers shared by the workspace subsystem's files (not for other subsystems:
+ * they use workspace.h). */
+#ifndef IRONCLAW_WORKSPACE_INTERNAL_H
+#define IRONCLAW_WORKSPACE_INTERNAL_H
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "workspace/workspace.h"
+
+/* Appends an entry (path and target copied). Returns 0 or -ENOMEM. */
+int ws_manifest_add(struct workspace_manifest *m, const char *path, enum workspace_type type,
+		    unsigned mode, uint64_t size, const uint8_t *sha, const char *target);
+/* Sorts by path; -EEXIST if a path appears twice. */
+int ws_manifest_sort(struct workspace_manifest *m);
+
+/* Opens the directory that holds rel (its parent) beneath rootfd without
+ * following any symlink and without "..", O_RDONLY|O_DIRECTORY; *name points
+ * into rel at the last component. -ELOOP/-EXDEV when a component is a symlink
+ * or escapes, -ENOENT/-ENOTDIR as usual. */
+int ws_open_parent(int rootfd, const char *rel, const char **name);
+/* Opens rel itself beneath rootfd (flags for the last step; O_NOFOLLOW is
+ * always added). */
+int ws_open_beneath(int rootfd, const char *rel, int flags, unsigned mode);
+/* Like ws_open_parent, but creates missing parent directories (mode 0700)
+ * first; used on the private staging tree only. */
+int ws_open_parent_mkdir(int rootfd, const char *rel, const char **name);
+
+/* SHA-256 of an open fd from its current offset to EOF; size gets the count. */
+int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size);
+
+/* What is at name in dirfd now (lstat), hashed if a file: for conflict checks
+ * and undo. type WORKSPACE_NONE when nothing is there. */
+struct ws_state {
+	enum workspace_type type;
+	unsigned mode;
+	uint64_t size;
+	uint8_t sha256[WORKSPACE_SHA256_LEN];
+	char target[WORKSPACE_PATH_MAX + 1];
+	uid_t uid;
+	gid_t gid;
+};
+int ws_state_at(int dirfd, const char *name, struct ws_state *s);
+/* Same, for rel beneath rootfd (a missing parent reads as WORKSPACE_NONE). */
+int ws_state_beneath(int rootfd, const char *rel, struct ws_state *s);
+/* 1 when the state is the entry (type, mode, hash or target), else 0. */
+int ws_state_is(const struct ws_state *s, const struct workspace_entry *en);
+
+#endif
