@@ -48,4 +48,8 @@ int ws_state_beneath(int rootfd, const char *rel, struct ws_state *s);
 /* 1 when the state is the entry (type, mode, hash or target), else 0. */
 int ws_state_is(const struct ws_state *s, const struct workspace_entry *en);
 
+/* Fills ch's card data (binary, added, deleted, diff): old content from the
+ * host (only when it still matches the copy-in hash), new from staging. */
+int ws_card_diff(struct workspace_changes *c, struct workspace_change *ch, int rootfd, int stagefd);
+
 #endif

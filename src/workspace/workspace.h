@@ -84,7 +84,7 @@ struct workspace_limits {
 /* Globs for --exclude (borrowed). A glob without '/' matches any path
  * component ("node_modules", "*.o"); a glob with '/' matches the whole
  * relative path (fnmatch FNM_PATHNAME, e.g. "build/tmp" or "docs/?.md"). An
- * excluded directory excludes its subtree; a trailing "/" matches directories only.
+ * excluded directory excludes its subtree; a trailing "/" matches directories only. */
 struct workspace_pack_options {
 	struct workspace_limits limits;
 	const char *const *excludes;
