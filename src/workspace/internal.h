@@ -48,6 +48,32 @@ int ws_state_beneath(int rootfd, const char *rel, struct ws_state *s);
 /* 1 when the state is the entry (type, mode, hash or target), else 0. */
 int ws_state_is(const struct ws_state *s, const struct workspace_entry *en);
 
+/* One host step done by apply, as undo needs it: what was at path before
+ * (its bytes, for a file, copied to backup N of the journal's dir) and what
+ * apply left there. Undo checks the host still shows `after`, then puts
+ * `before` back. */
+struct ws_jent {
+	char *path;                  /* owned */
+	struct ws_state before, after;
+	long backup;                 /* index of the backup file, -1: none */
+};
+
+struct ws_journal {
+	struct ws_jent *v;
+	size_t n, cap;
+	char dir[4096];              /* holds files/<N> */
+};
+
+/* Restores one entry: -EBUSY when the host no longer shows j->after. */
+int ws_journal_restore(int rootfd, const struct ws_journal *jn, const struct ws_jent *j);
+/* 1 when a and b are the same type, mode, and hash or target. */
+int ws_state_same(const struct ws_state *a, const struct ws_state *b);
+/* undo.json in jn->dir (atomically), and its reading back. */
+int ws_journal_save(const struct ws_journal *jn, const char *root, struct err *e);
+int ws_journal_load(struct ws_journal *jn, const char *dir, char *root, size_t root_cap,
+		    struct err *e);
+void ws_journal_free(struct ws_journal *jn);
+
 /* Fills ch's card data (binary, added, deleted, diff): old content from the
  * host (only when it still matches the copy-in hash), new from staging. */
 int ws_card_diff(struct workspace_changes *c, struct workspace_change *ch, int rootfd, int stagefd);
