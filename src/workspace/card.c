@@ -112,11 +112,9 @@ int ws_card_diff(struct workspace_changes *c, struct workspace_change *ch, int r
 	git_diff_options opts;
 	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
 	opts.context_lines = 3;
-	char an[WORKSPACE_PATH_MAX + 3], bn[WORKSPACE_PATH_MAX + 3];
-	snprintf(an, sizeof(an), "a/%s", ch->path);
-	snprintf(bn, sizeof(bn), "b/%s", ch->path);
-	if (git_patch_from_buffers(&patch, o, ol, old_file ? an : "/dev/null", n, nl,
-				   new_file ? bn : "/dev/null", &opts) < 0) {
+	/* libgit2 adds the a/ b/ prefixes and /dev/null for a missing side */
+	if (git_patch_from_buffers(&patch, old_file ? o : NULL, ol, ch->path, new_file ? n : NULL, nl,
+				   ch->path, &opts) < 0) {
 		rc = -EIO;
 	} else {
 		size_t ctx = 0, add = 0, del = 0;
