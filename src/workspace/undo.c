@@ -93,7 +93,14 @@ int ws_journal_restore(int rootfd, const struct ws_journal *jn, const struct ws_
 			goto out;
 		}
 	}
-	if (b->type == WORKSPACE_FILE) {
+	if (b->type == WORKSPACE_FILE && now.type == WORKSPACE_FILE && j->backup < 0 &&
+	    !memcmp(now.sha256, b->sha256, WORKSPACE_SHA256_LEN)) {
+		/* a mode change: the bytes are still the original ones */
+		int fd = openat(pfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+		rc = fd < 0 ? -errno : fchmod(fd, b->mode) < 0 ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+	} else if (b->type == WORKSPACE_FILE) {
 		rc = undo_copy_backup(jn, j, pfd, tmp);
 		if (rc == 0 && renameat(pfd, tmp, pfd, name) < 0) {
 			rc = -errno;
@@ -245,7 +252,7 @@ int ws_journal_load(struct ws_journal *jn, const char *dir, char *root, size_t r
 		json_t *bk = json_object_get(o, "backup");
 		struct ws_state before, after;
 		if (!p || workspace_path_check(p, strlen(p)) < 0 || !json_is_integer(bk) ||
-		    json_integer_value(bk) < -1 || json_integer_value(bk) > (json_int_t)i ||
+		    json_integer_value(bk) < -1 || json_integer_value(bk) > (1 << 30) ||
 		    undo_state_parse(json_object_get(o, "before"), &before) < 0 ||
 		    undo_state_parse(json_object_get(o, "after"), &after) < 0) {
 			rc = err_set(e, -EINVAL, "%s: entry %zu is malformed", path, i);
