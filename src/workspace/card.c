@@ -60,7 +60,7 @@ static int card_read(int dirfd, const char *rel, size_t max, char **out, size_t 
 
 static int card_is_binary(const char *p, size_t n)
 {
-	return memchr(p, 0, n < 8000 ? n : 8000) != NULL;
+	return n && memchr(p, 0, n < 8000 ? n : 8000) != NULL;
 }
 
 static int card_text_side(const struct workspace_entry *en, int dirfd, const char *path,
