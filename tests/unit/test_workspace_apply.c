@@ -198,6 +198,29 @@ Test(workspace_apply, new_parent_directory_as_a_symlink_is_refused)
 	fx_run_end(&r);
 }
 
+Test(workspace_apply, a_lone_write_under_a_swapped_directory_stays_inside)
+{
+	struct fx_run r;
+	struct err e = { 0 };
+	fx_run_start(&r);
+	fx_mkdir(r.host, "sub", 0755);
+	fx_mkdir(r.host, "sub/inner", 0755);
+	fx_run_copy_in(&r);
+	fx_put(r.vm, "sub/inner/b.txt", "b\n");
+	cr_assert_eq(fx_run_compute(&r, &e), 0, "%s", e.msg);
+	/* a symlink two levels up: only RESOLVE_NO_SYMLINKS (or the walk) sees it */
+	char outside[4300], p[4300];
+	snprintf(outside, sizeof(outside), "%s/outside", r.base);
+	cr_assert(mkdir(outside, 0755) == 0);
+	fx_mkdir(outside, "inner", 0755);
+	snprintf(p, sizeof(p), "rm -rf %s/sub", r.host);
+	cr_assert(system(p) == 0);
+	fx_symlink(r.host, "sub", outside);
+	cr_assert_lt(workspace_apply(&r.c, NULL, &e), 0);
+	cr_assert(!fx_exists(outside, "inner/b.txt"), "the write followed the planted symlink");
+	fx_run_end(&r);
+}
+
 Test(workspace_apply, ownership_follows_the_workspace_not_the_process)
 {
 	if (geteuid() != 0)
