@@ -30,6 +30,7 @@ int cmd_mcp(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_undo(int argc, char **argv);
 
 extern const struct option cmd_exec_options[];
 extern const char cmd_exec_shortopts[];

@@ -21,6 +21,7 @@ static const struct cli_command cli_commands[] = {
 	{ "audit", "show recorded security events (seccomp kills of a VMM)", cmd_audit, NULL, NULL },
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
 	  NULL, NULL },
+	{ "undo", "put back the workspace files an applied run changed", cmd_undo, NULL, NULL },
 };
 #define CLI_N_COMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 
