@@ -128,9 +128,12 @@ static int runlog_cmp_id(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
+/* By start time (ms), then id: ids only have whole seconds. */
 static int runlog_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct runlog_summary *)a)->id, ((const struct runlog_summary *)b)->id);
+	const struct runlog_summary *x = a, *y = b;
+	int c = strcmp(x->started, y->started);
+	return c ? c : strcmp(x->id, y->id);
 }
 
 int runlog_list(const char *dir, struct runlog_summary **out, size_t *n, struct err *e)
