@@ -132,7 +132,7 @@ static int runlog_cmp_id(const void *a, const void *b)
 static int runlog_cmp(const void *a, const void *b)
 {
 	const struct runlog_summary *x = a, *y = b;
-	int c = strcmp(x->started, y->started);
+	int c = strcmp(x->started[0] ? x->started : x->id, y->started[0] ? y->started : y->id);
 	return c ? c : strcmp(x->id, y->id);
 }
 

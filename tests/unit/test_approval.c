@@ -106,8 +106,9 @@ Test(approval_classify, policy_overrides_hostile_annotations_both_ways)
 	/* A green glob does not make an unknown tool green. */
 	cr_expect_eq(cls("memory__create_entities", NULL), APPROVAL_RED);
 	struct approval_class_result r;
-	approval_classify_tool(&pol, "evil__read_secrets", NULL, &r);
-	approval_classify_tool(&pol, "evil__read_secrets", tool("read_secrets", RO), &r);
+	json_t *d = tool("read_secrets", RO);
+	approval_classify_tool(&pol, "evil__read_secrets", d, &r);
+	json_decref(d);
 	cr_expect(strstr(r.reason, "evil__*"), "the reason names the glob: %s", r.reason);
 }
 
@@ -125,7 +126,9 @@ Test(approval_classify, changes_always_red)
 Test(approval_classify, reason_cannot_carry_terminal_controls)
 {
 	struct approval_class_result r;
-	approval_classify_tool(&pol, "x__\x1b[2Jdelete", tool("\x1b[2Jdelete", RO), &r);
+	json_t *d = tool("\x1b[2Jdelete", RO);
+	approval_classify_tool(&pol, "x__\x1b[2Jdelete", d, &r);
+	json_decref(d);
 	cr_expect_eq(r.cls, APPROVAL_RED);
 	cr_expect_null(strchr(r.reason, 0x1b), "%s", r.reason);
 }

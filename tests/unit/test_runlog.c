@@ -240,7 +240,8 @@ Test(runlog, damaged_lines_skipped_and_listed)
 			   "not json\n[1]\n{\"event\":\"model.request\"}\n{\"event\":\"run.end\",\"ironclaw.run.status\":\"denied\"}\n";
 	cr_assert_eq(io_write_file(p, text, strlen(text), 0600), 0);
 	snprintf(p, sizeof(p), "%s/20240102T000000Z-00000002.jsonl", dir);
-	cr_assert_eq(io_write_file(p, "{\"event\":\"run.start\"}\n{\"event\":\"run", 36, 0600), 0);
+	const char *cut = "{\"event\":\"run.start\",\"time\":\"2024-01-02T00:00:00Z\"}\n{\"event\":\"run";
+	cr_assert_eq(io_write_file(p, cut, strlen(cut), 0600), 0);
 	snprintf(p, sizeof(p), "%s/not-a-run.txt", dir);
 	cr_assert_eq(io_write_file(p, "x", 1, 0600), 0);
 	json_t *ev;
