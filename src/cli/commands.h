@@ -31,9 +31,12 @@ int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 extern const struct option cmd_exec_options[];
 extern const char cmd_exec_shortopts[];
+extern const struct option cmd_runs_options[];
+extern const char cmd_runs_shortopts[];
 
 /* -h/--help and -v/--version: taken anywhere before the command word. */
 int cli_is_global_option(const char *w);
