@@ -33,7 +33,9 @@ ifneq ($(SANITIZE),)
   LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 ifneq ($(COVERAGE),)
-  CFLAGS  += --coverage -O0
+  # Atomic counters: the jail is built on libuv's thread pool, and racing
+  # counters produce negative counts that gcovr refuses to read.
+  CFLAGS  += --coverage -O0 -fprofile-update=atomic
   LDFLAGS += --coverage
 endif
 

@@ -19,6 +19,7 @@
 
 const struct option cmd_runs_options[] = {
 	{ "dir", required_argument, NULL, 'd' },
+	{ "runs-dir", required_argument, NULL, 'd' },   /* as `run` and `undo` spell it */
 	{ "json", no_argument, NULL, 'j' },
 	{ "format", required_argument, NULL, 'f' },
 	{ "help", no_argument, NULL, 'h' },

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "cli/commands.h"
 #include "workspace/workspace.h"
 
@@ -41,15 +42,13 @@ static int undo_id_ok(const char *id)
 	return 1;
 }
 
+/* The same place the run log uses (IRONCLAW_RUNS_DIR, /var/lib/ironclaw/runs for
+ * root, the XDG state directory otherwise). */
 static void undo_runs_dir(char *out, size_t cap)
 {
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	if (geteuid() == 0)
-		snprintf(out, cap, "/var/lib/ironclaw/runs");
-	else if (x && x[0] == '/')
-		snprintf(out, cap, "%s/ironclaw/runs", x);
-	else
-		snprintf(out, cap, "%s/.local/state/ironclaw/runs", home ? home : ".");
+	char *d = runlog_dir_default();
+	snprintf(out, cap, "%s", d ? d : "/var/lib/ironclaw/runs");
+	free(d);
 }
 
 int cmd_undo(int argc, char **argv)

@@ -32,9 +32,12 @@ int cmd_audit(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 extern const struct option cmd_exec_options[];
 extern const char cmd_exec_shortopts[];
+extern const struct option cmd_run_options[];
+extern const char cmd_run_shortopts[];
 extern const struct option cmd_runs_options[];
 extern const char cmd_runs_shortopts[];
 

@@ -1,0 +1,30 @@
+/* The workspace's trip into and out of the run's VM, over the guest's busybox
+ * tar on an exec's stdin and stdout. The tar stream is built and parsed on the
+ * host by workspace/ (libarchive), one chunk per thread-pool job, so the loop
+ * never does file work; stdin moves on the exec's credit. */
+#ifndef IRONCLAW_AGENT_COPY_H
+#define IRONCLAW_AGENT_COPY_H
+
+#include <uv.h>
+
+#include "core/err.h"
+#include "workspace/workspace.h"
+
+struct vm;
+
+#define AGENT_COPY_OUT_MAX (512ull << 20)   /* the guest's tar stream, held in memory */
+
+/* e NULL on success. */
+typedef void (*agent_copy_cb)(void *ctx, const struct err *e);
+
+/* Copies root into the VM's /workspace; fills *manifest (owned by the caller)
+ * with what was sent. */
+int agent_copy_in(uv_loop_t *loop, struct vm *vm, const char *root,
+		  const struct workspace_pack_options *po, struct workspace_manifest *manifest,
+		  agent_copy_cb cb, void *ctx, struct err *e);
+
+/* Copies the VM's /workspace out into staging (created here) and fills *after. */
+int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
+		   struct workspace_manifest *after, agent_copy_cb cb, void *ctx, struct err *e);
+
+#endif
