@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One command from a fresh Debian 12 machine to a command run in a micro-VM:
-# installs the toolchain and every dependency, builds ironclaw and the guest
-# image, then boots a VM and runs `uname -a` in it. Safe to run again.
+# One command from a fresh Debian 12 machine to the agent at work: installs the
+# toolchain and every dependency, builds ironclaw and the guest image, boots a
+# micro-VM and runs `uname -a` in it, then runs `ironclaw run` end to end
+# against a scripted model on loopback (scripts/demo/run-demo.sh). Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -17,3 +19,5 @@ make -j"$(nproc)"
 make image
 echo "quickstart: booting a micro-VM and running 'uname -a' in it"
 build/ironclaw exec -- uname -a
+echo "quickstart: ironclaw run against a scripted model (aimock on loopback; no API key needed)"
+scripts/demo/run-demo.sh

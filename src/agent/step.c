@@ -65,7 +65,10 @@ static void step_deliver(struct agent_run *r, const char *status, int is_error, 
 	double ms = clock_now_ms() - r->call_t0;
 	char target[64];
 	agent_call_target(c->name, c->arguments, target, sizeof(target));
-	agent_progress(r, "[%d] %s %s: %s (%.1f s)", r->step, c->name, target, status, ms / 1000.0);
+	if (ms < 1000)
+		agent_progress(r, "[%d] %s %s: %s (%.0f ms)", r->step, c->name, target, status, ms);
+	else
+		agent_progress(r, "[%d] %s %s: %s (%.1f s)", r->step, c->name, target, status, ms / 1000.0);
 	struct runlog_tool t = {
 		.step = r->step, .call_id = c->id, .name = c->name, .arguments = c->arguments,
 		.classification = cls ? (cls->cls == APPROVAL_RED ? "red" : "green") : NULL,
