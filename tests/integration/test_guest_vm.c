@@ -2,7 +2,8 @@
  * initramfs from `make image`, the agent as PID 1. Checks what only a real boot
  * shows: the modules load, the mounts and hostname exist, the channel comes up
  * and says hello, ironclaw.poweroff=1 and `shutdown` end QEMU by themselves,
- * and ironclaw.ip/gw configure eth0. Flags as the host backend uses them. */
+ * and ironclaw.ip/gw configure eth0. The command line is the QEMU backend's own
+ * (qemu_build_argv), plus a NIC on an empty hub and a disk where a test needs them. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "core/clock.h"
 #include "proto/frame.h"
 #include "proto/rpc.h"
+#include "vm/qemu.h"
 
 #define BOOT_TIMEOUT_MS 90000
 
@@ -45,27 +47,11 @@ static const char *image_path(const char *file)
 	return p[i];
 }
 
-static long host_tsc_khz(void)
-{
-	char line[256];
-	double mhz = 0;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "cpu MHz", 7) && strchr(line, ':')) {
-			mhz = atof(strchr(line, ':') + 1);
-			break;
-		}
-	if (f)
-		fclose(f);
-	return mhz > 0 ? (long)(mhz * 1000) : 0;
-}
-
 static int vm_take_bin(const struct frame_bin *b, void *ctx);
 
 static void vm_boot(struct vm *v, const char *kernel, const char *extra_append, int with_nic)
 {
-	char append[512], chardev[256], serial[256];
-	char *argv[48];
+	char *argv[QEMU_ARGV_MAX + 8];
 	int n = 0;
 	memset(v, 0, sizeof(*v));
 	v->fd = -1;
@@ -76,23 +62,19 @@ static void vm_boot(struct vm *v, const char *kernel, const char *extra_append, 
 	cr_assert_not_null(mkdtemp(v->dir));
 	snprintf(v->sock, sizeof(v->sock), "%s/ch.sock", v->dir);
 	snprintf(v->console, sizeof(v->console), "%s/console.log", v->dir);
-	long khz = host_tsc_khz();
-	if (khz)
-		snprintf(append, sizeof(append), "console=ttyS0 reboot=t panic=-1 tsc_early_khz=%ld "
-			 "no_timer_check quiet %s", khz, extra_append);
-	else
-		snprintf(append, sizeof(append), "console=ttyS0 reboot=t panic=-1 no_timer_check quiet %s",
-			 extra_append);
-	snprintf(chardev, sizeof(chardev), "socket,id=ch0,path=%s,server=on,wait=off", v->sock);
-	snprintf(serial, sizeof(serial), "file:%s", v->console);
-	char *base[] = { "qemu-system-x86_64", "-M", "microvm,rtc=on", "-accel", "tcg", "-cpu", "max",
-			 "-m", "256", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
-			 "-no-reboot", "-kernel", (char *)image_path(kernel),
-			 "-initrd", (char *)image_path("initramfs.cpio"), "-append", append,
-			 "-serial", serial, "-chardev", chardev, "-device", "virtio-serial-device",
-			 "-device", "virtserialport,chardev=ch0,name=org.ironclaw.0" };
-	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
-		argv[n++] = base[i];
+	/* The backend's own command line (qemu_build_argv), with host paths and no
+	 * jail, so this test boots exactly the VM shape every VM has. */
+	static char qmp[128], store[8192];
+	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", v->dir);
+	struct qemu_spec spec = {
+		.accel = VM_ACCEL_TCG, .cpus = 1, .memory_mib = 256, /* VM_DEFAULT_MEMORY_MIB */
+		.kernel = image_path(kernel), .initrd = image_path("initramfs.cpio"),
+		.cmdline_extra = extra_append[0] ? extra_append : NULL,
+		.console_path = v->console, .channel_path = v->sock, .qmp_path = qmp, .tap_fd = -1,
+	};
+	cr_assert_eq(qemu_build_argv(&spec, argv, store, sizeof(store)), 0);
+	while (argv[n])
+		n++;
 	static char drive[256];
 	if (with_nic) {
 		/* A NIC on an empty hub: eth0 exists, no packet leaves the VM. */
@@ -127,7 +109,7 @@ static void vm_boot(struct vm *v, const char *kernel, const char *extra_append, 
 		dup2(devnull, 1);
 		if (err >= 0)
 			dup2(err, 2);
-		execvp(argv[0], argv);
+		execv(argv[0], argv);
 		_exit(127);
 	}
 	frame_decoder_init(&v->dec);
