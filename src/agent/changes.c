@@ -36,6 +36,15 @@ void agent_changes_free(struct agent_run *r)
 	r->selected = NULL;
 }
 
+/* The run finished its task: exit 0, or 3 when a red action was denied on the way. */
+static void changes_done(struct agent_run *r)
+{
+	if (r->denied_any)
+		agent_finish(r, AGENT_DENIED, "a red action was denied during the run");
+	else
+		agent_finish(r, AGENT_OK, "%s", "");
+}
+
 static const char *changes_kind(const struct workspace_change *c)
 {
 	return c->kind == WORKSPACE_CREATED ? "created" : c->kind == WORKSPACE_DELETED ? "deleted" : "modified";
@@ -81,8 +90,7 @@ static void changes_after_apply(uv_work_t *w, int status)
 	json_object_set_new(r->res.summary, "applied", paths);
 	agent_progress(r, "applied %d change%s to %s (undo: ironclaw undo %s)", r->work_rc,
 		       r->work_rc == 1 ? "" : "s", r->o->workspace, r->res.run_id);
-	agent_finish(r, r->denied_any ? AGENT_DENIED : AGENT_OK, "%s",
-		     r->denied_any ? "a red action was denied during the run" : "");
+	changes_done(r);
 }
 
 static void changes_on_decision(const struct approval_decision *d, void *ctx)
@@ -182,8 +190,7 @@ static void changes_after_compute(uv_work_t *w, int status)
 	if (r->changes.n == 0) {
 		agent_progress(r, "no changes to the workspace");
 		json_object_set_new(r->res.summary, "decision", json_string("none"));
-		agent_finish(r, r->denied_any ? AGENT_DENIED : AGENT_OK, "%s",
-			     r->denied_any ? "a red action was denied during the run" : "");
+		changes_done(r);
 		return;
 	}
 	changes_ask(r);
@@ -206,8 +213,7 @@ static void changes_on_copied_out(void *ctx, const struct err *e)
 void agent_changes_start(struct agent_run *r)
 {
 	if (!r->o->workspace || !r->copied_in) {
-		agent_finish(r, r->denied_any ? AGENT_DENIED : AGENT_OK, "%s",
-			     r->denied_any ? "a red action was denied during the run" : "");
+		changes_done(r);
 		return;
 	}
 	snprintf(r->staging, sizeof(r->staging), "%s/%s.staging", r->runs_dir, r->res.run_id);
