@@ -227,6 +227,11 @@ static int tool_vm_failed(struct tool_call *t, struct vmcall_result *r)
 {
 	if (!r->e.code)
 		return 0;
+	if (r->refused) {
+		/* e.g. /workspace removed by an earlier command: the model's to fix. */
+		tool_finish(t, 1, fmt("the command could not start: %s", r->e.msg), 0, 0);
+		return 1;
+	}
 	tool_finish(t, 1, fmt("the sandbox failed: %s", r->e.msg), 1, 0);
 	return 1;
 }

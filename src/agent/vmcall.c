@@ -137,6 +137,8 @@ static void vmcall_on_done(struct vm_exec *x, const struct vm_exec_result *res, 
 	c->r.exit_code = !res->started && res->err.code ? -1 : res->signal ? 128 + res->signal : res->code;
 	if (res->err.code && res->timed_out)
 		c->r.e = res->err;   /* the guest did not stop it: the VM must go */
+	/* An error reply to exec.start: the guest is alive and said no. */
+	c->r.refused = !res->started && res->err.code && (res->exec_errno || res->err.code == -EINVAL);
 	c->cb(c->ctx, &c->r);
 	capture_free(&c->r.out);
 	capture_free(&c->r.err);

@@ -30,6 +30,8 @@ struct vmcall_result {
 	int timed_out;
 	struct vmcall_capture out, err;
 	int over_cap;         /* whole mode: stdout passed its cap */
+	int refused;          /* the guest refused to start it (bad cwd, not executable):
+			       * e says why; the VM itself is fine */
 	struct err e;         /* set when the command could not run or the VM failed */
 };
 
