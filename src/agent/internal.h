@@ -61,6 +61,8 @@ struct agent_run {
 	int work_rc;
 	struct err work_e;
 
+	int progress_open;           /* a step's line is on a terminal, waiting for its end */
+
 	/* teardown */
 	int closing;                 /* handles and clients still closing */
 	int finished;
@@ -76,6 +78,9 @@ void agent_changes_start(struct agent_run *r);
 void agent_changes_free(struct agent_run *r);
 /* progress.c */
 void agent_progress(struct agent_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* On a terminal: the start of a step's line, shown while the tool runs and
+ * replaced in place by the next agent_progress. Elsewhere: nothing. */
+void agent_progress_begin(struct agent_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A short, single-line, control-free rendering of a call's target. */
 void agent_call_target(const char *name, json_t *args, char *out, size_t cap);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/internal.h"
 
@@ -13,6 +14,10 @@ void agent_progress(struct agent_run *r, const char *fmt, ...)
 	FILE *f = r->o->progress;
 	if (!f || r->o->json)
 		return;
+	if (r->progress_open) {
+		fputs("\r\033[K", f);   /* replace the step's "running" line */
+		r->progress_open = 0;
+	}
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(f, "ironclaw: ");
@@ -20,6 +25,20 @@ void agent_progress(struct agent_run *r, const char *fmt, ...)
 	fputc('\n', f);
 	fflush(f);
 	va_end(ap);
+}
+
+void agent_progress_begin(struct agent_run *r, const char *fmt, ...)
+{
+	FILE *f = r->o->progress;
+	if (!f || r->o->json || !isatty(fileno(f)))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(f, "ironclaw: ");
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fflush(f);
+	r->progress_open = 1;
 }
 
 static void agent_clean(const char *in, size_t n, char *out, size_t cap)

@@ -138,6 +138,9 @@ static void step_dispatch(struct step_call *sc)
 {
 	struct agent_run *r = sc->r;
 	struct llm_tool_call *c = &r->reply->calls[r->call_i];
+	char target[64];
+	agent_call_target(c->name, c->arguments, target, sizeof(target));
+	agent_progress_begin(r, "[%d] %s %s: running...", r->step, c->name, target);
 	if (agent_is_vm_tool(c->name))
 		agent_vm_tool_call(r->vm, c->name, c->arguments, r->o->tool_timeout_s, step_on_vm_tool, sc);
 	else
