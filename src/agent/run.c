@@ -190,8 +190,9 @@ static void run_on_copied_in(void *ctx, const struct err *e)
 		return;
 	}
 	r->copied_in = 1;
-	agent_progress(r, "workspace copied in: %zu entries, %.1f MiB (%.1f s)", r->before.n,
-		       (double)r->before.bytes / 1048576.0, (clock_now_ms() - r->t0) / 1000.0);
+	agent_progress(r, "workspace copied in: %zu %s, %.1f MiB (%.1f s)", r->before.n,
+		       r->before.n == 1 ? "entry" : "entries", (double)r->before.bytes / 1048576.0,
+		       (clock_now_ms() - r->t0) / 1000.0);
 	r->vm_ready = 1;
 	run_begin_loop(r);
 }
