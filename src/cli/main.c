@@ -10,6 +10,8 @@
 
 /* Add a subcommand here and in commands.h. */
 static const struct cli_command cli_commands[] = {
+	{ "run", "hand a task to a model: its actions run in a fresh micro-VM, changes need your approval",
+	  cmd_run, cmd_run_options, cmd_run_shortopts },
 	{ "exec", "boot a fresh micro-VM, run one command in it, destroy it", cmd_exec,
 	  cmd_exec_options, cmd_exec_shortopts },
 	{ "doctor", "explain this host: accelerator, QEMU, image, nft, seccomp, cgroups", cmd_doctor,
@@ -19,8 +21,6 @@ static const struct cli_command cli_commands[] = {
 	{ "inspect", "show security policy: `inspect seccomp` prints the VMM's filter and its count",
 	  cmd_inspect, NULL, NULL },
 	{ "audit", "show recorded security events (seccomp kills of a VMM)", cmd_audit, NULL, NULL },
-	{ "run", "hand a task to a model: its actions run in a fresh micro-VM, changes need your approval",
-	  cmd_run, cmd_run_options, cmd_run_shortopts },
 	{ "runs", "list past agent runs; `runs show ID` (--format atif) prints one", cmd_runs,
 	  cmd_runs_options, cmd_runs_shortopts },
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
