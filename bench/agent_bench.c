@@ -583,9 +583,6 @@ int main(int argc, char **argv)
 	printf("accelerator: %s (%s)\n", vm_accel_name(accel.accel), accel.reason);
 	const char *only = getenv("IRONCLAW_BENCH_ONLY");
 	if (only && !strcmp(only, "raw")) {   /* checking the baseline alone */
-		double p50;
-		if (getenv("AB_DEBUG_RTT"))
-			bench_rtt(&p50);
 		double v = bench_raw(&img, accel.accel);
 		printf("raw virtio-serial: %.1f MB/s\n", v);
 		return v > 0 ? 0 : 2;
