@@ -1,0 +1,658 @@
+/* Agent benchmarks (`ironclaw run`), each against a baseline measured in the
+ * same run:
+ *
+ *  1. the loop's own overhead per step: `ironclaw run` against a scripted
+ *     model (aimock on loopback, started by bench/bench_agent.sh) that asks for
+ *     N `run_command true` steps. From the run log (the JSONL under
+ *     IRONCLAW_RUNS_DIR), a step's wall time is from the start of its model
+ *     request to the start of the next one; its overhead is that minus the
+ *     model request's latency (model.request ironclaw.latency_ms) and the tool
+ *     call's time (tool.call ironclaw.duration_ms). Beside it: the exec
+ *     round-trip of `true` in a running VM, 100 times (as bench/vm_bench.c).
+ *     Target: p50 overhead <= 1x the round-trip p50.
+ *  2. copy-in and copy-out of a 2,000-file, 50 MiB tree of random bytes
+ *     through agent_copy_in / agent_copy_out on a VM from vm_create, against
+ *     the raw virtio-serial port (a guest writing 64 MiB straight to it, the
+ *     way vm_bench measures raw), in interleaved pairs; the verdict is the
+ *     median of the per-pair ratios. Target: each >= 0.5x raw.
+ *
+ * Usage: agent_bench IRONCLAW_BIN MODEL_BASE_URL. Prints a table and exits 1
+ * when a target is missed, 2 when a measurement could not be made. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "agent/copy.h"
+#include "core/clock.h"
+#include "vm/accel.h"
+#include "vm/exec.h"
+#include "vm/image.h"
+#include "vm/qemu.h"
+#include "vm/vm.h"
+
+#define AB_STEPS 40              /* the fixture's tool steps (bench_agent.sh writes it) */
+#define AB_RTT_RUNS 100
+#define AB_OVERHEAD_MAX 1.0      /* x the exec round-trip p50 */
+#define AB_TREE_FILES 2000
+#define AB_TREE_BYTES (50u << 20)
+#define AB_TREE_DIRS 40
+#define AB_RAW_BYTES (64u << 20) /* what the raw writer sends (as vm_bench) */
+#define AB_THROUGHPUT_MIN 0.5
+#define AB_PAIRS 3               /* raw / copy pairs, interleaved: drift hits both */
+#define AB_RAW_TIMEOUT_MS 30000
+#define AB_RUN_TIMEOUT_S 300
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *in, int n, double p)
+{
+	double v[256];
+	if (n <= 0 || n > 256)
+		return -1;
+	memcpy(v, in, sizeof(double) * (size_t)n);
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	return v[(int)(p / 100.0 * (n - 1) + 0.5)];
+}
+
+static double mbps(double bytes, double ms)
+{
+	return ms > 0 ? bytes / 1e6 / (ms / 1000.0) : 0;
+}
+
+/* ---- 1a. the exec round-trip (as bench/vm_bench.c) ------------------------ */
+
+struct rtt_run {
+	struct vm *vm;
+	int n;
+	double t0;
+	double samples[AB_RTT_RUNS];
+	int failed;
+};
+
+static void rtt_next(struct rtt_run *r);
+
+static void rtt_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
+{
+	struct rtt_run *r = ctx;
+	(void)x;
+	if (res->err.code || res->code != 0) {
+		fprintf(stderr, "agent_bench: exec failed: %s\n", res->err.code ? res->err.msg : "non-zero exit");
+		r->failed = 1;
+		vm_destroy(r->vm);
+		return;
+	}
+	r->samples[r->n++] = clock_now_ms() - r->t0;
+	rtt_next(r);
+}
+
+static void rtt_next(struct rtt_run *r)
+{
+	if (r->n == AB_RTT_RUNS) {
+		vm_destroy(r->vm);
+		return;
+	}
+	static char *argv[] = { "true", NULL };
+	struct vm_exec_spec spec = { .argv = argv };
+	static const struct vm_exec_handlers h = { .done = rtt_on_done };
+	struct vm_exec *x;
+	struct err e = { 0 };
+	r->t0 = clock_now_ms();
+	if (vm_exec_start(r->vm, &spec, &h, r, &x, &e) < 0) {
+		fprintf(stderr, "agent_bench: %s\n", e.msg);
+		r->failed = 1;
+		vm_destroy(r->vm);
+	}
+}
+
+static void rtt_on_ready(struct vm *vm, void *ctx)
+{
+	(void)vm;
+	rtt_next(ctx);
+}
+
+static void rtt_on_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	struct rtt_run *r = ctx;
+	fprintf(stderr, "agent_bench: VM failed: %s\n", e->msg);
+	r->failed = 1;
+	vm_destroy(vm);
+}
+
+static int bench_rtt(double *p50)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rtt_run r = { 0 };
+	struct vm_options o = { 0 };
+	static const struct vm_events ev = { .ready = rtt_on_ready, .failed = rtt_on_failed };
+	struct err e = { 0 };
+	if (vm_create(&loop, &o, &ev, &r, &r.vm, &e) < 0) {
+		fprintf(stderr, "agent_bench: %s\n", e.msg);
+		return -1;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	if (r.failed || r.n != AB_RTT_RUNS)
+		return -1;
+	*p50 = percentile(r.samples, AB_RTT_RUNS, 50);
+	return 0;
+}
+
+/* ---- 1b. the loop, from the run log --------------------------------------- */
+
+/* Runs argv with stdout and stderr into files; returns the exit status or -1. */
+static int ab_run(char *const *argv, const char *out, const char *errp)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int in = open("/dev/null", O_RDONLY);
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int er = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (in < 0 || o < 0 || er < 0)
+			_exit(127);
+		dup2(in, 0);
+		dup2(o, 1);
+		dup2(er, 2);
+		setsid(); /* no controlling terminal: no prompt, whatever runs the bench */
+		alarm(AB_RUN_TIMEOUT_S);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+struct step_times {
+	double t_model[AB_STEPS + 2];   /* time_unix_ms of model.request, by step */
+	double lat[AB_STEPS + 2];       /* its ironclaw.latency_ms */
+	double dur[AB_STEPS + 2];       /* tool.call ironclaw.duration_ms */
+	int have_model[AB_STEPS + 2], have_tool[AB_STEPS + 2];
+};
+
+/* Reads the one run log under runs; 0 when every step has both events. */
+static int ab_read_runlog(const char *runs, struct step_times *s)
+{
+	DIR *d = opendir(runs);
+	struct dirent *de;
+	char path[512] = "";
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l > 6 && !strcmp(de->d_name + l - 6, ".jsonl"))
+			snprintf(path, sizeof(path), "%s/%s", runs, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	FILE *f = path[0] ? fopen(path, "r") : NULL;
+	if (!f) {
+		fprintf(stderr, "agent_bench: no run log under %s\n", runs);
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		json_t *o = json_loads(line, 0, NULL);
+		const char *ev = json_string_value(json_object_get(o, "event"));
+		json_int_t step = json_integer_value(json_object_get(o, "ironclaw.step"));
+		if (ev && step >= 1 && step <= AB_STEPS + 1) {
+			if (!strcmp(ev, "model.request")) {
+				s->t_model[step] = (double)json_integer_value(json_object_get(o, "time_unix_ms"));
+				s->lat[step] = json_number_value(json_object_get(o, "ironclaw.latency_ms"));
+				s->have_model[step] = 1;
+			} else if (!strcmp(ev, "tool.call")) {
+				const char *st = json_string_value(json_object_get(o, "ironclaw.tool.status"));
+				s->dur[step] = json_number_value(json_object_get(o, "ironclaw.duration_ms"));
+				s->have_tool[step] = st && !strcmp(st, "ok");
+			}
+		}
+		json_decref(o);
+	}
+	free(line);
+	fclose(f);
+	for (int i = 1; i <= AB_STEPS; i++)
+		if (!s->have_model[i] || !s->have_tool[i] || !s->have_model[i + 1]) {
+			fprintf(stderr, "agent_bench: step %d is missing from the run log %s\n", i, path);
+			return -1;
+		}
+	return 0;
+}
+
+struct loop_result {
+	double overhead[AB_STEPS];
+	double lat[AB_STEPS], dur[AB_STEPS];
+	double wall_s;
+};
+
+static int bench_loop(const char *ironclaw, const char *base_url, const char *tmp, struct loop_result *lr)
+{
+	char ws[256], runs[256], config[256], out[256], errp[256], url[512];
+	snprintf(ws, sizeof(ws), "%s/loop-ws", tmp);
+	snprintf(runs, sizeof(runs), "%s/runs", tmp);
+	snprintf(config, sizeof(config), "%s/config.json", tmp);
+	snprintf(out, sizeof(out), "%s/loop.out", tmp);
+	snprintf(errp, sizeof(errp), "%s/loop.err", tmp);
+	snprintf(url, sizeof(url), "%s/v1", base_url);
+	if (mkdir(ws, 0755) < 0 || mkdir(runs, 0700) < 0)
+		return -1;
+	FILE *f = fopen(config, "w");
+	if (!f)
+		return -1;
+	fputs("{}\n", f);
+	fclose(f);
+	setenv("IRONCLAW_RUNS_DIR", runs, 1);
+	setenv("IRONCLAW_CONFIG", config, 1);
+	setenv("OPENAI_API_KEY", "sk-bench-not-a-key", 1);
+	char steps[16];
+	snprintf(steps, sizeof(steps), "%d", AB_STEPS + 5);
+	char *argv[] = { (char *)ironclaw, "run", "--workspace", ws, "--provider", "openai", "--base-url", url,
+			 "--model", "bench", "--approve", "deny", "--max-steps", steps, "bench: loop steps", NULL };
+	double t0 = clock_now_ms();
+	int rc = ab_run(argv, out, errp);
+	lr->wall_s = (clock_now_ms() - t0) / 1000.0;
+	if (rc != 0) {
+		fprintf(stderr, "agent_bench: ironclaw run exited %d; its stderr:\n", rc);
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' >&2", errp);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no stderr)\n");
+		return -1;
+	}
+	struct step_times s;
+	if (ab_read_runlog(runs, &s) < 0)
+		return -1;
+	/* Step i starts when its model request starts (logged at the reply, so
+	 * time - latency) and ends when step i+1 starts. */
+	for (int i = 1; i <= AB_STEPS; i++) {
+		double start = s.t_model[i] - s.lat[i], next = s.t_model[i + 1] - s.lat[i + 1];
+		lr->overhead[i - 1] = next - start - s.lat[i] - s.dur[i];
+		lr->lat[i - 1] = s.lat[i];
+		lr->dur[i - 1] = s.dur[i];
+	}
+	return 0;
+}
+
+/* ---- 2a. the tree ---------------------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* AB_TREE_FILES files of random bytes, sizes spread from 0.1x to 1.9x the
+ * mean, AB_TREE_BYTES in all, in AB_TREE_DIRS directories. */
+static int ab_make_tree(const char *root)
+{
+	static uint8_t data[(AB_TREE_BYTES / AB_TREE_FILES) * 2 + 4096];
+	uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	size_t mean = AB_TREE_BYTES / AB_TREE_FILES, left = AB_TREE_BYTES;
+	if (mkdir(root, 0755) < 0)
+		return -1;
+	for (int i = 0; i < AB_TREE_FILES; i++) {
+		char p[512];
+		if (i % (AB_TREE_FILES / AB_TREE_DIRS) == 0) {
+			snprintf(p, sizeof(p), "%s/d%02d", root, i / (AB_TREE_FILES / AB_TREE_DIRS));
+			if (mkdir(p, 0755) < 0)
+				return -1;
+		}
+		size_t n = mean / 10 + (size_t)(xorshift(&seed) % (mean * 18 / 10));
+		if (i == AB_TREE_FILES - 1 || n > left)
+			n = left;   /* the last file takes what is left: the total is exact */
+		if (n > sizeof(data))
+			n = sizeof(data);
+		left -= n;
+		for (size_t k = 0; k + 8 <= sizeof(data) && k < n + 8; k += 8) {
+			uint64_t v = xorshift(&seed);
+			memcpy(data + k, &v, 8);
+		}
+		snprintf(p, sizeof(p), "%s/d%02d/f%04d.bin", root, i / (AB_TREE_FILES / AB_TREE_DIRS), i);
+		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, data, n) != (ssize_t)n) {
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	if (left) {
+		fprintf(stderr, "agent_bench: the tree is %zu bytes short\n", left);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- 2b. copy-in and copy-out through the agent's path ---------------------- */
+
+struct copy_run {
+	uv_loop_t *loop;
+	struct vm *vm;
+	const char *root, *staging;
+	struct workspace_pack_options po;
+	struct workspace_manifest before, after;
+	double t0, in_ms, out_ms;
+	int failed;
+};
+
+static void copy_fail(struct copy_run *c, const char *what, const struct err *e)
+{
+	fprintf(stderr, "agent_bench: %s: %s\n", what, e ? e->msg : "failed");
+	c->failed = 1;
+	vm_destroy(c->vm);
+}
+
+static void copy_on_out(void *ctx, const struct err *e)
+{
+	struct copy_run *c = ctx;
+	c->out_ms = clock_now_ms() - c->t0;
+	if (e) {
+		copy_fail(c, "copy-out", e);
+		return;
+	}
+	vm_destroy(c->vm);
+}
+
+static void copy_on_in(void *ctx, const struct err *e)
+{
+	struct copy_run *c = ctx;
+	c->in_ms = clock_now_ms() - c->t0;
+	if (e) {
+		copy_fail(c, "copy-in", e);
+		return;
+	}
+	struct err e2 = { 0 };
+	c->t0 = clock_now_ms();
+	if (agent_copy_out(c->loop, c->vm, c->staging, &c->after, copy_on_out, c, &e2) < 0)
+		copy_fail(c, "copy-out", &e2);
+}
+
+static void copy_on_ready(struct vm *vm, void *ctx)
+{
+	struct copy_run *c = ctx;
+	struct err e = { 0 };
+	(void)vm;
+	c->t0 = clock_now_ms();
+	if (agent_copy_in(c->loop, c->vm, c->root, &c->po, &c->before, copy_on_in, c, &e) < 0)
+		copy_fail(c, "copy-in", &e);
+}
+
+static void copy_on_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	(void)vm;
+	copy_fail(ctx, "VM failed", e);
+}
+
+/* Same files, same bytes back: a copy that lost or changed data is no result. */
+static int copy_check(const struct copy_run *c)
+{
+	size_t files = 0;
+	for (size_t i = 0; i < c->before.n; i++) {
+		const struct workspace_entry *b = &c->before.v[i];
+		if (b->type != WORKSPACE_FILE)
+			continue;
+		files++;
+		const struct workspace_entry *a = workspace_manifest_find(&c->after, b->path);
+		if (!a || a->size != b->size || memcmp(a->sha256, b->sha256, sizeof(a->sha256))) {
+			fprintf(stderr, "agent_bench: %s did not come back intact\n", b->path);
+			return -1;
+		}
+	}
+	if (files != AB_TREE_FILES || c->before.bytes != AB_TREE_BYTES || c->after.bytes != AB_TREE_BYTES) {
+		fprintf(stderr, "agent_bench: copied %zu files, %llu bytes in, %llu out\n", files,
+			(unsigned long long)c->before.bytes, (unsigned long long)c->after.bytes);
+		return -1;
+	}
+	return 0;
+}
+
+static int bench_copy(const char *root, const char *tmp, int pair, double *in_mbps, double *out_mbps)
+{
+	char staging[256], rm[300];
+	snprintf(staging, sizeof(staging), "%s/staging%d", tmp, pair);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct copy_run c = { .loop = &loop, .root = root, .staging = staging };
+	struct vm_options o = { 0 };
+	static const struct vm_events ev = { .ready = copy_on_ready, .failed = copy_on_failed };
+	struct err e = { 0 };
+	if (vm_create(&loop, &o, &ev, &c, &c.vm, &e) < 0) {
+		fprintf(stderr, "agent_bench: %s\n", e.msg);
+		uv_loop_close(&loop);
+		return -1;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	int rc = c.failed ? -1 : copy_check(&c);
+	*in_mbps = mbps(AB_TREE_BYTES, c.in_ms);
+	*out_mbps = mbps(AB_TREE_BYTES, c.out_ms);
+	workspace_manifest_free(&c.before);
+	workspace_manifest_free(&c.after);
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", staging);
+	if (system(rm) != 0)
+		fprintf(stderr, "agent_bench: could not remove %s\n", staging);
+	return rc;
+}
+
+/* ---- 2c. the raw port (vm_bench's baseline, measured the same way) --------- */
+
+/* The default initramfs with tests/data/guests/raw-writer.sh appended as /init. */
+static int raw_initrd(const struct vm_image *img, const char *dir, char *out, size_t n)
+{
+	const char *root = getenv("IRONCLAW_ROOT");
+	char cmd[16384];
+	snprintf(out, n, "%s/raw.cpio", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=%s/overlay; mkdir -p $d; "
+		 "{ echo '#!/bin/sh'; echo 'RAW_BYTES=%u'; cat %s/tests/data/guests/raw-writer.sh; } > $d/init; "
+		 "chmod 755 $d/init; cp %s %s; (cd $d && echo init | cpio -o -H newc --quiet) >> %s",
+		 dir, AB_RAW_BYTES, root ? root : ".", img->initrd, out, out);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int raw_connect(const char *path, int timeout_ms)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	double end = clock_now_ms() + timeout_ms;
+	while (clock_now_ms() < end) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		usleep(5000); /* QEMU has not created the socket yet: nothing to wait on */
+	}
+	return -1;
+}
+
+/* MB/s guest -> host from the first byte to the last (the boot not counted). */
+static double bench_raw(const struct vm_image *img, enum vm_accel accel)
+{
+	char dir[] = "/tmp/ironclaw-agentbench-raw-XXXXXX";
+	char console[128], channel[128], qmp[128], initrd[128], rm[160];
+	double result = -1;
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(console, sizeof(console), "%s/console.log", dir);
+	snprintf(channel, sizeof(channel), "%s/channel.sock", dir);
+	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
+	snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+	struct qemu_spec spec = {
+		.accel = accel, .cpus = VM_DEFAULT_CPUS, .memory_mib = VM_DEFAULT_MEMORY_MIB,
+		.kernel = img->kernel, .initrd = initrd,
+		.console_path = console, .channel_path = channel, .qmp_path = qmp, .tap_fd = -1,
+	};
+	char *argv[QEMU_ARGV_MAX];
+	char store[8192];
+	if (raw_initrd(img, dir, initrd, sizeof(initrd)) < 0 || qemu_build_argv(&spec, argv, store, sizeof(store)) < 0) {
+		fprintf(stderr, "agent_bench: cannot set up the raw writer\n");
+		goto out;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int fd = pid > 0 ? raw_connect(channel, 30000) : -1;
+	if (fd >= 0 && write(fd, "g", 1) == 1) {
+		static char chunk[1 << 20];
+		size_t got = 0, first = 0;
+		double t0 = 0, t1 = 0;
+		while (got < AB_RAW_BYTES) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, AB_RAW_TIMEOUT_MS) <= 0)
+				break;
+			ssize_t r = read(fd, chunk, sizeof(chunk));
+			if (r <= 0)
+				break;
+			if (!got) {
+				t0 = clock_now_ms();
+				first = (size_t)r;
+			}
+			got += (size_t)r;
+			t1 = clock_now_ms();
+		}
+		if (got == AB_RAW_BYTES)
+			result = mbps((double)(got - first), t1 - t0);
+		else
+			fprintf(stderr, "agent_bench: raw writer sent %zu of %u bytes\n", got, AB_RAW_BYTES);
+	}
+	if (result < 0) {
+		char tail[300];
+		snprintf(tail, sizeof(tail), "tail -n 15 %s >&2", console);
+		if (system(tail) != 0)
+			fprintf(stderr, "agent_bench: no console log\n");
+	}
+	if (fd >= 0)
+		close(fd);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+out:
+	if (system(rm) != 0)
+		fprintf(stderr, "agent_bench: could not remove %s\n", dir);
+	return result;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: agent_bench IRONCLAW_BIN MODEL_BASE_URL\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	struct vm_image img;
+	struct err e = { 0 };
+	if (vm_image_find(&img, &e) < 0) {
+		fprintf(stderr, "agent_bench: %s\n", e.msg);
+		return 2;
+	}
+	struct vm_accel_verdict accel;
+	vm_accel_detect(QEMU_BINARY, img.kernel, img.initrd, &accel);
+	printf("accelerator: %s (%s)\n", vm_accel_name(accel.accel), accel.reason);
+	const char *only = getenv("IRONCLAW_BENCH_ONLY");
+	if (only && !strcmp(only, "raw")) {   /* checking the baseline alone */
+		double v = bench_raw(&img, accel.accel);
+		printf("raw virtio-serial: %.1f MB/s\n", v);
+		return v > 0 ? 0 : 2;
+	}
+	char tmp[] = "/tmp/ironclaw-agentbench-XXXXXX";
+	if (!mkdtemp(tmp))
+		return 2;
+	int status = 2;
+
+	double rtt_p50 = 0;
+	struct loop_result lr;
+	if (bench_rtt(&rtt_p50) < 0 || bench_loop(argv[1], argv[2], tmp, &lr) < 0)
+		goto out;
+	double ov_p50 = percentile(lr.overhead, AB_STEPS, 50), ov_p90 = percentile(lr.overhead, AB_STEPS, 90);
+	double ov_sum = 0;
+	for (int i = 0; i < AB_STEPS; i++)
+		ov_sum += lr.overhead[i];
+
+	char tree[300];
+	snprintf(tree, sizeof(tree), "%s/tree", tmp);
+	if (ab_make_tree(tree) < 0) {
+		fprintf(stderr, "agent_bench: cannot write the tree under %s\n", tmp);
+		goto out;
+	}
+	double raw[AB_PAIRS], cin[AB_PAIRS], cout[AB_PAIRS], rin[AB_PAIRS], rout[AB_PAIRS];
+	for (int i = 0; i < AB_PAIRS; i++) {
+		raw[i] = bench_raw(&img, accel.accel);
+		if (raw[i] <= 0)
+			raw[i] = bench_raw(&img, accel.accel);   /* one retry, as vm_bench */
+		if (raw[i] <= 0 || bench_copy(tree, tmp, i, &cin[i], &cout[i]) < 0)
+			goto out;
+		rin[i] = cin[i] / raw[i];
+		rout[i] = cout[i] / raw[i];
+		printf("pair %d: raw %.1f MB/s, copy-in %.1f MB/s, copy-out %.1f MB/s\n", i + 1, raw[i], cin[i],
+		       cout[i]);
+	}
+	double in_ratio = percentile(rin, AB_PAIRS, 50), out_ratio = percentile(rout, AB_PAIRS, 50);
+
+	printf("\n%-58s %s\n", "measurement", "value");
+	printf("%-58s %8.2f ms\n", "exec round-trip of `true` in a running VM, p50 of 100", rtt_p50);
+	printf("%-58s %8.2f ms\n", "model request to aimock (loopback), p50 of 40", percentile(lr.lat, AB_STEPS, 50));
+	printf("%-58s %8.2f ms\n", "run_command `true` as the loop times it, p50 of 40", percentile(lr.dur, AB_STEPS, 50));
+	printf("%-58s %8.2f ms (p90 %.2f, mean %.2f)\n", "loop overhead per step, p50 of 40", ov_p50, ov_p90,
+	       ov_sum / AB_STEPS);
+	printf("%-58s %8.2fx (target <= %.2fx)\n", "loop overhead p50 / exec round-trip p50", ov_p50 / rtt_p50,
+	       AB_OVERHEAD_MAX);
+	printf("%-58s %8.1f s\n", "whole `ironclaw run` of 40 steps (boot, copies, teardown)", lr.wall_s);
+	printf("%-58s %8.1f MB/s\n", "raw virtio-serial, guest -> host, median of 3", percentile(raw, AB_PAIRS, 50));
+	printf("%-58s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "copy-in, 2000 files, 50 MiB, median of 3",
+	       percentile(cin, AB_PAIRS, 50), in_ratio, AB_THROUGHPUT_MIN);
+	printf("%-58s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "copy-out, 2000 files, 50 MiB, median of 3",
+	       percentile(cout, AB_PAIRS, 50), out_ratio, AB_THROUGHPUT_MIN);
+	printf("(ratios: the median of the %d per-pair ratios; the run log's timestamps are whole "
+	       "milliseconds, so one step's overhead is known to +-1 ms, the mean to %.2f ms)\n",
+	       AB_PAIRS, 2.0 / AB_STEPS);
+	status = 0;
+	if (ov_p50 > AB_OVERHEAD_MAX * rtt_p50) {
+		printf("\nagent_bench: FAIL: loop overhead p50 is %.2fx the exec round-trip (target %.2fx)\n",
+		       ov_p50 / rtt_p50, AB_OVERHEAD_MAX);
+		status = 1;
+	}
+	if (in_ratio < AB_THROUGHPUT_MIN || out_ratio < AB_THROUGHPUT_MIN) {
+		printf("\nagent_bench: FAIL: copy-in %.2fx / copy-out %.2fx raw (target >= %.2fx)\n", in_ratio,
+		       out_ratio, AB_THROUGHPUT_MIN);
+		status = 1;
+	}
+out:;
+	char rm[100];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", tmp);
+	if (system(rm) != 0)
+		fprintf(stderr, "agent_bench: could not remove %s\n", tmp);
+	return status;
+}
