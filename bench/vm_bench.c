@@ -192,16 +192,17 @@ static double mbps(double bytes, double ms)
 
 /* The default initramfs with the raw writer appended as /init (the kernel
  * unpacks concatenated archives in order, so the later /init wins). */
-static int bench_raw_initrd(const struct vm_image *img, const char *dir, char *out, size_t n)
+static int bench_raw_initrd(const struct vm_image *img, const char *dir, int in, char *out,
+			    size_t n)
 {
 	const char *root = getenv("IRONCLAW_ROOT");
 	char cmd[16384];
 	snprintf(out, n, "%s/raw.cpio", dir);
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; d=%s/overlay; mkdir -p $d; "
-		 "{ echo '#!/bin/sh'; echo 'RAW_BYTES=%u'; cat %s/tests/data/guests/raw-writer.sh; } > $d/init; "
+		 "{ echo '#!/bin/sh'; echo 'RAW_BYTES=%u'; echo 'RAW_DIR=%s'; cat %s/tests/data/guests/raw-writer.sh; } > $d/init; "
 		 "chmod 755 $d/init; cp %s %s; (cd $d && echo init | cpio -o -H newc --quiet) >> %s",
-		 dir, BENCH_BULK_BYTES, root ? root : ".", img->initrd, out, out);
+		 dir, BENCH_BULK_BYTES, in ? "in" : "out", root ? root : ".", img->initrd, out, out);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -223,8 +224,32 @@ static int bench_connect(const char *path, int timeout_ms)
 	return -1;
 }
 
-/* MB/s from the first byte to the last, so the boot is not counted. */
-static double bench_raw_throughput_once(const struct vm_image *img, enum vm_accel accel)
+/* Host -> guest: 64 MiB written to the port, timed from the first write to
+ * the guest's one-byte answer after its last read. */
+static double bench_raw_send(int fd)
+{
+	static char chunk[1 << 16];
+	double t0 = clock_now_ms();
+	for (size_t sent = 0; sent < BENCH_BULK_BYTES;) {
+		ssize_t w = write(fd, chunk, sizeof(chunk));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		sent += (size_t)w;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	if (poll(&p, 1, BENCH_BULK_TIMEOUT_MS) <= 0 || read(fd, &c, 1) != 1) {
+		fprintf(stderr, "bench: raw reader never answered\n");
+		return -1;
+	}
+	return mbps(BENCH_BULK_BYTES, clock_now_ms() - t0);
+}
+
+/* MB/s from the first byte to the last, so the boot is not counted. in: host
+ * -> guest instead. */
+static double bench_raw_throughput_once(const struct vm_image *img, enum vm_accel accel, int in)
 {
 	char dir[] = "/tmp/ironclaw-bench-XXXXXX";
 	char console[128], channel[128], qmp[128], initrd[128], rm[160];
@@ -235,7 +260,7 @@ static double bench_raw_throughput_once(const struct vm_image *img, enum vm_acce
 	snprintf(channel, sizeof(channel), "%s/channel.sock", dir);
 	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
 	snprintf(rm, sizeof(rm), "rm -rf %s", dir);
-	if (bench_raw_initrd(img, dir, initrd, sizeof(initrd)) < 0) {
+	if (bench_raw_initrd(img, dir, in, initrd, sizeof(initrd)) < 0) {
 		fprintf(stderr, "bench: cannot build the raw-writer initramfs\n");
 		goto out;
 	}
@@ -259,7 +284,9 @@ static double bench_raw_throughput_once(const struct vm_image *img, enum vm_acce
 		_exit(127);
 	}
 	int fd = pid > 0 ? bench_connect(channel, 30000) : -1;
-	if (fd >= 0 && write(fd, "g", 1) == 1) {
+	if (fd >= 0 && in && write(fd, "g", 1) == 1) {
+		result = bench_raw_send(fd);
+	} else if (fd >= 0 && write(fd, "g", 1) == 1) {
 		static char chunk[1 << 20];
 		size_t got = 0, first = 0;
 		double t0 = 0, t1 = 0;
@@ -459,17 +486,18 @@ static int bench_bulk(double *out_mbps, double *in_mbps, double *pipe_mbps)
 
 /* Median of BENCH_BULK_RUNS boots of the raw writer (a failed one is retried
  * once; its console tail is printed). */
-static double bench_raw_throughput(const struct vm_image *img, enum vm_accel accel)
+static double bench_raw_throughput(const struct vm_image *img, enum vm_accel accel, int in)
 {
 	double v[BENCH_BULK_RUNS];
 	for (int i = 0; i < BENCH_BULK_RUNS; i++) {
-		v[i] = bench_raw_throughput_once(img, accel);
+		v[i] = bench_raw_throughput_once(img, accel, in);
 		if (v[i] <= 0)
-			v[i] = bench_raw_throughput_once(img, accel);
+			v[i] = bench_raw_throughput_once(img, accel, in);
 		if (v[i] <= 0)
 			return -1;
 	}
-	printf("raw virtio-serial runs: %.1f %.1f %.1f MB/s\n", v[0], v[1], v[2]);
+	printf("raw virtio-serial %s runs: %.1f %.1f %.1f MB/s\n",
+	       in ? "host -> guest" : "guest -> host", v[0], v[1], v[2]);
 	return percentile(v, BENCH_BULK_RUNS, 50);
 }
 
@@ -489,13 +517,15 @@ int main(int argc, char **argv)
 	const char *only = getenv("IRONCLAW_BENCH_ONLY");
 	if (only && !strcmp(only, "throughput")) {
 		/* Iterating on the channel: skip the boot pairs. */
-		double raw_mbps = bench_raw_throughput(&img, accel.accel), out_mbps = 0, in_mbps = 0;
+		double raw_mbps = bench_raw_throughput(&img, accel.accel, 0), out_mbps = 0, in_mbps = 0;
+		double raw_in_mbps = bench_raw_throughput(&img, accel.accel, 1);
 		double pipe_mbps = 0;
-		if (raw_mbps <= 0 || bench_bulk(&out_mbps, &in_mbps, &pipe_mbps) < 0)
+		if (raw_mbps <= 0 || raw_in_mbps <= 0 || bench_bulk(&out_mbps, &in_mbps, &pipe_mbps) < 0)
 			return 2;
-		printf("raw %.1f MB/s, output %.1f MB/s (%.2fx), stdin %.1f MB/s (%.2fx), "
-		       "in-guest pipe %.1f MB/s (%.2fx)\n", raw_mbps, out_mbps, out_mbps / raw_mbps,
-		       in_mbps, in_mbps / raw_mbps, pipe_mbps, pipe_mbps / raw_mbps);
+		printf("raw %.1f MB/s (host -> guest %.1f), output %.1f MB/s (%.2fx), "
+		       "stdin %.1f MB/s (%.2fx; %.2fx of host -> guest), in-guest pipe %.1f MB/s (%.2fx)\n",
+		       raw_mbps, raw_in_mbps, out_mbps, out_mbps / raw_mbps, in_mbps, in_mbps / raw_mbps,
+		       in_mbps / raw_in_mbps, pipe_mbps, pipe_mbps / raw_mbps);
 		return out_mbps < BENCH_THROUGHPUT_MIN * raw_mbps || in_mbps < BENCH_THROUGHPUT_MIN * raw_mbps;
 	}
 	/* Warm both paths once (page cache, accel cache) so neither pays first-run costs. */
@@ -529,9 +559,10 @@ int main(int argc, char **argv)
 	double p50 = 0, p99 = 0;
 	if (bench_rtt(&p50, &p99) < 0)
 		return 2;
-	double raw_mbps = bench_raw_throughput(&img, accel.accel);
+	double raw_mbps = bench_raw_throughput(&img, accel.accel, 0);
+	double raw_in_mbps = bench_raw_throughput(&img, accel.accel, 1);
 	double out_mbps = 0, in_mbps = 0, pipe_mbps = 0;
-	if (raw_mbps <= 0 || bench_bulk(&out_mbps, &in_mbps, &pipe_mbps) < 0)
+	if (raw_mbps <= 0 || raw_in_mbps <= 0 || bench_bulk(&out_mbps, &in_mbps, &pipe_mbps) < 0)
 		return 2;
 
 	printf("\n%-52s %10s\n", "measurement", "value");
@@ -542,6 +573,7 @@ int main(int argc, char **argv)
 	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p50 of 100", p50);
 	printf("%-52s %8.2f ms\n", "exec round-trip in a running VM, p99 of 100", p99);
 	printf("%-52s %8.1f MB/s\n", "raw virtio-serial, guest -> host, 64 MiB", raw_mbps);
+	printf("%-52s %8.1f MB/s\n", "raw virtio-serial, host -> guest, 64 MiB", raw_in_mbps);
 	printf("%-52s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "exec output, 64 MiB", out_mbps,
 	       out_mbps / raw_mbps, BENCH_THROUGHPUT_MIN);
 	printf("%-52s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "exec stdin, 64 MiB", in_mbps,

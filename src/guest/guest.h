@@ -34,6 +34,8 @@
 #define GUEST_OUTQ_MAX    (GUEST_OUTQ_HIGH + FRAME_MAX + 65536)
 /* Decoded requests waiting for the outbound queue to drain: one read's worth. */
 #define GUEST_READ_CHUNK  65536
+/* Bodies with this much left are read into directly (chan.c). */
+#define GUEST_READ_DIRECT_MIN 4096
 #define GUEST_INQ_MAX     (GUEST_READ_CHUNK / 6 + 1)
 /* One binary output frame carries at most this many bytes: a pipe read that
  * large (the pipes are grown to GUEST_PIPE_SIZE) costs one wake-up, where

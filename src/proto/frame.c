@@ -223,6 +223,25 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 	return 0;
 }
 
+uint8_t *frame_decoder_body_room(struct frame_decoder *d, size_t *room)
+{
+	*room = 0;
+	if (d->failed || d->header_have < FRAME_HEADER || !d->body)
+		return NULL;
+	*room = d->body_len - d->body_have;
+	return d->body + d->body_have;
+}
+
+int frame_decoder_body_filled(struct frame_decoder *d, size_t n, frame_cb cb, void *ctx)
+{
+	if (d->failed)
+		return d->failed;
+	if (d->header_have < FRAME_HEADER || !d->body || n > d->body_len - d->body_have)
+		return frame_fail(d, -EINVAL, "body_filled past the pending frame");
+	d->body_have += n;
+	return d->body_have == d->body_len ? frame_deliver(d, cb, ctx) : 0;
+}
+
 uint8_t *frame_encode(const json_t *msg, size_t *len)
 {
 	char *text = json_dumps(msg, JSON_COMPACT);

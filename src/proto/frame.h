@@ -74,6 +74,12 @@ uint8_t *frame_decoder_take_body(struct frame_decoder *d);
  * Bytes after a failure are ignored. */
 int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 		       frame_cb cb, void *ctx);
+/* Reading straight into the decoder: the pending frame's unfilled body and
+ * its size in *room, or NULL (room 0) when no body is pending. After reading n
+ * bytes there, body_filled completes the frame as feed would (same returns;
+ * n over the room fails the decoder). Saves a copy of bulk data. */
+uint8_t *frame_decoder_body_room(struct frame_decoder *d, size_t *room);
+int frame_decoder_body_filled(struct frame_decoder *d, size_t n, frame_cb cb, void *ctx);
 /* True when no partial frame is pending (a clean place for EOF). */
 int frame_decoder_idle(const struct frame_decoder *d);
 void frame_decoder_free(struct frame_decoder *d);

@@ -234,3 +234,42 @@ Test(frame, encode_rejects_oversized)
 	json_decref(msg);
 	free(big);
 }
+
+/* Reading straight into the body (the guest's stdin path): the frame completes
+ * exactly as through feed, the room never reaches past the body, and filling
+ * past it fails the decoder instead of writing out of bounds. */
+Test(frame, body_room_read_in_place)
+{
+	size_t len, room;
+	uint8_t *f = encode_text("{\"bulk\":\"abcdefghijklmnopqrstuvwxyz\"}", &len);
+	struct frame_decoder d;
+	frame_decoder_init(&d);
+	struct collected c = { 0 };
+	cr_assert_null(frame_decoder_body_room(&d, &room), "no body before a header");
+	cr_assert_eq(room, 0);
+	cr_assert_eq(frame_decoder_feed(&d, f, 4 + 3, collect, &c), 0);
+	uint8_t *body = frame_decoder_body_room(&d, &room);
+	cr_assert_not_null(body);
+	cr_assert_eq(room, len - 4 - 3, "room %zu, body left %zu", room, len - 4 - 3);
+	memcpy(body, f + 7, 5);
+	cr_assert_eq(frame_decoder_body_filled(&d, 5, collect, &c), 0);
+	cr_assert_eq(c.count, 0);
+	body = frame_decoder_body_room(&d, &room);
+	cr_assert_eq(room, len - 12);
+	memcpy(body, f + 12, room);
+	cr_assert_eq(frame_decoder_body_filled(&d, room, collect, &c), 0);
+	cr_assert_eq(c.count, 1);
+	cr_assert_str_eq(c.texts[0], "{\"bulk\":\"abcdefghijklmnopqrstuvwxyz\"}");
+	cr_assert(frame_decoder_idle(&d));
+	cr_assert_null(frame_decoder_body_room(&d, &room), "no body after delivery");
+
+	/* Over the room: a failed decoder, nothing written. */
+	cr_assert_eq(frame_decoder_feed(&d, f, 4, collect, &c), 0);
+	frame_decoder_body_room(&d, &room);
+	cr_assert_lt(frame_decoder_body_filled(&d, room + 1, collect, &c), 0);
+	cr_assert_lt(frame_decoder_feed(&d, f, len, collect, &c), 0, "the failure is sticky");
+	cr_assert_eq(c.count, 1);
+	collected_free(&c);
+	frame_decoder_free(&d);
+	free(f);
+}

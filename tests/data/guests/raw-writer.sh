@@ -2,7 +2,8 @@
 # The bench's raw baseline: boots like the real guest (mounts, modules), then
 # waits for one byte from the host on the channel port and writes
 # $RAW_BYTES zero bytes straight to the port with the same writer the exec
-# output bench runs (dd, 64 KiB blocks), and idles. No agent, no framing: the
+# output bench runs (dd, 64 KiB blocks), and idles. With RAW_DIR=in it reads
+# $RAW_BYTES from the port instead (the host -> guest baseline). No agent, no framing: the
 # speed of the virtio-serial port itself for this VM shape. The bench appends
 # this file as /init to a copy of the default initramfs (see bench/vm_bench.c).
 mount -t proc proc /proc
@@ -20,5 +21,12 @@ done
 until (exec 3<>"$port") 2>/dev/null; do :; done
 exec 3<>"$port"
 dd bs=1 count=1 <&3 >/dev/null 2>&1
-dd if=/dev/zero bs=65536 count=$((RAW_BYTES / 65536)) >&3 2>/dev/null
+if [ "$RAW_DIR" = in ]; then
+	# Host -> guest: read $RAW_BYTES from the port (a read returns one
+	# receive buffer, hence fullblock), then answer one byte.
+	dd bs=65536 count=$((RAW_BYTES / 65536)) iflag=fullblock <&3 >/dev/null 2>&1
+	echo d >&3
+else
+	dd if=/dev/zero bs=65536 count=$((RAW_BYTES / 65536)) >&3 2>/dev/null
+fi
 exec sleep 100000
