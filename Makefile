@@ -107,9 +107,14 @@ $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(HOST_LIB
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(HOST_LIB) $(LDLIBS_HOST)
 
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-$(BUILD)/bench/%: bench/%.c $(HOST_LIB)
+# Measurements the benches share (bench/lib): named explicitly, as INTEG_LIB_OBJ.
+BENCH_LIB_OBJ := $(call obj,$(wildcard bench/lib/*.c))
+$(BENCH_LIB_OBJ): $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HOST_LIB) $(LDLIBS_HOST)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(HOST_LIB) $(LDLIBS_HOST)
 
 unit-tests: $(UNIT_TESTS) $(FUZZ_REPLAY)
 integration-tests: $(INTEG_TESTS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest

@@ -43,119 +43,19 @@
 #include "vm/qemu.h"
 #include "vm/vm.h"
 
+#include "lib/benchlib.h"
+
 #define AB_STEPS 40              /* the fixture's tool steps (bench_agent.sh writes it) */
 #define AB_RTT_RUNS 100
 #define AB_OVERHEAD_MAX 1.0      /* x the exec round-trip p50 */
 #define AB_TREE_FILES 2000
 #define AB_TREE_BYTES (50u << 20)
 #define AB_TREE_DIRS 40
-#define AB_RAW_BYTES (64u << 20) /* what the raw writer sends (as vm_bench) */
 #define AB_THROUGHPUT_MIN 0.5
 #define AB_PAIRS 3               /* raw / copy pairs, interleaved: drift hits both */
-#define AB_RAW_TIMEOUT_MS 30000
 #define AB_RUN_TIMEOUT_S 300
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double percentile(const double *in, int n, double p)
-{
-	double v[256];
-	if (n <= 0 || n > 256)
-		return -1;
-	memcpy(v, in, sizeof(double) * (size_t)n);
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	return v[(int)(p / 100.0 * (n - 1) + 0.5)];
-}
-
-static double mbps(double bytes, double ms)
-{
-	return ms > 0 ? bytes / 1e6 / (ms / 1000.0) : 0;
-}
-
-/* ---- 1a. the exec round-trip (as bench/vm_bench.c) ------------------------ */
-
-struct rtt_run {
-	struct vm *vm;
-	int n;
-	double t0;
-	double samples[AB_RTT_RUNS];
-	int failed;
-};
-
-static void rtt_next(struct rtt_run *r);
-
-static void rtt_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
-{
-	struct rtt_run *r = ctx;
-	(void)x;
-	if (res->err.code || res->code != 0) {
-		fprintf(stderr, "agent_bench: exec failed: %s\n", res->err.code ? res->err.msg : "non-zero exit");
-		r->failed = 1;
-		vm_destroy(r->vm);
-		return;
-	}
-	r->samples[r->n++] = clock_now_ms() - r->t0;
-	rtt_next(r);
-}
-
-static void rtt_next(struct rtt_run *r)
-{
-	if (r->n == AB_RTT_RUNS) {
-		vm_destroy(r->vm);
-		return;
-	}
-	static char *argv[] = { "true", NULL };
-	struct vm_exec_spec spec = { .argv = argv };
-	static const struct vm_exec_handlers h = { .done = rtt_on_done };
-	struct vm_exec *x;
-	struct err e = { 0 };
-	r->t0 = clock_now_ms();
-	if (vm_exec_start(r->vm, &spec, &h, r, &x, &e) < 0) {
-		fprintf(stderr, "agent_bench: %s\n", e.msg);
-		r->failed = 1;
-		vm_destroy(r->vm);
-	}
-}
-
-static void rtt_on_ready(struct vm *vm, void *ctx)
-{
-	(void)vm;
-	rtt_next(ctx);
-}
-
-static void rtt_on_failed(struct vm *vm, const struct err *e, void *ctx)
-{
-	struct rtt_run *r = ctx;
-	fprintf(stderr, "agent_bench: VM failed: %s\n", e->msg);
-	r->failed = 1;
-	vm_destroy(vm);
-}
-
-static int bench_rtt(double *p50)
-{
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	struct rtt_run r = { 0 };
-	struct vm_options o = { 0 };
-	static const struct vm_events ev = { .ready = rtt_on_ready, .failed = rtt_on_failed };
-	struct err e = { 0 };
-	if (vm_create(&loop, &o, &ev, &r, &r.vm, &e) < 0) {
-		fprintf(stderr, "agent_bench: %s\n", e.msg);
-		return -1;
-	}
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	if (r.failed || r.n != AB_RTT_RUNS)
-		return -1;
-	*p50 = percentile(r.samples, AB_RTT_RUNS, 50);
-	return 0;
-}
-
-/* ---- 1b. the loop, from the run log --------------------------------------- */
+/* ---- 1. the loop, from the run log (the round-trip baseline: lib/benchlib) -- */
 
 /* Runs argv with stdout and stderr into files; returns the exit status or -1. */
 static int ab_run(char *const *argv, const char *out, const char *errp)
@@ -444,123 +344,14 @@ static int bench_copy(const char *root, const char *tmp, int pair, double *in_mb
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	int rc = c.failed ? -1 : copy_check(&c);
-	*in_mbps = mbps(AB_TREE_BYTES, c.in_ms);
-	*out_mbps = mbps(AB_TREE_BYTES, c.out_ms);
+	*in_mbps = bench_mbps(AB_TREE_BYTES, c.in_ms);
+	*out_mbps = bench_mbps(AB_TREE_BYTES, c.out_ms);
 	workspace_manifest_free(&c.before);
 	workspace_manifest_free(&c.after);
 	snprintf(rm, sizeof(rm), "rm -rf '%s'", staging);
 	if (system(rm) != 0)
 		fprintf(stderr, "agent_bench: could not remove %s\n", staging);
 	return rc;
-}
-
-/* ---- 2c. the raw port (vm_bench's baseline, measured the same way) --------- */
-
-/* The default initramfs with tests/data/guests/raw-writer.sh appended as /init. */
-static int raw_initrd(const struct vm_image *img, const char *dir, char *out, size_t n)
-{
-	const char *root = getenv("IRONCLAW_ROOT");
-	char cmd[16384];
-	snprintf(out, n, "%s/raw.cpio", dir);
-	snprintf(cmd, sizeof(cmd),
-		 "set -e; d=%s/overlay; mkdir -p $d; "
-		 "{ echo '#!/bin/sh'; echo 'RAW_BYTES=%u'; cat %s/tests/data/guests/raw-writer.sh; } > $d/init; "
-		 "chmod 755 $d/init; cp %s %s; (cd $d && echo init | cpio -o -H newc --quiet) >> %s",
-		 dir, AB_RAW_BYTES, root ? root : ".", img->initrd, out, out);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int raw_connect(const char *path, int timeout_ms)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	double end = clock_now_ms() + timeout_ms;
-	while (clock_now_ms() < end) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		if (fd >= 0)
-			close(fd);
-		usleep(5000); /* QEMU has not created the socket yet: nothing to wait on */
-	}
-	return -1;
-}
-
-/* MB/s guest -> host from the first byte to the last (the boot not counted). */
-static double bench_raw(const struct vm_image *img, enum vm_accel accel)
-{
-	char dir[] = "/tmp/ironclaw-agentbench-raw-XXXXXX";
-	char console[128], channel[128], qmp[128], initrd[128], rm[160];
-	double result = -1;
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(console, sizeof(console), "%s/console.log", dir);
-	snprintf(channel, sizeof(channel), "%s/channel.sock", dir);
-	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
-	snprintf(rm, sizeof(rm), "rm -rf %s", dir);
-	struct qemu_spec spec = {
-		.accel = accel, .cpus = VM_DEFAULT_CPUS, .memory_mib = VM_DEFAULT_MEMORY_MIB,
-		.kernel = img->kernel, .initrd = initrd,
-		.console_path = console, .channel_path = channel, .qmp_path = qmp, .tap_fd = -1,
-	};
-	char *argv[QEMU_ARGV_MAX];
-	char store[8192];
-	if (raw_initrd(img, dir, initrd, sizeof(initrd)) < 0 || qemu_build_argv(&spec, argv, store, sizeof(store)) < 0) {
-		fprintf(stderr, "agent_bench: cannot set up the raw writer\n");
-		goto out;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int devnull = open("/dev/null", O_RDWR);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	int fd = pid > 0 ? raw_connect(channel, 30000) : -1;
-	if (fd >= 0 && write(fd, "g", 1) == 1) {
-		static char chunk[1 << 20];
-		size_t got = 0, first = 0;
-		double t0 = 0, t1 = 0;
-		while (got < AB_RAW_BYTES) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (poll(&p, 1, AB_RAW_TIMEOUT_MS) <= 0)
-				break;
-			ssize_t r = read(fd, chunk, sizeof(chunk));
-			if (r <= 0)
-				break;
-			if (!got) {
-				t0 = clock_now_ms();
-				first = (size_t)r;
-			}
-			got += (size_t)r;
-			t1 = clock_now_ms();
-		}
-		if (got == AB_RAW_BYTES)
-			result = mbps((double)(got - first), t1 - t0);
-		else
-			fprintf(stderr, "agent_bench: raw writer sent %zu of %u bytes\n", got, AB_RAW_BYTES);
-	}
-	if (result < 0) {
-		char tail[300];
-		snprintf(tail, sizeof(tail), "tail -n 15 %s >&2", console);
-		if (system(tail) != 0)
-			fprintf(stderr, "agent_bench: no console log\n");
-	}
-	if (fd >= 0)
-		close(fd);
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-out:
-	if (system(rm) != 0)
-		fprintf(stderr, "agent_bench: could not remove %s\n", dir);
-	return result;
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -583,7 +374,7 @@ int main(int argc, char **argv)
 	printf("accelerator: %s (%s)\n", vm_accel_name(accel.accel), accel.reason);
 	const char *only = getenv("IRONCLAW_BENCH_ONLY");
 	if (only && !strcmp(only, "raw")) {   /* checking the baseline alone */
-		double v = bench_raw(&img, accel.accel);
+		double v = bench_raw_port_once(&img, accel.accel, 0);
 		printf("raw virtio-serial: %.1f MB/s\n", v);
 		return v > 0 ? 0 : 2;
 	}
@@ -594,9 +385,9 @@ int main(int argc, char **argv)
 
 	double rtt_p50 = 0;
 	struct loop_result lr;
-	if (bench_rtt(&rtt_p50) < 0 || bench_loop(argv[1], argv[2], tmp, &lr) < 0)
+	if (bench_exec_rtt(AB_RTT_RUNS, &rtt_p50, NULL) < 0 || bench_loop(argv[1], argv[2], tmp, &lr) < 0)
 		goto out;
-	double ov_p50 = percentile(lr.overhead, AB_STEPS, 50), ov_p90 = percentile(lr.overhead, AB_STEPS, 90);
+	double ov_p50 = bench_percentile(lr.overhead, AB_STEPS, 50), ov_p90 = bench_percentile(lr.overhead, AB_STEPS, 90);
 	double ov_sum = 0;
 	for (int i = 0; i < AB_STEPS; i++)
 		ov_sum += lr.overhead[i];
@@ -609,9 +400,9 @@ int main(int argc, char **argv)
 	}
 	double raw[AB_PAIRS], cin[AB_PAIRS], cout[AB_PAIRS], rin[AB_PAIRS], rout[AB_PAIRS];
 	for (int i = 0; i < AB_PAIRS; i++) {
-		raw[i] = bench_raw(&img, accel.accel);
+		raw[i] = bench_raw_port_once(&img, accel.accel, 0);
 		if (raw[i] <= 0)
-			raw[i] = bench_raw(&img, accel.accel);   /* one retry, as vm_bench */
+			raw[i] = bench_raw_port_once(&img, accel.accel, 0);   /* one retry, as vm_bench */
 		if (raw[i] <= 0 || bench_copy(tree, tmp, i, &cin[i], &cout[i]) < 0)
 			goto out;
 		rin[i] = cin[i] / raw[i];
@@ -619,22 +410,22 @@ int main(int argc, char **argv)
 		printf("pair %d: raw %.1f MB/s, copy-in %.1f MB/s, copy-out %.1f MB/s\n", i + 1, raw[i], cin[i],
 		       cout[i]);
 	}
-	double in_ratio = percentile(rin, AB_PAIRS, 50), out_ratio = percentile(rout, AB_PAIRS, 50);
+	double in_ratio = bench_percentile(rin, AB_PAIRS, 50), out_ratio = bench_percentile(rout, AB_PAIRS, 50);
 
 	printf("\n%-58s %s\n", "measurement", "value");
 	printf("%-58s %8.2f ms\n", "exec round-trip of `true` in a running VM, p50 of 100", rtt_p50);
-	printf("%-58s %8.2f ms\n", "model request to aimock (loopback), p50 of 40", percentile(lr.lat, AB_STEPS, 50));
-	printf("%-58s %8.2f ms\n", "run_command `true` as the loop times it, p50 of 40", percentile(lr.dur, AB_STEPS, 50));
+	printf("%-58s %8.2f ms\n", "model request to aimock (loopback), p50 of 40", bench_percentile(lr.lat, AB_STEPS, 50));
+	printf("%-58s %8.2f ms\n", "run_command `true` as the loop times it, p50 of 40", bench_percentile(lr.dur, AB_STEPS, 50));
 	printf("%-58s %8.2f ms (p90 %.2f, mean %.2f)\n", "loop overhead per step, p50 of 40", ov_p50, ov_p90,
 	       ov_sum / AB_STEPS);
 	printf("%-58s %8.2fx (target <= %.2fx)\n", "loop overhead p50 / exec round-trip p50", ov_p50 / rtt_p50,
 	       AB_OVERHEAD_MAX);
 	printf("%-58s %8.1f s\n", "whole `ironclaw run` of 40 steps (boot, copies, teardown)", lr.wall_s);
-	printf("%-58s %8.1f MB/s\n", "raw virtio-serial, guest -> host, median of 3", percentile(raw, AB_PAIRS, 50));
+	printf("%-58s %8.1f MB/s\n", "raw virtio-serial, guest -> host, median of 3", bench_percentile(raw, AB_PAIRS, 50));
 	printf("%-58s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "copy-in, 2000 files, 50 MiB, median of 3",
-	       percentile(cin, AB_PAIRS, 50), in_ratio, AB_THROUGHPUT_MIN);
+	       bench_percentile(cin, AB_PAIRS, 50), in_ratio, AB_THROUGHPUT_MIN);
 	printf("%-58s %8.1f MB/s (%.2fx raw, target >= %.2fx)\n", "copy-out, 2000 files, 50 MiB, median of 3",
-	       percentile(cout, AB_PAIRS, 50), out_ratio, AB_THROUGHPUT_MIN);
+	       bench_percentile(cout, AB_PAIRS, 50), out_ratio, AB_THROUGHPUT_MIN);
 	printf("(ratios: the median of the %d per-pair ratios; the run log's timestamps are whole "
 	       "milliseconds, so one step's overhead is known to +-1 ms, the mean to %.2f ms)\n",
 	       AB_PAIRS, 2.0 / AB_STEPS);
