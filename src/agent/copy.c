@@ -134,7 +134,10 @@ static void copy_in_on_done(struct vm_exec *x, const struct vm_exec_result *r, v
 	c->exec_done = 1;
 	c->x = NULL;
 	struct err e = { 0 };
-	if (r->err.code)
+	if (r->timed_out)
+		err_set(&e, -ETIMEDOUT, "copying the workspace in: the guest's tar did not finish within %u s",
+			AGENT_COPY_TIMEOUT_MS / 1000), copy_in_fail(c, &e);
+	else if (r->err.code)
 		copy_in_fail(c, &r->err);
 	else if (r->signal || r->code)
 		err_set(&e, -EIO, "copying the workspace in: the guest's tar failed (exit %d)",
@@ -168,7 +171,8 @@ static void copy_in_after_open(uv_work_t *w, int status)
 		.stdin_credit = copy_in_on_credit,
 		.done = copy_in_on_done,
 	};
-	struct vm_exec_spec spec = { .argv = argv, .cwd = "/", .want_stdin = 1 };
+	struct vm_exec_spec spec = { .argv = argv, .cwd = "/", .want_stdin = 1,
+				     .timeout_ms = AGENT_COPY_TIMEOUT_MS };
 	struct err e = { 0 };
 	if (vm_exec_start(c->vm, &spec, &h, c, &c->x, &e) < 0) {
 		c->e = e;
@@ -281,7 +285,10 @@ static void copy_out_on_done(struct vm_exec *x, const struct vm_exec_result *r, 
 {
 	struct copy_out *c = ctx;
 	(void)x;
-	if (r->err.code) {
+	if (r->timed_out) {
+		err_set(&c->e, -ETIMEDOUT, "copying the workspace out: the guest's tar did not finish within %u s",
+			AGENT_COPY_TIMEOUT_MS / 1000);
+	} else if (r->err.code) {
 		c->e = r->err;
 	} else if (c->over) {
 		err_set(&c->e, -EFBIG, "copying the workspace out: the guest's tar stream passed %llu MiB",
@@ -317,7 +324,7 @@ int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
 	c->ctx = ctx;
 	static char *argv[] = { "tar", "-cf", "-", "-C", "/workspace", ".", NULL };
 	static const struct vm_exec_handlers h = { .output = copy_out_on_output, .done = copy_out_on_done };
-	struct vm_exec_spec spec = { .argv = argv, .cwd = "/" };
+	struct vm_exec_spec spec = { .argv = argv, .cwd = "/", .timeout_ms = AGENT_COPY_TIMEOUT_MS };
 	struct vm_exec *x;
 	int rc = vm_exec_start(vm, &spec, &h, c, &x, e);
 	if (rc < 0)

@@ -13,6 +13,8 @@
 struct vm;
 
 #define AGENT_COPY_OUT_MAX (512ull << 20)   /* the guest's tar stream, held in memory */
+/* The guest's tar is never trusted to finish: past this the host gives up on it. */
+#define AGENT_COPY_TIMEOUT_MS (600u * 1000)
 
 /* e NULL on success. */
 typedef void (*agent_copy_cb)(void *ctx, const struct err *e);

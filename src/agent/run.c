@@ -223,7 +223,7 @@ static void run_on_vm_ready(struct vm *vm, void *ctx)
 		/* /workspace must exist for the tools even without a copy. */
 		struct err e = { 0 };
 		static char *argv[] = { "mkdir", "-p", "/workspace", NULL };
-		struct vm_exec_spec spec = { .argv = argv };
+		struct vm_exec_spec spec = { .argv = argv, .timeout_ms = 30000 };   /* a host deadline too */
 		static const struct vm_exec_handlers h = { .done = run_on_mkdir_done };
 		struct vm_exec *x;
 		if (vm_exec_start(vm, &spec, &h, r, &x, &e) < 0)
