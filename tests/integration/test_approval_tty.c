@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/io.h"
+#include "integration/lib/pty.h"
 
 struct child_result {
 	int fired;
@@ -89,76 +89,52 @@ static void child_decide(struct approval_card *card, unsigned timeout_ms, int re
 }
 
 struct pty_run {
-	pid_t pid;
-	int master;
+	struct pty_child c;
 	int res_pipe[2];
 	char out_path[64];
-	struct buf screen;      /* everything the "terminal" showed */
+	struct approval_card *card;
+	unsigned timeout_ms;
 };
+
+static void pty_child_decide(void *arg)
+{
+	struct pty_run *p = arg;
+	close(p->res_pipe[0]);
+	child_decide(p->card, p->timeout_ms, p->res_pipe[1]);
+}
 
 static void pty_start(struct pty_run *p, struct approval_card *card, unsigned timeout_ms)
 {
 	memset(p, 0, sizeof(*p));
-	buf_init(&p->screen, 4 << 20);
+	p->card = card;
+	p->timeout_ms = timeout_ms;
 	snprintf(p->out_path, sizeof(p->out_path), "/tmp/ironclaw-tty-out-XXXXXX");
 	int ofd = mkstemp(p->out_path);
 	cr_assert(ofd >= 0);
 	cr_assert_eq(pipe(p->res_pipe), 0);
-	p->pid = forkpty(&p->master, NULL, NULL, NULL);
-	cr_assert(p->pid >= 0, "forkpty: %s", strerror(errno));
-	if (p->pid == 0) {
-		dup2(ofd, 1);   /* stdout is a file, as when a script captures it */
-		close(p->res_pipe[0]);
-		child_decide(card, timeout_ms, p->res_pipe[1]);
-	}
+	int rc = pty_child_start(&p->c, ofd, pty_child_decide, p);
+	cr_assert_eq(rc, 0, "forkpty: %s", strerror(-rc));
 	close(ofd);
 	close(p->res_pipe[1]);
 }
 
-/* Reads the master until `want` has appeared or the child is gone. */
 static int pty_await(struct pty_run *p, const char *want, unsigned timeout_ms)
 {
-	double end = clock_now_ms() + timeout_ms;
-	for (;;) {
-		if (want && p->screen.data && strstr((char *)p->screen.data, want))
-			return 1;
-		int left = (int)(end - clock_now_ms());
-		if (left <= 0)
-			return 0;
-		struct pollfd pf = { .fd = p->master, .events = POLLIN };
-		if (poll(&pf, 1, left) <= 0)
-			continue;
-		char b[4096];
-		ssize_t n = read(p->master, b, sizeof(b));
-		if (n <= 0)
-			return 0;   /* EIO: the child closed the terminal */
-		buf_append(&p->screen, b, (size_t)n);
-	}
+	return pty_child_await(&p->c, want, timeout_ms);
 }
 
 static void pty_say(struct pty_run *p, const char *s)
 {
-	cr_assert_eq(io_write_all(p->master, s, strlen(s)), 0);
+	cr_assert_eq(pty_child_say(&p->c, s), 0);
 }
 
 static void pty_finish(struct pty_run *p, struct child_result *r)
 {
-	pty_await(p, NULL, 200);   /* drain what is left on the terminal */
 	int st = 0;
-	double end = clock_now_ms() + 30000;
-	pid_t w;
-	while ((w = waitpid(p->pid, &st, WNOHANG)) == 0 && clock_now_ms() < end) {
-		pty_await(p, NULL, 50);
-	}
-	if (w == 0) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &st, 0);
-		cr_assert_fail("the child did not finish");
-	}
+	cr_assert_eq(pty_child_wait(&p->c, 30000, &st), 0, "the child did not finish");
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
 	cr_assert_eq(read(p->res_pipe[0], r, sizeof(*r)), (ssize_t)sizeof(*r));
 	close(p->res_pipe[0]);
-	close(p->master);
 	char *out = NULL;
 	size_t len = 0;
 	cr_assert_eq(io_read_file(p->out_path, 1 << 20, &out, &len), 0);
@@ -186,16 +162,16 @@ Test(approval_tty, yes_approves_this_call)
 	struct pty_run p;
 	struct child_result r;
 	pty_start(&p, &tool_card, 60000);
-	cr_assert(pty_await(&p, "[N] no: ", 30000), "the question appears on the terminal: %s", p.screen.data);
-	cr_expect(strstr((char *)p.screen.data, "\"entityType\": \"person\""), "arguments are pretty-printed");
-	cr_expect(strstr((char *)p.screen.data, "effect sha256: "), "the hash is on the card");
+	cr_assert(pty_await(&p, "[N] no: ", 30000), "the question appears on the terminal: %s", p.c.screen.data);
+	cr_expect(strstr((char *)p.c.screen.data, "\"entityType\": \"person\""), "arguments are pretty-printed");
+	cr_expect(strstr((char *)p.c.screen.data, "effect sha256: "), "the hash is on the card");
 	pty_say(&p, "y\n");
 	pty_finish(&p, &r);
 	cr_expect_eq(r.fired, 1);
 	cr_expect_eq(r.approved, 1);
 	cr_expect_eq(r.scope, APPROVAL_SCOPE_CALL);
 	cr_expect_str_eq(r.decider, "ask");
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, no_denies)
@@ -209,7 +185,7 @@ Test(approval_tty, no_denies)
 	cr_expect_eq(r.fired, 1);
 	cr_expect_eq(r.approved, 0);
 	cr_expect(strstr(r.reason, "said no"), "%s", r.reason);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, gibberish_is_asked_again)
@@ -223,7 +199,7 @@ Test(approval_tty, gibberish_is_asked_again)
 	pty_say(&p, "Y\n");
 	pty_finish(&p, &r);
 	cr_expect_eq(r.approved, 1);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, always_approves_the_tool_for_the_run)
@@ -247,10 +223,10 @@ Test(approval_tty, always_approves_the_tool_for_the_run)
 	cr_expect_eq(r.approved2, 1);
 	cr_expect_str_eq(r.decider2, "remembered");
 	/* Only one question was asked. */
-	const char *s = (char *)p.screen.data, *q = strstr(s, "[N] no: ");
+	const char *s = (char *)p.c.screen.data, *q = strstr(s, "[N] no: ");
 	cr_expect(q && !strstr(q + 1, "[N] no: "), "%s", s);
 	json_decref(args2);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, no_answer_denies_after_the_timeout)
@@ -265,7 +241,7 @@ Test(approval_tty, no_answer_denies_after_the_timeout)
 	cr_expect_eq(r.approved, 0);
 	cr_expect(strstr(r.reason, "no answer within"), "%s", r.reason);
 	cr_expect(clock_now_ms() - t0 >= 1400, "not before the timeout");
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, per_file_selection)
@@ -283,9 +259,9 @@ Test(approval_tty, per_file_selection)
 	struct pty_run p;
 	struct child_result r;
 	pty_start(&p, &c, 60000);
-	cr_assert(pty_await(&p, "(e.g. 1,3 or 2-4): ", 30000), "%s", p.screen.data);
-	cr_expect(strstr((char *)p.screen.data, "+world"), "the diff is on the card");
-	cr_expect(strstr((char *)p.screen.data, "3. conf.ini  modified +2 -2  CONFLICT"));
+	cr_assert(pty_await(&p, "(e.g. 1,3 or 2-4): ", 30000), "%s", p.c.screen.data);
+	cr_expect(strstr((char *)p.c.screen.data, "+world"), "the diff is on the card");
+	cr_expect(strstr((char *)p.c.screen.data, "3. conf.ini  modified +2 -2  CONFLICT"));
 	/* A conflict cannot be chosen: asked again. */
 	pty_say(&p, "3\n");
 	cr_assert(pty_await(&p, "file 3 is a conflict", 30000));
@@ -295,7 +271,7 @@ Test(approval_tty, per_file_selection)
 	cr_expect(r.sel[0] && !r.sel[1] && !r.sel[2] && r.sel[3], "%d %d %d %d", r.sel[0], r.sel[1],
 		  r.sel[2], r.sel[3]);
 	cr_expect(strstr(r.reason, "2 of 4"), "%s", r.reason);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(approval_tty, typeahead_does_not_answer)
@@ -310,7 +286,7 @@ Test(approval_tty, typeahead_does_not_answer)
 	cr_assert(pty_await(&p, "[N] no: ", 30000));
 	cr_assert(pty_await(&p, "-> ", 60000));
 	pty_finish(&p, &r);
-	cr_expect_eq(r.approved, 0, "the early y was flushed: %s", p.screen.data);
+	cr_expect_eq(r.approved, 0, "the early y was flushed: %s", p.c.screen.data);
 	cr_expect(strstr(r.reason, "no answer within"), "%s", r.reason);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }

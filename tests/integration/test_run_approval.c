@@ -5,9 +5,8 @@
  * hangs, or prints garbage. The prompt timeout comes from the config's
  * "approval": {"promptTimeoutS": 2}, so "no answer" takes seconds. */
 #include "test_run_util.h"
+#include "integration/lib/pty.h"
 
-#include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -29,69 +28,41 @@ static void teardown(void)
 TestSuite(run_approval, .init = setup, .fini = teardown, .timeout = 240);
 
 struct pty {
-	pid_t pid;
-	int master;
+	struct pty_child c;
 	char out[160];
-	struct buf screen;
+	char base[160];
 };
+
+static void pty_child_run(void *arg)
+{
+	struct pty *p = arg;
+	execl(harness_ironclaw(), harness_ironclaw(), "run", "--workspace", t.ws, "--base-url", p->base,
+	      "--model", "m", MULTI, (char *)NULL);
+}
 
 static void pty_start(struct pty *p)
 {
 	memset(p, 0, sizeof(*p));
-	buf_init(&p->screen, 4u << 20);
 	snprintf(p->out, sizeof(p->out), "%s/pty-out", t.dir);
 	int ofd = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert(ofd >= 0);
-	char base[160];
-	snprintf(base, sizeof(base), "%s/v1", t.mock.url);
-	p->pid = forkpty(&p->master, NULL, NULL, NULL);
-	cr_assert(p->pid >= 0, "forkpty: %s", strerror(errno));
-	if (p->pid == 0) {
-		dup2(ofd, 1);   /* stdout is a file, as when a script captures it */
-		execl(harness_ironclaw(), harness_ironclaw(), "run", "--workspace", t.ws, "--base-url", base,
-		      "--model", "m", MULTI, (char *)NULL);
-		_exit(127);
-	}
+	snprintf(p->base, sizeof(p->base), "%s/v1", t.mock.url);
+	int rc = pty_child_start(&p->c, ofd, pty_child_run, p);
+	cr_assert_eq(rc, 0, "forkpty: %s", strerror(-rc));
 	close(ofd);
 }
 
-/* Reads the master until want has appeared (1) or the child closed it. */
 static int pty_await(struct pty *p, const char *want, unsigned timeout_ms)
 {
-	double end = harness_now_ms() + timeout_ms;
-	for (;;) {
-		buf_append(&p->screen, "", 1);
-		p->screen.len--;
-		if (want && strstr((char *)p->screen.data, want))
-			return 1;
-		int left = (int)(end - harness_now_ms());
-		if (left <= 0)
-			return 0;
-		struct pollfd pf = { .fd = p->master, .events = POLLIN };
-		if (poll(&pf, 1, left) <= 0)
-			continue;
-		char b[4096];
-		ssize_t n = read(p->master, b, sizeof(b));
-		if (n <= 0)
-			return 0;   /* EIO: the child closed the terminal */
-		buf_append(&p->screen, b, (size_t)n);
-	}
+	return pty_child_await(&p->c, want, timeout_ms);
 }
 
 /* Drains the terminal until the child exits; returns its exit code. */
 static int pty_finish(struct pty *p)
 {
 	int st = 0;
-	double end = harness_now_ms() + 120000;
-	pid_t w;
-	while ((w = waitpid(p->pid, &st, WNOHANG)) == 0 && harness_now_ms() < end)
-		pty_await(p, NULL, 50);
-	if (w == 0) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &st, 0);
-		cr_assert_fail("ironclaw run did not finish; screen:\n%s", p->screen.data);
-	}
-	close(p->master);
+	cr_assert_eq(pty_child_wait(&p->c, 120000, &st), 0, "ironclaw run did not finish; screen:\n%s",
+		     p->c.screen.data);
 	cr_assert(WIFEXITED(st), "status %d", st);
 	return WEXITSTATUS(st);
 }
@@ -99,8 +70,8 @@ static int pty_finish(struct pty *p)
 static void pty_card_shown(struct pty *p)
 {
 	cr_assert(pty_await(p, "Apply these changes? [y/N]", 120000), "the question appears on the terminal:\n%s",
-		  p->screen.data);
-	const char *s = (char *)p->screen.data;
+		  p->c.screen.data);
+	const char *s = (char *)p->c.screen.data;
 	cr_expect(strstr(s, "M notes.txt"), "the card is on the terminal:\n%s", s);
 	cr_expect(strstr(s, "+world"), "with the diff:\n%s", s);
 }
@@ -118,14 +89,14 @@ Test(run_approval, tty_yes_applies)
 	struct pty p;
 	pty_start(&p);
 	pty_card_shown(&p);
-	cr_assert_eq(io_write_all(p.master, "y\n", 2), 0);
+	cr_assert_eq(pty_child_say(&p.c, "y\n"), 0);
 	int code = pty_finish(&p);
-	cr_assert_eq(code, 0, "exit %d; screen:\n%s", code, p.screen.data);
+	cr_assert_eq(code, 0, "exit %d; screen:\n%s", code, p.c.screen.data);
 	char *n = rt_readf(t.ws, "notes.txt");
 	cr_assert_str_eq(n, "hello\nworld\n");
 	free(n);
 	stdout_is(&p, "Added the line 'world' to notes.txt.\n");
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(run_approval, tty_no_denies)
@@ -134,15 +105,15 @@ Test(run_approval, tty_no_denies)
 	struct pty p;
 	pty_start(&p);
 	pty_card_shown(&p);
-	cr_assert_eq(io_write_all(p.master, "n\n", 2), 0);
+	cr_assert_eq(pty_child_say(&p.c, "n\n"), 0);
 	int code = pty_finish(&p);
-	cr_assert_eq(code, 3, "exit %d; screen:\n%s", code, p.screen.data);
+	cr_assert_eq(code, 3, "exit %d; screen:\n%s", code, p.c.screen.data);
 	char *after = rt_tree(t.ws);
 	cr_assert_str_eq(after, before, "denied: unchanged byte for byte");
 	free(after);
 	free(before);
 	stdout_is(&p, "Added the line 'world' to notes.txt.\n");
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 Test(run_approval, tty_no_answer_denies_after_the_timeout)
@@ -154,14 +125,14 @@ Test(run_approval, tty_no_answer_denies_after_the_timeout)
 	double asked = harness_now_ms();
 	int code = pty_finish(&p);
 	double waited = harness_now_ms() - asked;
-	cr_assert_eq(code, 3, "exit %d; screen:\n%s", code, p.screen.data);
+	cr_assert_eq(code, 3, "exit %d; screen:\n%s", code, p.c.screen.data);
 	cr_expect_gt(waited, 1000, "it waited for the 2 s prompt timeout (%.0f ms)", waited);
 	cr_expect_lt(waited, 60000, "and not much longer (%.0f ms)", waited);
 	char *after = rt_tree(t.ws);
 	cr_assert_str_eq(after, before, "no answer: unchanged byte for byte");
 	free(after);
 	free(before);
-	buf_free(&p.screen);
+	pty_child_free(&p.c);
 }
 
 /* ---- external approvers ---- */
