@@ -78,8 +78,8 @@ static void run_usage(FILE *f)
 		"\"stream\", \"timeouts\": {\"connect_s\", \"first_byte_s\", \"total_s\"}}. The key is read\n"
 		"from OPENAI_API_KEY or ANTHROPIC_API_KEY unless api_key_env names another variable.\n\n"
 		"exit status: 0 done (approved changes applied, or none); 1 the model failed; 2 usage;\n"
-		"3 a red action or the changes were denied, so nothing reached your files; 4 a limit\n"
-		"(steps, time, a stuck model); 125 the sandbox failed.\n",
+		"3 a red action or the changes were denied, or a conflict, so nothing reached your files;\n"
+		"4 a limit (steps, time, a stuck model); 125 the sandbox failed.\n",
 		AGENT_MAX_STEPS_DEFAULT);
 }
 

@@ -151,7 +151,7 @@ Test(run, host_edit_during_the_run_is_not_overwritten)
 	cr_assert_geq(st, 0, "the run did not end");
 	free(err);
 	err = rt_read(errp);
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 0, "a conflict is not a success: %d\n%s", st, err);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 3, "a conflict: nothing reached the files, exit 3: %d\n%s", st, err);
 	cr_expect(strstr(err, "conflict"), "the card says so: %s", err);
 	char *now = rt_readf(t.ws, "notes.txt");
 	cr_assert_str_eq(now, "hello\nedited by the user\n", "the user's edit survives");
