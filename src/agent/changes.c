@@ -199,12 +199,8 @@ static void changes_after_compute(uv_work_t *w, int status)
 static void changes_on_copied_out(void *ctx, const struct err *e)
 {
 	struct agent_run *r = ctx;
-	if (r->stopping)
+	if (!agent_sandbox_step_ok(r, e))
 		return;
-	if (e) {
-		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e->msg);
-		return;
-	}
 	r->work.data = r;
 	if (uv_queue_work(r->loop, &r->work, changes_compute_job, changes_after_compute) < 0)
 		agent_finish(r, AGENT_SANDBOX_FAILED, "comparing the workspace: no thread pool");

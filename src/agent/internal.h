@@ -71,6 +71,10 @@ struct agent_run {
 /* run.c */
 void agent_finish(struct agent_run *r, enum agent_status status, const char *why_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The head of a sandbox-side completion: 0 when the run is already stopping,
+ * or when e is set (the run is then finished as a sandbox failure with e's
+ * message); 1 when the caller goes on. */
+int agent_sandbox_step_ok(struct agent_run *r, const struct err *e);
 /* step.c */
 void agent_step(struct agent_run *r);
 /* changes.c: after the final answer; ends with agent_finish. */

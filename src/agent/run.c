@@ -81,6 +81,17 @@ static void run_on_deadline_closed(uv_handle_t *h)
 	run_closed_one(h->data);
 }
 
+int agent_sandbox_step_ok(struct agent_run *r, const struct err *e)
+{
+	if (r->stopping)
+		return 0;
+	if (e) {
+		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e->msg);
+		return 0;
+	}
+	return 1;
+}
+
 void agent_finish(struct agent_run *r, enum agent_status status, const char *why_fmt, ...)
 {
 	if (r->stopping)
@@ -183,12 +194,8 @@ static void run_begin_loop(struct agent_run *r)
 static void run_on_copied_in(void *ctx, const struct err *e)
 {
 	struct agent_run *r = ctx;
-	if (r->stopping)
+	if (!agent_sandbox_step_ok(r, e))
 		return;
-	if (e) {
-		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e->msg);
-		return;
-	}
 	r->copied_in = 1;
 	agent_progress(r, "workspace copied in: %zu %s, %.1f MiB (%.1f s)", r->before.n,
 		       r->before.n == 1 ? "entry" : "entries", (double)r->before.bytes / 1048576.0,
@@ -245,12 +252,8 @@ static void run_on_vm_failed(struct vm *vm, const struct err *e, void *ctx)
 static void run_on_mcp_ready(void *ctx, const struct err *e)
 {
 	struct agent_run *r = ctx;
-	if (r->stopping)
+	if (!agent_sandbox_step_ok(r, e))
 		return;
-	if (e) {
-		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e->msg);
-		return;
-	}
 	r->mcp_ready = 1;
 	run_begin_loop(r);
 }
