@@ -137,6 +137,13 @@ static void hs_on_discover(void *opaque, int rc, json_t *res, const struct err *
 	struct err he = { 0 };
 	const char *offer = NULL;
 	int ok = 0;
+	if (rc == -EACCES) {
+		/* Authorization is missing or refused: initialize would be refused too. */
+		he = *e;
+		err_wrap(&he, "connecting to server '%s'", c->cfg->name);
+		hs_finish(c, rc, &he);
+		return;
+	}
 	if (rc < 0) {
 		log_debug("mcp: server/discover: %s; falling back to initialize", e->msg);
 		if (c->dead) {

@@ -56,6 +56,7 @@ struct http_req {
 	struct buf json;
 	struct net_sse sse;
 	char session[256];
+	char www_auth[512];       /* WWW-Authenticate of a 401/403, for the error */
 	struct http_req *next;
 };
 
@@ -167,6 +168,17 @@ static size_t http_on_header(char *p, size_t size, size_t nmemb, void *ud)
 	struct http_req *r = ud;
 	size_t n = size * nmemb;
 	static const char key[] = "mcp-session-id:";
+	static const char wa[] = "www-authenticate:";
+	if (n > sizeof(wa) - 1 && !strncasecmp(p, wa, sizeof(wa) - 1)) {
+		size_t vl = n - (sizeof(wa) - 1);
+		const char *v = p + sizeof(wa) - 1;
+		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+			vl--;
+		if (vl >= sizeof(r->www_auth))
+			vl = sizeof(r->www_auth) - 1;
+		memcpy(r->www_auth, v, vl);
+		r->www_auth[vl] = '\0';
+	}
 	if (n > sizeof(key) - 1 && !strncasecmp(p, key, sizeof(key) - 1)) {
 		const char *v = p + sizeof(key) - 1;
 		size_t vl = n - (sizeof(key) - 1);
@@ -461,6 +473,42 @@ static int http_body_mentions_session(struct http_req *r)
 
 static void http_delete_done(struct http_tp *h);
 
+/* 401/403: the server wants authorization. What it names (RFC 9728's
+ * resource_metadata, a scope) goes into the error; the OAuth flow itself is not
+ * implemented, so the hint is the static token. Only printable ASCII of the
+ * server's header reaches the message. */
+static void http_auth_failure(struct http_tp *h, struct http_req *r, long st)
+{
+	char md[300] = "", scope[200] = "";
+	const char *p = strcasestr(r->www_auth, "resource_metadata=\"");
+	if (p) {
+		p += 19;
+		size_t i = 0;
+		while (p[i] && p[i] != '"' && i < sizeof(md) - 1 && p[i] > 0x20 && p[i] < 0x7f) {
+			md[i] = p[i];
+			i++;
+		}
+		md[i] = '\0';
+	}
+	p = strcasestr(r->www_auth, "scope=\"");
+	if (p) {
+		p += 7;
+		size_t i = 0;
+		while (p[i] && p[i] != '"' && i < sizeof(scope) - 1 && p[i] >= 0x20 && p[i] < 0x7f) {
+			scope[i] = p[i];
+			i++;
+		}
+		scope[i] = '\0';
+	}
+	struct err e = { 0 };
+	err_set(&e, -EACCES, "HTTP %ld from %s: the server requires authorization%s%s%s%s%s "
+		"(hint: OAuth login is not implemented yet; give the server entry "
+		"\"bearerTokenEnv\": the name of an environment variable holding a token)", st,
+		h->url, md[0] ? " (protected resource metadata: " : "", md, md[0] ? ")" : "",
+		scope[0] ? "; scope: " : "", scope);
+	http_queue_failure(h, r->id, e.code, e.msg);
+}
+
 static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 {
 	struct err e = { 0 };
@@ -495,6 +543,10 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 			err_set(&e, -ESTALE, "the server ended the session (HTTP %ld)", st);
 			http_queue_failure(h, r->id, e.code, e.msg);
 		}
+		return;
+	}
+	if ((st == 401 || st == 403) && r->id) {
+		http_auth_failure(h, r, st);
 		return;
 	}
 	if (st >= 300) {

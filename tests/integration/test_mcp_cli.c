@@ -209,3 +209,58 @@ Test(mcp_cli, options_before_and_after_the_action)
 	free(out);
 	free(err);
 }
+
+/* A static bearer token from the environment ("bearerTokenEnv") against a
+ * server that demands it: without the variable the error names the variable;
+ * with a wrong token the 401 is explained (the server's resource metadata and
+ * scope, and the hint); with the right one the tools list. The token itself
+ * never appears in any output, even at debug log level. */
+Test(mcp_cli, static_bearer_token_from_env, .timeout = 60)
+{
+	setenv("FIXTURE_BEARER", "tok-9f8e7d6c5b4a", 1);
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	unsetenv("FIXTURE_BEARER");
+	char bcfg[700], url[64];
+	snprintf(bcfg, sizeof(bcfg), "%s/bearer.json", dir);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", port);
+	json_t *cfg = json_pack("{s:{s:{s:s,s:s}}}", "mcpServers", "secured", "url", url,
+				"bearerTokenEnv", "IC_TEST_TOKEN");
+	cr_assert_eq(json_dump_file(cfg, bcfg, 0), 0);
+	json_decref(cfg);
+	char args[1000];
+	char *out, *err;
+	snprintf(args, sizeof(args), "list-tools --config '%s' --server secured", bcfg);
+	cr_assert_eq(run(args, &out, &err), 1);
+	cr_assert(strstr(err, "IC_TEST_TOKEN") && strstr(err, "not set"), "%s", err);
+	free(out);
+	free(err);
+	snprintf(args, sizeof(args), "list-tools --config '%s' --server secured", bcfg);
+	char wrong[1100];
+	snprintf(wrong, sizeof(wrong), "--timeout 5000 %s", args);
+	setenv("IC_TEST_TOKEN", "tok-wrong-1234", 1);
+	setenv("IRONCLAW_LOG", "debug", 1);
+	cr_assert_eq(run(wrong, &out, &err), 1);
+	cr_assert(strstr(err, "HTTP 401") && strstr(err, "requires authorization") &&
+		  strstr(err, "/.well-known/oauth-protected-resource") &&
+		  strstr(err, "scope: tools:read") && strstr(err, "bearerTokenEnv"), "%s", err);
+	cr_assert_null(strstr(err, "tok-wrong-1234"), "the token leaked: %s", err);
+	cr_assert_null(strstr(out, "tok-wrong-1234"));
+	free(out);
+	free(err);
+	setenv("IC_TEST_TOKEN", "tok-9f8e7d6c5b4a", 1);
+	cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "echo"), "%s", out);
+	cr_assert_null(strstr(err, "tok-9f8e7d6c5b4a"), "the token leaked: %s", err);
+	cr_assert_null(strstr(out, "tok-9f8e7d6c5b4a"));
+	free(out);
+	free(err);
+	setenv("IC_TEST_TOKEN", "tok bad\r\nX-Evil: 1", 1);
+	cr_assert_eq(run(args, &out, &err), 1);
+	cr_assert(strstr(err, "control or non-ASCII"), "%s", err);
+	free(out);
+	free(err);
+	unsetenv("IRONCLAW_LOG");
+	unsetenv("IC_TEST_TOKEN");
+	mt_http_stop(srv);
+}
