@@ -10,14 +10,15 @@
  * 404) is re-initialized once; the request is then re-sent, except tools/call,
  * which is never retried because it may not be idempotent.
  *
- * Everything is a state machine on the caller's loop: the handshake, a
- * re-initialization, and close (drain, fail the rest, close the transport,
- * then free once every handle is closed) all advance from callbacks.
+ * Everything is a state machine on the caller's loop: the handshake and a
+ * re-initialization (handshake.c), a multi-round-trip request (mrtr.c), and
+ * close (drain, fail the rest, close the transport, then free once every
+ * handle is closed) all advance from callbacks.
  *
- * Eras: we first try the stateless 2026-07-28 era (server/discover with the
- * per-request _meta envelope). Any error that is not a modern answer, or a
- * timeout, falls back to initialize + notifications/initialized, offering
- * 2025-11-25 and accepting any revision back to 2024-11-05. */
+ * In the 2026-07-28 era every result says what it is in "resultType":
+ * absent or "complete" is the answer, "input_required" starts another round
+ * (mrtr.c), anything else is refused rather than mistaken for an answer. */
+#include "mcp/client_int.h"
 #include "mcp/mcp.h"
 #include "mcp/wire.h"
 
@@ -29,76 +30,11 @@
 
 #define CLIENT_NAME "ironclaw"
 #define CLIENT_VERSION "0.1.0"
-#define DISCOVER_TIMEOUT_MS 5000
-#define CANCELLED_RING 64
 #define CLOSE_DRAIN_MS 2000
-
-static const char *const legacy_versions[] = {
-	"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", NULL,
-};
-
-struct mcp_call {
-	struct mcp_client *c;
-	struct mcp_call *next;
-	long long id;
-	char method[64];
-	json_t *msg;              /* owned: the request as sent (for a re-send) */
-	mcp_result_cb cb;
-	void *opaque;
-	int with_progress;
-	int no_reinit;            /* the handshake's own calls: a stale session just fails */
-	int waiting_reinit;       /* the server ended the session; waiting for a new one */
-	int no_cancel;            /* don't announce a timeout (the discover probe) */
-	long timeout_ms;
-	unsigned long dropped_at_start;
-	uv_timer_t timer;
-};
-
-struct mcp_responder {
-	struct mcp_client *c;     /* NULL once the client is gone: the answer is dropped */
-	struct mcp_responder *next;
-	json_t *id;               /* owned: the server's id, echoed verbatim */
-};
-
-enum client_stage { ST_OPEN, ST_DRAINING, ST_CLOSING };
-
-struct mcp_client {
-	const struct mcp_server_config *cfg;
-	struct mcp_events ev;
-	uv_loop_t *loop;
-	int owns_loop;
-	struct mcp_transport *tp;
-	long long next_id;
-	struct mcp_call *calls;
-	struct mcp_responder *responders;
-	char version[32];
-	int modern;
-	int connected;
-	json_t *server_info;
-	json_t *server_caps;
-	json_t *roots;            /* [{uri, name}] or NULL when none are configured */
-	int roots_declared;       /* the roots capability went out at connect */
-	int dead;
-	struct err dead_err;
-	long long cancelled[CANCELLED_RING];
-	unsigned cancelled_next;
-	unsigned long dropped;
-	/* handshake in progress: where it goes when done */
-	int hs_active;
-	void (*hs_next)(struct mcp_client *c, int rc, const struct err *e);
-	mcp_done_cb connect_cb;
-	void *connect_opaque;
-	/* close */
-	enum client_stage stage;
-	uv_timer_t drain;
-	int handles;              /* drain timer + call timers + transport, until closed */
-	void (*close_done)(void *opaque);
-	void *close_opaque;
-};
 
 /* ---- helpers ---- */
 
-static json_t *client_capabilities(struct mcp_client *c)
+json_t *mcp_client_caps_json(struct mcp_client *c)
 {
 	json_t *caps = json_object();
 	if (c->roots)
@@ -110,13 +46,13 @@ static json_t *client_capabilities(struct mcp_client *c)
 	return caps;
 }
 
-static json_t *client_info(void)
+json_t *mcp_client_info_json(void)
 {
 	return json_pack("{s:s,s:s}", "name", CLIENT_NAME, "version", CLIENT_VERSION);
 }
 
 /* The 2026-07-28 per-request envelope, merged into params._meta. */
-static void client_add_envelope(struct mcp_client *c, json_t *params)
+void mcp_client_add_envelope(struct mcp_client *c, json_t *params)
 {
 	json_t *meta = json_object_get(params, "_meta");
 	if (!json_is_object(meta)) {
@@ -125,18 +61,18 @@ static void client_add_envelope(struct mcp_client *c, json_t *params)
 	}
 	json_object_set_new(meta, "io.modelcontextprotocol/protocolVersion",
 			    json_string(MCP_VERSION_MODERN));
-	json_object_set_new(meta, "io.modelcontextprotocol/clientInfo", client_info());
+	json_object_set_new(meta, "io.modelcontextprotocol/clientInfo", mcp_client_info_json());
 	json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities",
-			    client_capabilities(c));
+			    mcp_client_caps_json(c));
 }
 
-static int client_send(struct mcp_client *c, json_t *msg, struct err *e)
+int mcp_client_send_msg(struct mcp_client *c, json_t *msg, json_t *headers, struct err *e)
 {
 	if (c->dead)
 		return err_set(e, c->dead_err.code, "%s", c->dead_err.msg);
 	if (!c->tp || c->stage == ST_CLOSING)
 		return err_set(e, -ENOTCONN, "server '%s': not connected", c->cfg->name);
-	return c->tp->ops->send(c->tp, msg, e);
+	return c->tp->ops->send(c->tp, msg, headers, e);
 }
 
 static struct mcp_call *client_find(struct mcp_client *c, json_t *id)
@@ -171,6 +107,8 @@ static void client_free(struct mcp_client *c)
 	json_decref(c->server_info);
 	json_decref(c->server_caps);
 	json_decref(c->roots);
+	json_decref(c->tools);
+	json_decref(c->tools_skipped);
 	free(c);
 	if (done)
 		done(op);
@@ -187,6 +125,7 @@ static void call_timer_closed(uv_handle_t *h)
 	struct mcp_call *k = h->data;
 	struct mcp_client *c = k->c;
 	json_decref(k->msg);
+	json_decref(k->headers);
 	free(k);
 	client_handle_gone(c);
 }
@@ -194,7 +133,7 @@ static void call_timer_closed(uv_handle_t *h)
 static void client_maybe_drained(struct mcp_client *c);
 
 /* Ends k: unlinks it, reports to its owner, releases it. */
-static void call_finish(struct mcp_call *k, int rc, json_t *result, const struct err *e)
+void mcp_call_finish(struct mcp_call *k, int rc, json_t *result, const struct err *e)
 {
 	struct mcp_client *c = k->c;
 	for (struct mcp_call **pp = &c->calls; *pp; pp = &(*pp)->next)
@@ -203,6 +142,7 @@ static void call_finish(struct mcp_call *k, int rc, json_t *result, const struct
 			break;
 		}
 	uv_timer_stop(&k->timer);
+	mcp_mrtr_release(k);
 	struct err fallback = { 0 };
 	if (rc < 0 && (!e || !e->msg[0])) {
 		err_set(&fallback, rc, "%s failed", k->method);
@@ -227,14 +167,49 @@ static void client_reply(struct mcp_client *c, json_t *id, json_t *result, int c
 	if (!msg)
 		return;
 	struct err e = { 0 };
-	if (client_send(c, msg, &e) < 0)
+	if (mcp_client_send_msg(c, msg, NULL, &e) < 0)
 		log_warn("mcp: answering the server failed: %s", e.msg);
 	json_decref(msg);
+}
+
+struct mcp_responder *mcp_responder_new(struct mcp_client *c, json_t *id, struct mcp_call *k,
+					const char *key)
+{
+	struct mcp_responder *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->c = c;
+	r->id = json_incref(id);
+	if (k) {
+		r->is_mrtr = 1;
+		r->call = k;
+		snprintf(r->key, sizeof(r->key), "%s", key);
+	}
+	r->next = c->responders;
+	c->responders = r;
+	return r;
 }
 
 static void responder_done(struct mcp_responder *r, json_t *result, int code, const char *message)
 {
 	struct mcp_client *c = r->c;
+	if (c && r->is_mrtr) {
+		for (struct mcp_responder **pp = &c->responders; *pp; pp = &(*pp)->next)
+			if (*pp == r) {
+				*pp = r->next;
+				break;
+			}
+		struct mcp_call *k = r->call;
+		char key[sizeof(r->key)];
+		memcpy(key, r->key, sizeof(key));
+		json_decref(r->id);
+		free(r);
+		if (k && c->stage != ST_CLOSING && !c->dead)
+			mcp_mrtr_answer(k, key, result, code, message);   /* steals result */
+		else
+			json_decref(result);
+		return;
+	}
 	if (c) {
 		for (struct mcp_responder **pp = &c->responders; *pp; pp = &(*pp)->next)
 			if (*pp == r) {
@@ -272,15 +247,11 @@ static void client_on_server_request(struct mcp_client *c, struct mcp_msg *m)
 		client_reply(c, m->id, json_pack("{s:O}", "roots", c->roots), 0, NULL);
 	} else if (c->ev.on_request && (!strcmp(m->method, "sampling/createMessage") ||
 					 !strcmp(m->method, "elicitation/create"))) {
-		struct mcp_responder *r = calloc(1, sizeof(*r));
+		struct mcp_responder *r = mcp_responder_new(c, m->id, NULL, NULL);
 		if (!r) {
 			client_reply(c, m->id, NULL, -32603, "out of memory");
 			return;
 		}
-		r->c = c;
-		r->id = json_incref(m->id);
-		r->next = c->responders;
-		c->responders = r;
 		c->ev.on_request(c->ev.opaque, r, m->method, m->params);
 	} else {
 		client_reply(c, m->id, NULL, -32601, "Method not found");
@@ -336,6 +307,8 @@ static void client_on_notification(struct mcp_client *c, struct mcp_msg *m)
 			wl = sizeof(what) - 1;
 		memcpy(what, meth + 14, wl);
 		what[wl] = '\0';
+		if (!strcmp(what, "tools"))
+			c->tools_fresh_until = 0;   /* the next list asks the server again */
 		if (c->ev.on_list_changed)
 			c->ev.on_list_changed(c->ev.opaque, what);
 		log_info("mcp: server '%s' says its %s changed", c->cfg->name, what);
@@ -363,10 +336,25 @@ static void client_on_response(struct mcp_client *c, struct mcp_msg *m)
 		err_set(&e, -EPROTO, "server error %lld on %s: %s",
 			(long long)json_integer_value(json_object_get(m->error, "code")), k->method,
 			json_is_string(msg) ? json_string_value(msg) : "(no message)");
-		call_finish(k, -EPROTO, NULL, &e);
+		c->rpc_error = m->error;
+		mcp_call_finish(k, -EPROTO, NULL, &e);
+		c->rpc_error = NULL;
 		return;
 	}
-	call_finish(k, 0, m->result, NULL);
+	json_t *rt = json_object_get(m->result, "resultType");
+	const char *type = json_is_string(rt) ? json_string_value(rt) : "complete";
+	if (c->modern && !strcmp(type, "input_required")) {
+		mcp_mrtr_on_input_required(k, m->result);
+		return;
+	}
+	if (c->modern && strcmp(type, "complete")) {
+		struct err e = { 0 };
+		err_set(&e, -EPROTO, "server '%s' answered %s with resultType '%.64s', which this "
+			"client does not support", c->cfg->name, k->method, type);
+		mcp_call_finish(k, -EPROTO, NULL, &e);
+		return;
+	}
+	mcp_call_finish(k, 0, m->result, NULL);
 }
 
 static void client_on_message(void *opaque, json_t *msg)
@@ -392,8 +380,6 @@ static void client_on_message(void *opaque, json_t *msg)
 	}
 }
 
-static void client_reinit(struct mcp_client *c, struct mcp_call *k);
-
 static void client_on_failure(void *opaque, json_t *id, const struct err *e)
 {
 	struct mcp_client *c = opaque;
@@ -402,16 +388,16 @@ static void client_on_failure(void *opaque, json_t *id, const struct err *e)
 		c->dead_err = *e;
 		/* Fail every pending call; a callback may start (failing) new ones. */
 		while (c->calls)
-			call_finish(c->calls, e->code, NULL, e);
+			mcp_call_finish(c->calls, e->code, NULL, e);
 		return;
 	}
 	struct mcp_call *k = client_find(c, id);
 	if (!k)
 		return;
 	if (e->code == -ESTALE && !k->no_reinit)
-		client_reinit(c, k);
+		mcp_hs_reinit(c, k);
 	else
-		call_finish(k, e->code, NULL, e);
+		mcp_call_finish(k, e->code, NULL, e);
 }
 
 /* ---- calls ---- */
@@ -426,11 +412,11 @@ static void call_on_timeout(uv_timer_t *t)
 		snprintf(reason, sizeof(reason), "timed out after %ld ms", k->timeout_ms);
 		json_t *params = json_pack("{s:I,s:s}", "requestId", (json_int_t)k->id, "reason", reason);
 		if (c->modern)
-			client_add_envelope(c, params);
+			mcp_client_add_envelope(c, params);
 		json_t *n = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method",
 				      "notifications/cancelled", "params", params);
 		struct err se = { 0 };
-		if (n && client_send(c, n, &se) < 0)
+		if (n && mcp_client_send_msg(c, n, NULL, &se) < 0)
 			log_debug("mcp: could not send the cancellation: %s", se.msg);
 		json_decref(n);
 	}
@@ -444,11 +430,11 @@ static void call_on_timeout(uv_timer_t *t)
 	else
 		err_set(&e, -ETIMEDOUT, "%s timed out after %ld ms (the request was cancelled; "
 			"hint: raise \"timeoutMs\")", k->method, k->timeout_ms);
-	call_finish(k, -ETIMEDOUT, NULL, &e);
+	mcp_call_finish(k, -ETIMEDOUT, NULL, &e);
 }
 
 /* (Re)sends k's request with a fresh id and arms its timer. */
-static int call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
+int mcp_call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 {
 	k->id = c->next_id++;
 	k->waiting_reinit = 0;
@@ -463,29 +449,32 @@ static int call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 		}
 		json_object_set_new(meta, "progressToken", json_integer(k->id));
 	}
-	int rc = client_send(c, k->msg, e);
+	int rc = mcp_client_send_msg(c, k->msg, k->headers, e);
 	if (rc == 0)
 		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->timeout_ms, 0);
 	return rc;
 }
 
-static int call_start(struct mcp_client *c, const char *method, json_t *params, long timeout_ms,
-		      int flags, mcp_result_cb cb, void *opaque, struct mcp_call **out,
-		      struct err *e)
+int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, json_t *headers,
+		   long timeout_ms, int flags, mcp_result_cb cb, void *opaque,
+		   struct mcp_call **out, struct err *e)
 {
 	if (c->stage != ST_OPEN) {
+		json_decref(headers);
 		json_decref(params);
 		return err_set(e, -ESHUTDOWN, "server '%s': the client is closing", c->cfg->name);
 	}
 	struct mcp_call *k = calloc(1, sizeof(*k));
 	if (!k) {
+		json_decref(headers);
 		json_decref(params);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
+	k->headers = headers;
 	if (!params)
 		params = json_object();
 	if (c->modern && json_is_object(params))
-		client_add_envelope(c, params);
+		mcp_client_add_envelope(c, params);
 	k->c = c;
 	k->cb = cb;
 	k->opaque = opaque;
@@ -495,6 +484,7 @@ static int call_start(struct mcp_client *c, const char *method, json_t *params, 
 		c->cfg->timeout_ms : MCP_TIMEOUT_MS_DEFAULT;
 	k->msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", method, "params", params);
 	if (!k->msg) {
+		json_decref(k->headers);
 		free(k);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
@@ -503,7 +493,7 @@ static int call_start(struct mcp_client *c, const char *method, json_t *params, 
 	c->handles++;
 	k->next = c->calls;
 	c->calls = k;
-	int rc = call_send(c, k, e);
+	int rc = mcp_call_send(c, k, e);
 	if (rc < 0) {
 		/* Never reported through cb: the failure is this call's return value. */
 		c->calls = k->next;
@@ -519,7 +509,7 @@ int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
 		       int flags, mcp_result_cb cb, void *opaque, struct mcp_call **out,
 		       struct err *e)
 {
-	return call_start(c, method, params, timeout_ms, flags, cb, opaque, out, e);
+	return mcp_call_start(c, method, params, NULL, timeout_ms, flags, cb, opaque, out, e);
 }
 
 int mcp_client_wants_progress(const struct mcp_client *c)
@@ -537,199 +527,13 @@ int mcp_client_notify(struct mcp_client *c, const char *method, json_t *params, 
 	if (!params)
 		params = json_object();
 	if (c->modern && json_is_object(params))
-		client_add_envelope(c, params);
+		mcp_client_add_envelope(c, params);
 	json_t *n = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", method, "params", params);
 	if (!n)
 		return err_set(e, -ENOMEM, "out of memory");
-	int rc = client_send(c, n, e);
+	int rc = mcp_client_send_msg(c, n, NULL, e);
 	json_decref(n);
 	return rc;
-}
-
-/* ---- handshake ---- */
-
-static int version_is_legacy(const char *v)
-{
-	for (int i = 0; legacy_versions[i]; i++)
-		if (!strcmp(v, legacy_versions[i]))
-			return 1;
-	return 0;
-}
-
-static void client_set_server(struct mcp_client *c, json_t *info, json_t *caps)
-{
-	json_decref(c->server_info);
-	json_decref(c->server_caps);
-	c->server_info = json_is_object(info) ? json_incref(info) : NULL;
-	c->server_caps = json_is_object(caps) ? json_incref(caps) : NULL;
-}
-
-static void hs_finish(struct mcp_client *c, int rc, const struct err *e)
-{
-	c->hs_active = 0;
-	if (c->hs_next)
-		c->hs_next(c, rc, e);
-}
-
-static void hs_on_initialize(void *opaque, int rc, json_t *res, const struct err *e)
-{
-	struct mcp_client *c = opaque;
-	struct err he = { 0 };
-	if (rc < 0) {
-		he = *e;
-		err_wrap(&he, "initializing server '%s'", c->cfg->name);
-		hs_finish(c, rc, &he);
-		return;
-	}
-	json_t *pv = json_object_get(res, "protocolVersion");
-	if (!json_is_string(pv) || !version_is_legacy(json_string_value(pv))) {
-		rc = err_set(&he, -EPROTO, "server '%s' answered initialize with protocol version "
-			     "'%s', which this client does not speak (it speaks 2024-11-05 to %s "
-			     "and %s)", c->cfg->name, json_is_string(pv) ? json_string_value(pv) :
-			     "(none)", MCP_VERSION_LATEST_LEGACY, MCP_VERSION_MODERN);
-		hs_finish(c, rc, &he);
-		return;
-	}
-	snprintf(c->version, sizeof(c->version), "%s", json_string_value(pv));
-	client_set_server(c, json_object_get(res, "serverInfo"), json_object_get(res, "capabilities"));
-	c->tp->ops->set_version(c->tp, c->version);
-	rc = mcp_client_notify(c, "notifications/initialized", NULL, &he);
-	if (rc == 0 && c->tp->ops->listen)
-		c->tp->ops->listen(c->tp);
-	hs_finish(c, rc, &he);
-}
-
-static int hs_call(struct mcp_client *c, const char *method, json_t *params, long timeout,
-		   int no_cancel, mcp_result_cb cb, struct err *e)
-{
-	struct mcp_call *k;
-	int rc = call_start(c, method, params, timeout, 0, cb, c, &k, e);
-	if (rc == 0) {
-		k->no_reinit = 1;
-		k->no_cancel = no_cancel;
-	}
-	return rc;
-}
-
-static int hs_initialize(struct mcp_client *c, const char *offer, struct err *e)
-{
-	json_t *params = json_pack("{s:s,s:o,s:o}", "protocolVersion", offer, "capabilities",
-				   client_capabilities(c), "clientInfo", client_info());
-	int rc = hs_call(c, "initialize", params, 0, 0, hs_on_initialize, e);
-	if (rc < 0)
-		err_wrap(e, "initializing server '%s'", c->cfg->name);
-	return rc;
-}
-
-static void hs_on_discover(void *opaque, int rc, json_t *res, const struct err *e)
-{
-	struct mcp_client *c = opaque;
-	struct err he = { 0 };
-	int ok = 0;
-	if (rc < 0) {
-		log_debug("mcp: server/discover: %s; falling back to initialize", e->msg);
-		if (c->dead) {
-			err_set(&he, -EPIPE, "connecting to server '%s': %s", c->cfg->name,
-				c->dead_err.msg);
-			hs_finish(c, -EPIPE, &he);
-			return;
-		}
-	} else {
-		json_t *vers = json_object_get(res, "supportedVersions");
-		size_t i;
-		json_t *v;
-		json_array_foreach(vers, i, v)
-			if (json_is_string(v) && !strcmp(json_string_value(v), MCP_VERSION_MODERN))
-				ok = 1;
-	}
-	if (ok) {
-		json_t *meta = json_object_get(res, "_meta");
-		client_set_server(c, json_object_get(meta, "io.modelcontextprotocol/serverInfo"),
-				  json_object_get(res, "capabilities"));
-		c->modern = 1;
-		snprintf(c->version, sizeof(c->version), "%s", MCP_VERSION_MODERN);
-		hs_finish(c, 0, NULL);
-		return;
-	}
-	if (c->cfg->protocol_version) {
-		err_set(&he, -EPROTO, "server '%s' does not speak %s (server/discover failed)",
-			c->cfg->name, MCP_VERSION_MODERN);
-		hs_finish(c, -EPROTO, &he);
-		return;
-	}
-	c->tp->ops->set_version(c->tp, NULL);
-	if ((rc = hs_initialize(c, MCP_VERSION_LATEST_LEGACY, &he)) < 0)
-		hs_finish(c, rc, &he);
-}
-
-/* Starts the handshake; hs_next runs when it ends (never inside this call).
- * Returns <0 when it could not start. */
-static int hs_start(struct mcp_client *c, struct err *e)
-{
-	const char *forced = c->cfg->protocol_version;
-	c->modern = 0;
-	c->version[0] = '\0';
-	if (forced && strcmp(forced, MCP_VERSION_MODERN) && !version_is_legacy(forced))
-		return err_set(e, -EINVAL, "server '%s': unknown \"protocolVersion\" '%s'",
-			       c->cfg->name, forced);
-	int rc;
-	if (!forced || !strcmp(forced, MCP_VERSION_MODERN)) {
-		long t = c->cfg->timeout_ms < DISCOVER_TIMEOUT_MS ? c->cfg->timeout_ms :
-			DISCOVER_TIMEOUT_MS;
-		c->tp->ops->set_version(c->tp, MCP_VERSION_MODERN);
-		json_t *params = json_object();
-		client_add_envelope(c, params);
-		rc = hs_call(c, "server/discover", params, t, 1, hs_on_discover, e);
-		if (rc < 0)
-			err_wrap(e, "connecting to server '%s'", c->cfg->name);
-	} else {
-		rc = hs_initialize(c, forced, e);
-	}
-	if (rc == 0)
-		c->hs_active = 1;
-	return rc;
-}
-
-/* ---- re-initialization after the server ended the session ---- */
-
-static void reinit_done(struct mcp_client *c, int rc, const struct err *he)
-{
-	for (;;) {
-		struct mcp_call *k = c->calls;
-		while (k && !k->waiting_reinit)
-			k = k->next;
-		if (!k)
-			break;
-		k->waiting_reinit = 0;
-		k->no_reinit = 1;   /* once */
-		struct err e = { 0 };
-		if (rc < 0) {
-			err_set(&e, rc, "the server ended the session and re-initializing failed: "
-				"%.900s", he ? he->msg : "");
-			call_finish(k, rc, NULL, &e);
-		} else if (!strcmp(k->method, "tools/call")) {
-			err_set(&e, -ESTALE, "the server ended the session; a new one is open, but "
-				"tools/call is never retried automatically (it may not be "
-				"idempotent): call the tool again");
-			call_finish(k, -ESTALE, NULL, &e);
-		} else if (call_send(c, k, &e) < 0) {
-			call_finish(k, e.code, NULL, &e);
-		}
-	}
-}
-
-static void client_reinit(struct mcp_client *c, struct mcp_call *k)
-{
-	k->waiting_reinit = 1;
-	if (c->hs_active)
-		return;   /* the new session under way serves this call too */
-	log_info("mcp: server '%s' ended the session; re-initializing", c->cfg->name);
-	c->tp->ops->reset_session(c->tp);
-	c->hs_next = reinit_done;
-	struct err e = { 0 };
-	int rc = hs_start(c, &e);
-	if (rc < 0)
-		reinit_done(c, rc, &e);
 }
 
 /* ---- lifecycle ---- */
@@ -826,7 +630,7 @@ int mcp_client_connect(struct mcp_client *c, mcp_done_cb cb, void *opaque, struc
 	c->connect_cb = cb;
 	c->connect_opaque = opaque;
 	c->hs_next = connect_done;
-	return hs_start(c, e);
+	return mcp_hs_start(c, e);
 }
 
 int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris, struct err *e)
@@ -853,6 +657,20 @@ int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris, 
 	if (!c->connected)
 		return 0;
 	return mcp_client_notify(c, "notifications/roots/list_changed", NULL, e);
+}
+
+void mcp_client_set_tools(struct mcp_client *c, json_t *kept, json_t *skipped, long ttl_ms)
+{
+	json_t *byname = json_object();
+	size_t i;
+	json_t *t;
+	json_array_foreach(kept, i, t)
+		json_object_set(byname, json_string_value(json_object_get(t, "name")), t);
+	json_decref(c->tools);
+	json_decref(c->tools_skipped);
+	c->tools = byname;
+	c->tools_skipped = json_incref(skipped);
+	c->tools_fresh_until = ttl_ms > 0 ? uv_now(c->loop) + (uint64_t)ttl_ms : 0;
 }
 
 uv_loop_t *mcp_client_loop(const struct mcp_client *c)
@@ -907,7 +725,7 @@ static void client_shut(struct mcp_client *c)
 	err_set(&e, -ECANCELED, "server '%s': the client was closed before the answer",
 		c->cfg->name);
 	while (c->calls)
-		call_finish(c->calls, -ECANCELED, NULL, &e);
+		mcp_call_finish(c->calls, -ECANCELED, NULL, &e);
 	uv_close((uv_handle_t *)&c->drain, drain_timer_closed);
 	if (c->tp)
 		c->tp->ops->close(c->tp, client_tp_closed, c);

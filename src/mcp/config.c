@@ -4,8 +4,11 @@
  *                   "NAME2": {"url": "http://...", "headers": {...}}}}
  *
  * plus IronClaw's optional keys per server: "roots" (directories offered to the
- * server), "timeoutMs", "stderrLog", "maxLineBytes", "protocolVersion". The file
- * is read with a size cap and checked strictly: a wrong type is an error that
+ * server), "timeoutMs", "stderrLog", "maxLineBytes", "protocolVersion", and for
+ * an HTTP server "bearerTokenEnv": the NAME of an environment variable holding
+ * a static bearer token, sent as "Authorization: Bearer ..." (the token itself
+ * never sits in the file, and no message of ours ever prints it). The file is
+ * read with a size cap and checked strictly: a wrong type is an error that
  * names the server and the key, never a silent default. */
 #include "mcp/mcp.h"
 
@@ -163,6 +166,35 @@ static int cfg_string(const char *name, json_t *server, const char *key, char **
 	return *out ? 0 : -ENOMEM;
 }
 
+/* "bearerTokenEnv": the variable must be set, and its value must be a header
+ * value that cannot smuggle another header in (visible ASCII only). The error
+ * names the variable, never the value. */
+static int cfg_bearer(const char *name, json_t *var, struct mcp_server_config *cfg,
+		      struct err *e)
+{
+	if (!json_is_string(var) || !json_string_length(var))
+		return err_set(e, -EINVAL, "server '%s': \"bearerTokenEnv\" must name an "
+			       "environment variable", name);
+	const char *v = getenv(json_string_value(var));
+	if (!v || !*v)
+		return err_set(e, -ENOENT, "server '%s': environment variable %s (from "
+			       "\"bearerTokenEnv\") is not set (hint: export it with the token)",
+			       name, json_string_value(var));
+	size_t n = strlen(v);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return err_set(e, -EINVAL, "server '%s': the token in %s has a space, "
+				       "control or non-ASCII character", name,
+				       json_string_value(var));
+	if (n > 8192)
+		return err_set(e, -E2BIG, "server '%s': the token in %s is longer than 8192 "
+			       "bytes", name, json_string_value(var));
+	char *line = NULL;
+	if (asprintf(&line, "Authorization: Bearer %s", v) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return strv_push(&cfg->headers, line) < 0 ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
 static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *cfg, struct err *e)
 {
 	int rc;
@@ -213,6 +245,9 @@ static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *
 				       "https://", name);
 		json_t *h = json_object_get(server, "headers");
 		if (h && (rc = cfg_pairs(name, "headers", h, ": ", &cfg->headers, e)) < 0)
+			return rc;
+		json_t *bt = json_object_get(server, "bearerTokenEnv");
+		if (bt && (rc = cfg_bearer(name, bt, cfg, e)) < 0)
 			return rc;
 	}
 	json_t *roots = json_object_get(server, "roots");

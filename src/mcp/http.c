@@ -15,6 +15,7 @@
  * session after curl returns (net's after-action hook), so the session may
  * send, or close us, from its handlers. */
 #include "mcp/mcp.h"
+#include "mcp/tooldefs.h"
 #include "mcp/wire.h"
 #include "net/net.h"
 
@@ -55,6 +56,7 @@ struct http_req {
 	struct buf json;
 	struct net_sse sse;
 	char session[256];
+	char www_auth[512];       /* WWW-Authenticate of a 401/403, for the error */
 	struct http_req *next;
 };
 
@@ -166,6 +168,17 @@ static size_t http_on_header(char *p, size_t size, size_t nmemb, void *ud)
 	struct http_req *r = ud;
 	size_t n = size * nmemb;
 	static const char key[] = "mcp-session-id:";
+	static const char wa[] = "www-authenticate:";
+	if (n > sizeof(wa) - 1 && !strncasecmp(p, wa, sizeof(wa) - 1)) {
+		size_t vl = n - (sizeof(wa) - 1);
+		const char *v = p + sizeof(wa) - 1;
+		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+			vl--;
+		if (vl >= sizeof(r->www_auth))
+			vl = sizeof(r->www_auth) - 1;
+		memcpy(r->www_auth, v, vl);
+		r->www_auth[vl] = '\0';
+	}
 	if (n > sizeof(key) - 1 && !strncasecmp(p, key, sizeof(key) - 1)) {
 		const char *v = p + sizeof(key) - 1;
 		size_t vl = n - (sizeof(key) - 1);
@@ -218,7 +231,7 @@ static void http_req_free(struct http_req *r)
 
 static struct curl_slist *http_add_header(struct curl_slist *l, const char *name, const char *v)
 {
-	char line[1024];
+	char line[4200];
 	snprintf(line, sizeof(line), "%s%s", name, v);
 	struct curl_slist *n = curl_slist_append(l, line);
 	if (!n) {
@@ -228,23 +241,24 @@ static struct curl_slist *http_add_header(struct curl_slist *l, const char *name
 	return n;
 }
 
-/* A header value as the 2026-07-28 HTTP binding carries it: visible ASCII as
- * is, anything else (or edge whitespace) as =?base64?...?= of its UTF-8. */
+/* A header whose value is encoded as the 2026-07-28 binding says
+ * (tooldefs.c); an empty value goes out as "Name;", curl's way to send a
+ * header with nothing after the colon. */
 static struct curl_slist *http_add_param_header(struct curl_slist *l, const char *name,
 						const char *v)
 {
-	size_t n = strlen(v);
-	int plain = n > 0 && v[0] != ' ' && v[n - 1] != ' ';
-	for (size_t i = 0; plain && i < n; i++)
-		plain = (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x7f;
-	if (plain)
-		return n < 900 ? http_add_header(l, name, v) : l;
-	if (n > 600)
+	char enc[1024];
+	size_t n = strlen(name);
+	if (!*v) {
+		char line[128];
+		snprintf(line, sizeof(line), "%.*s;", (int)(n > 2 ? n - 2 : n), name);
+		struct curl_slist *x = curl_slist_append(l, line);
+		if (!x)
+			curl_slist_free_all(l);
+		return x;
+	}
+	if (mcp_header_encode(v, strlen(v), enc, sizeof(enc)) < 0)
 		return l;   /* too long for a header: the body still carries it */
-	char enc[820 + 16];
-	memcpy(enc, "=?base64?", 9);
-	b64_encode((const uint8_t *)v, n, enc + 9);
-	strcat(enc, "?=");
 	return http_add_header(l, name, enc);
 }
 
@@ -267,7 +281,7 @@ static struct curl_slist *http_add_modern_headers(struct curl_slist *l, json_t *
 
 /* Starts one exchange; returns the request (owned by h->reqs) or NULL with e. */
 static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t *msg,
-				   const char *last_id, struct err *e)
+				   json_t *extra, const char *last_id, struct err *e)
 {
 	struct http_req *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -301,6 +315,15 @@ static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t
 		hl = http_add_header(hl, "MCP-Protocol-Version: ", h->version);
 	if (hl && msg && !strcmp(h->version, MCP_VERSION_MODERN))
 		hl = http_add_modern_headers(hl, msg);
+	size_t xi;
+	json_t *xh;
+	json_array_foreach(extra, xi, xh) {
+		if (!hl)
+			break;
+		char name[96];
+		snprintf(name, sizeof(name), "%s: ", json_string_value(json_array_get(xh, 0)));
+		hl = http_add_param_header(hl, name, json_string_value(json_array_get(xh, 1)));
+	}
 	for (char **p = h->cfg_headers; hl && p && *p; p++)
 		hl = http_add_header(hl, "", *p);
 	if (!hl)
@@ -358,7 +381,7 @@ static void http_on_resume_timer(uv_timer_t *t)
 	h->resume_armed = 0;
 	if (!h->resume_id || h->closing)
 		return;
-	struct http_req *r = http_start(h, REQ_GET, NULL, h->resume_last_id, &e);
+	struct http_req *r = http_start(h, REQ_GET, NULL, NULL, h->resume_last_id, &e);
 	if (!r) {
 		http_queue_failure(h, h->resume_id, e.code, e.msg);
 		json_decref(h->resume_id);
@@ -410,7 +433,7 @@ static void http_listen_start(struct http_tp *h)
 	struct err e = { 0 };
 	if (h->closing)
 		return;
-	struct http_req *r = http_start(h, REQ_GET, NULL, h->listen_last_id, &e);
+	struct http_req *r = http_start(h, REQ_GET, NULL, NULL, h->listen_last_id, &e);
 	if (!r) {
 		log_debug("mcp: cannot open the server's event stream: %s", e.msg);
 		return;
@@ -450,6 +473,42 @@ static int http_body_mentions_session(struct http_req *r)
 
 static void http_delete_done(struct http_tp *h);
 
+/* 401/403: the server wants authorization. What it names (RFC 9728's
+ * resource_metadata, a scope) goes into the error; the OAuth flow itself is not
+ * implemented, so the hint is the static token. Only printable ASCII of the
+ * server's header reaches the message. */
+static void http_auth_failure(struct http_tp *h, struct http_req *r, long st)
+{
+	char md[300] = "", scope[200] = "";
+	const char *p = strcasestr(r->www_auth, "resource_metadata=\"");
+	if (p) {
+		p += 19;
+		size_t i = 0;
+		while (p[i] && p[i] != '"' && i < sizeof(md) - 1 && p[i] > 0x20 && p[i] < 0x7f) {
+			md[i] = p[i];
+			i++;
+		}
+		md[i] = '\0';
+	}
+	p = strcasestr(r->www_auth, "scope=\"");
+	if (p) {
+		p += 7;
+		size_t i = 0;
+		while (p[i] && p[i] != '"' && i < sizeof(scope) - 1 && p[i] >= 0x20 && p[i] < 0x7f) {
+			scope[i] = p[i];
+			i++;
+		}
+		scope[i] = '\0';
+	}
+	struct err e = { 0 };
+	err_set(&e, -EACCES, "HTTP %ld from %s: the server requires authorization%s%s%s%s%s "
+		"(hint: OAuth login is not implemented yet; give the server entry "
+		"\"bearerTokenEnv\": the name of an environment variable holding a token)", st,
+		h->url, md[0] ? " (protected resource metadata: " : "", md, md[0] ? ")" : "",
+		scope[0] ? "; scope: " : "", scope);
+	http_queue_failure(h, r->id, e.code, e.msg);
+}
+
 static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 {
 	struct err e = { 0 };
@@ -484,6 +543,10 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 			err_set(&e, -ESTALE, "the server ended the session (HTTP %ld)", st);
 			http_queue_failure(h, r->id, e.code, e.msg);
 		}
+		return;
+	}
+	if ((st == 401 || st == 403) && r->id) {
+		http_auth_failure(h, r, st);
 		return;
 	}
 	if (st >= 300) {
@@ -584,13 +647,13 @@ static void http_deliver(struct http_tp *h)
 
 /* ---- transport ops ---- */
 
-static int http_send(struct mcp_transport *t, json_t *msg, struct err *e)
+static int http_send(struct mcp_transport *t, json_t *msg, json_t *headers, struct err *e)
 {
 	struct http_tp *h = (struct http_tp *)t;
 	if (h->closing)
 		return err_set(e, -EPIPE, "the connection to server '%s' is closing", h->name);
 	/* The transfer starts on the next loop turn (net's 0 ms timer). */
-	return http_start(h, REQ_POST, msg, NULL, e) ? 0 : e->code;
+	return http_start(h, REQ_POST, msg, headers, NULL, e) ? 0 : e->code;
 }
 
 static void http_listen(struct mcp_transport *t)
@@ -679,7 +742,7 @@ static void http_close(struct mcp_transport *t, void (*done)(void *opaque), void
 		http_req_free(r);
 	}
 	/* The DELETE is bounded by its own CURLOPT_TIMEOUT_MS. */
-	if (!h->session[0] || !http_start(h, REQ_DELETE, NULL, NULL, &e))
+	if (!h->session[0] || !http_start(h, REQ_DELETE, NULL, NULL, NULL, &e))
 		http_delete_done(h);
 }
 

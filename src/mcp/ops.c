@@ -5,8 +5,20 @@
  * and a check that a cursor never repeats, so a server cannot keep us paging
  * forever. tools/call goes out exactly once: a failure is reported, never
  * retried, since the tool may have had effects. Each result's shape is checked
- * before the caller sees it. */
+ * before the caller sees it.
+ *
+ * Tools: a listing keeps only well-formed definitions (tooldefs.c; a skipped
+ * one is a warning) and the client remembers them, for the Mcp-Param-*
+ * headers of a later tools/call and to refuse calling a skipped tool. A list
+ * result's ttlMs (2026-07-28) is honoured: within it, listing the tools again
+ * returns the remembered list without asking the server (cacheScope only says
+ * who else may share a cache; ours belongs to one client, which suits both
+ * "private" and "shared"); notifications/tools/list_changed ends it early.
+ * Over 2026-07-28 HTTP a tools/call of a tool the client has not listed yet
+ * lists the tools first, so its header-mirrored parameters are known. */
+#include "mcp/client_int.h"
 #include "mcp/mcp.h"
+#include "mcp/tooldefs.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +33,7 @@ struct list_op {
 	json_t *all;
 	json_t *seen;             /* cursors already followed */
 	int page;
+	long ttl_ms;              /* the first page's ttlMs, -1 when absent */
 	mcp_result_cb cb;
 	void *opaque;
 };
@@ -45,6 +58,24 @@ static int list_next(struct list_op *op, const char *cursor, struct err *e)
 
 static void list_end(struct list_op *op, int rc, const struct err *e)
 {
+	if (rc == 0 && !strcmp(op->key, "tools")) {
+		json_t *kept = mcp_tooldefs_filter(op->c->cfg->name, op->all);
+		json_t *skipped = json_object();
+		size_t i;
+		json_t *t;
+		json_array_foreach(op->all, i, t) {
+			char why[256];
+			const char *name = json_string_value(json_object_get(t, "name"));
+			if (name && mcp_tooldef_check(t, why, sizeof(why)) < 0)
+				json_object_set_new(skipped, name, json_string(why));
+		}
+		if (kept) {
+			json_decref(op->all);
+			op->all = kept;
+			mcp_client_set_tools(op->c, kept, skipped, op->ttl_ms);
+		}
+		json_decref(skipped);
+	}
 	op->cb(op->opaque, rc, rc < 0 ? NULL : op->all, e);
 	list_op_free(op);
 }
@@ -64,6 +95,11 @@ static void list_on_page(void *opaque, int rc, json_t *res, const struct err *e)
 		return;
 	}
 	json_array_extend(op->all, arr);
+	json_t *ttl = json_object_get(res, "ttlMs");
+	if (op->page == 1)
+		op->ttl_ms = json_is_integer(ttl) && json_integer_value(ttl) > 0 ?
+			(long)(json_integer_value(ttl) > 86400000 ? 86400000 :
+			       json_integer_value(ttl)) : -1;
 	json_t *next = json_object_get(res, "nextCursor");
 	if (!json_is_string(next)) {
 		list_end(op, 0, NULL);
@@ -80,9 +116,56 @@ static void list_on_page(void *opaque, int rc, json_t *res, const struct err *e)
 		list_end(op, rc, &le);
 }
 
+/* A fresh remembered tool list answers on the next loop turn (a completion
+ * never fires inside the call that started it). */
+struct cached_list {
+	uv_idle_t idle;
+	json_t *items;
+	mcp_result_cb cb;
+	void *opaque;
+};
+
+static void cached_closed(uv_handle_t *h)
+{
+	struct cached_list *cl = h->data;
+	json_decref(cl->items);
+	free(cl);
+}
+
+static void cached_on_idle(uv_idle_t *h)
+{
+	struct cached_list *cl = h->data;
+	uv_idle_stop(h);
+	cl->cb(cl->opaque, 0, cl->items, NULL);
+	uv_close((uv_handle_t *)h, cached_closed);
+}
+
+static int list_from_cache(struct mcp_client *c, mcp_result_cb cb, void *opaque)
+{
+	if (!c->tools || c->tools_fresh_until == 0 || uv_now(c->loop) >= c->tools_fresh_until)
+		return 0;
+	struct cached_list *cl = calloc(1, sizeof(*cl));
+	if (!cl || !(cl->items = json_array())) {
+		free(cl);
+		return 0;
+	}
+	const char *k;
+	json_t *t;
+	json_object_foreach(c->tools, k, t)
+		json_array_append(cl->items, t);
+	cl->cb = cb;
+	cl->opaque = opaque;
+	uv_idle_init(c->loop, &cl->idle);
+	cl->idle.data = cl;
+	uv_idle_start(&cl->idle, cached_on_idle);
+	return 1;
+}
+
 int mcp_list_all(struct mcp_client *c, const char *what, mcp_result_cb cb, void *opaque,
 		 struct err *e)
 {
+	if (!strcmp(what, "tools") && list_from_cache(c, cb, opaque))
+		return 0;
 	struct list_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -145,11 +228,12 @@ static void one_on_result(void *opaque, int rc, json_t *res, const struct err *e
 }
 
 static int one_start(struct mcp_client *c, enum shape shape, const char *what,
-		     const char *method, json_t *params, int flags, mcp_result_cb cb,
-		     void *opaque, struct err *e)
+		     const char *method, json_t *params, json_t *headers, int flags,
+		     mcp_result_cb cb, void *opaque, struct err *e)
 {
 	struct one_op *op = calloc(1, sizeof(*op));
 	if (!op) {
+		json_decref(headers);
 		json_decref(params);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
@@ -157,10 +241,57 @@ static int one_start(struct mcp_client *c, enum shape shape, const char *what,
 	snprintf(op->what, sizeof(op->what), "%s", what);
 	op->cb = cb;
 	op->opaque = opaque;
-	int rc = mcp_client_request(c, method, params, 0, flags, one_on_result, op, NULL, e);
+	int rc = mcp_call_start(c, method, params, headers, 0, flags, one_on_result, op, NULL, e);
 	if (rc < 0)
 		free(op);
 	return rc;
+}
+
+/* The call itself, once the tool's definition is known (or need not be). */
+static int tool_call_now(struct mcp_client *c, const char *tool, json_t *args,
+			 mcp_result_cb cb, void *opaque, struct err *e)
+{
+	json_t *why = json_object_get(c->tools_skipped, tool);
+	if (why) {
+		json_decref(args);
+		return err_set(e, -EINVAL, "tool '%s' was skipped because its definition is "
+			       "malformed (%s); ask the server's maintainers to fix it", tool,
+			       json_string_value(why));
+	}
+	json_t *def = json_object_get(c->tools, tool);
+	json_t *headers = def && c->cfg->kind == MCP_HTTP ?
+		mcp_tooldef_param_headers(def, args) : NULL;
+	json_t *params = json_pack("{s:s,s:o}", "name", tool, "arguments",
+				   args ? args : json_object());
+	/* A progress token only when someone listens: servers do real work for it
+	 * (measured: about 150 us per call on server-everything). */
+	return one_start(c, SHAPE_TOOL, tool, "tools/call", params, headers,
+			 mcp_client_wants_progress(c) ? MCP_CALL_PROGRESS : 0, cb, opaque, e);
+}
+
+struct tool_after_list {
+	struct mcp_client *c;
+	char tool[256];
+	json_t *args;
+	mcp_result_cb cb;
+	void *opaque;
+};
+
+static void tool_on_listed(void *opaque, int rc, json_t *res, const struct err *e)
+{
+	struct tool_after_list *t = opaque;
+	struct err ce = { 0 };
+	(void)res;
+	if (rc < 0) {
+		ce = *e;
+		err_wrap(&ce, "calling tool '%s' (listing the tools first)", t->tool);
+		json_decref(t->args);
+	} else if ((rc = tool_call_now(t->c, t->tool, t->args, t->cb, t->opaque, &ce)) < 0) {
+		err_wrap(&ce, "calling tool '%s'", t->tool);
+	}
+	if (rc < 0)
+		t->cb(t->opaque, rc, NULL, &ce);
+	free(t);
 }
 
 int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, mcp_result_cb cb,
@@ -170,12 +301,27 @@ int mcp_call_tool(struct mcp_client *c, const char *tool, json_t *args, mcp_resu
 		json_decref(args);
 		return err_set(e, -EINVAL, "tool arguments must be a JSON object");
 	}
-	json_t *params = json_pack("{s:s,s:o}", "name", tool, "arguments",
-				   args ? args : json_object());
-	/* A progress token only when someone listens: servers do real work for it
-	 * (measured: about 150 us per call on server-everything). */
-	int rc = one_start(c, SHAPE_TOOL, tool, "tools/call", params,
-			   mcp_client_wants_progress(c) ? MCP_CALL_PROGRESS : 0, cb, opaque, e);
+	if (c->modern && c->cfg->kind == MCP_HTTP && strlen(tool) < 256 &&
+	    !json_object_get(c->tools, tool) && !json_object_get(c->tools_skipped, tool)) {
+		struct tool_after_list *t = calloc(1, sizeof(*t));
+		if (!t) {
+			json_decref(args);
+			return err_set(e, -ENOMEM, "out of memory");
+		}
+		t->c = c;
+		snprintf(t->tool, sizeof(t->tool), "%s", tool);
+		t->args = args;
+		t->cb = cb;
+		t->opaque = opaque;
+		int rc = mcp_list_all(c, "tools", tool_on_listed, t, e);
+		if (rc < 0) {
+			json_decref(args);
+			free(t);
+			return err_wrap(e, "calling tool '%s' (listing the tools first)", tool);
+		}
+		return 0;
+	}
+	int rc = tool_call_now(c, tool, args, cb, opaque, e);
 	return rc < 0 ? err_wrap(e, "calling tool '%s'", tool) : 0;
 }
 
@@ -183,7 +329,7 @@ int mcp_read_resource(struct mcp_client *c, const char *uri, mcp_result_cb cb, v
 		      struct err *e)
 {
 	int rc = one_start(c, SHAPE_RESOURCE, uri, "resources/read",
-			   json_pack("{s:s}", "uri", uri), 0, cb, opaque, e);
+			   json_pack("{s:s}", "uri", uri), NULL, 0, cb, opaque, e);
 	return rc < 0 ? err_wrap(e, "reading resource '%s'", uri) : 0;
 }
 
@@ -193,7 +339,7 @@ int mcp_get_prompt(struct mcp_client *c, const char *name, json_t *args, mcp_res
 	json_t *params = json_pack("{s:s}", "name", name);
 	if (args)
 		json_object_set_new(params, "arguments", args);
-	int rc = one_start(c, SHAPE_PROMPT, name, "prompts/get", params, 0, cb, opaque, e);
+	int rc = one_start(c, SHAPE_PROMPT, name, "prompts/get", params, NULL, 0, cb, opaque, e);
 	return rc < 0 ? err_wrap(e, "getting prompt '%s'", name) : 0;
 }
 

@@ -199,8 +199,9 @@ static void stdio_on_write(uv_write_t *req, int status)
 	}
 }
 
-static int stdio_send(struct mcp_transport *t, json_t *msg, struct err *e)
+static int stdio_send(struct mcp_transport *t, json_t *msg, json_t *headers, struct err *e)
 {
+	(void)headers;   /* stdio has no headers: the body carries everything */
 	struct stdio_tp *s = tp_of(t);
 	if (s->closing || s->exited || s->failed_reported)
 		return err_set(e, -EPIPE, "server '%s' is not running", s->name);

@@ -67,8 +67,11 @@ struct mcp_transport_events {
 };
 
 struct mcp_transport_ops {
-	/* Queues one message (borrowed); never blocks, never calls back inside. */
-	int (*send)(struct mcp_transport *t, json_t *msg, struct err *e);
+	/* Queues one message (borrowed); never blocks, never calls back inside.
+	 * headers (borrowed, may be NULL): [["Name", "value"], ...] that HTTP sends
+	 * with this message, encoded (the Mcp-Param-* of a tools/call); stdio has
+	 * no headers and ignores them. */
+	int (*send)(struct mcp_transport *t, json_t *msg, json_t *headers, struct err *e);
 	/* Tells the transport the negotiated version (HTTP header) */
 	void (*set_version)(struct mcp_transport *t, const char *version);
 	/* Opens the channel for server-initiated messages (HTTP: a standalone GET

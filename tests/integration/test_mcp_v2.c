@@ -121,3 +121,84 @@ Test(mcp_v2, modern_and_legacy_over_http, .timeout = 60)
 	mcp_server_config_free(&cfg);
 	mt_http_stop(srv);
 }
+
+/* The 2026-07-28 extras of the same fixture over HTTP (FIXTURE_EXTRAS=1). The
+ * handler answers elicitation with {"yes": true} tagged by the message, so each
+ * call's answer is its own, and sampling with a fixed message. */
+static int answered;
+
+static void extras_on_request(void *opaque, struct mcp_responder *r, const char *method,
+			      json_t *params)
+{
+	(void)opaque;
+	answered++;
+	if (!strcmp(method, "sampling/createMessage")) {
+		mcp_respond(r, json_pack("{s:s,s:s,s:{s:s,s:s}}", "model", "fixed", "role",
+					 "assistant", "content", "type", "text", "text", "hi there"));
+		return;
+	}
+	const char *msg = json_string_value(json_object_get(params, "message"));
+	mcp_respond(r, json_pack("{s:s,s:{s:b,s:s}}", "action", "accept", "content", "yes", 1,
+				 "asked", msg ? msg : "?"));
+}
+
+Test(mcp_v2, modern_http_extras_mrtr_headers_malformed_tool, .timeout = 60)
+{
+	setenv("FIXTURE_EXTRAS", "1", 1);
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	struct mcp_server_config cfg;
+	mt_cfg_url(&cfg, "v2-http", port);
+	struct mcp_events ev = { .on_request = extras_on_request };
+	struct mcp_client *c = mt_connect(&cfg, &ev);
+	cr_assert(mcp_client_is_modern(c));
+	struct err e = { 0 };
+	json_t *items = NULL, *res = NULL;
+
+	/* The malformed tool is skipped, every other one is kept. */
+	cr_assert_eq(mcp_sync_list_all(c, "tools", &items, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(items), 28, "25 + confirm, ask_model, regional");
+	size_t i;
+	json_t *t;
+	json_array_foreach(items, i, t)
+		cr_assert_str_neq(json_string_value(json_object_get(t, "name")), "broken");
+	json_decref(items);
+	cr_assert_lt(mcp_sync_call_tool(c, "broken", NULL, &res, &e), 0);
+	cr_assert(strstr(e.msg, "skipped") && strstr(e.msg, "malformed"), "%s", e.msg);
+
+	/* Mcp-Param-* mirrors the designated arguments, encoded. */
+	cr_assert_eq(mcp_sync_call_tool(c, "regional", json_pack("{s:s,s:i}", "region", " eu-west",
+								  "n", 7), &res, &e), 0, "%s", e.msg);
+	cr_assert_str_eq(mt_text(res), "region==?base64?IGV1LXdlc3Q=?= n=7");
+	json_decref(res);
+
+	/* Multi-round-trip: elicitation (state echoed), sampling. */
+	cr_assert_eq(mcp_sync_call_tool(c, "confirm", json_pack("{s:s}", "what", "deploy"), &res,
+					&e), 0, "%s", e.msg);
+	cr_assert(strstr(mt_text(res), "confirmed deploy: {\"yes\":true,\"asked\":\"Confirm deploy?\"}"
+			 " state=state-for-deploy"), "%s", mt_text(res));
+	json_decref(res);
+	cr_assert_eq(mcp_sync_call_tool(c, "ask_model", NULL, &res, &e), 0, "%s", e.msg);
+	cr_assert_str_eq(mt_text(res), "model said: hi there");
+	json_decref(res);
+
+	/* Two rounds in flight at once: each retry carries its own answer and state. */
+	struct mcp_pending *p1, *p2;
+	cr_assert_eq(mcp_sync_start(c, "tools/call", json_pack("{s:s,s:{s:s}}", "name", "confirm",
+			"arguments", "what", "one"), 0, 0, &p1, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_start(c, "tools/call", json_pack("{s:s,s:{s:s}}", "name", "confirm",
+			"arguments", "what", "two"), 0, 0, &p2, &e), 0, "%s", e.msg);
+	json_t *r2 = NULL;
+	cr_assert_eq(mcp_sync_wait(c, p2, &r2, &e), 0, "%s", e.msg);
+	cr_assert_eq(mcp_sync_wait(c, p1, &res, &e), 0, "%s", e.msg);
+	cr_assert(strstr(mt_text(res), "\"Confirm one?\"") && strstr(mt_text(res), "state-for-one"),
+		  "%s", mt_text(res));
+	cr_assert(strstr(mt_text(r2), "\"Confirm two?\"") && strstr(mt_text(r2), "state-for-two"),
+		  "%s", mt_text(r2));
+	json_decref(res);
+	json_decref(r2);
+	cr_assert_eq(answered, 4);
+	mcp_sync_close(c);
+	mcp_server_config_free(&cfg);
+	mt_http_stop(srv);
+}
