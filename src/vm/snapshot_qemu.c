@@ -4,9 +4,9 @@
  *   save:  stop, migrate-set-parameters (no bandwidth cap: the default 32 MiB/s
  *          would make an 88 MiB stream take three seconds), getfd, migrate,
  *          then query-migrate every QEMU_SNAP_POLL_MS until it completes;
- *   load:  getfd, cont (while QEMU waits for its stream, cont only marks it to
- *          run once loaded, so no command waits on the load itself),
- *          migrate-incoming.
+ *   load:  getfd, migrate-incoming, query-migrate until it completes, cont.
+ *          The cont must come after the load: QEMU restores the saved run
+ *          state (paused, as it was saved), whatever `cont` said before.
  * The operation owns a timer and counts its commands in flight; it is freed
  * when it is finished, no command is in flight and the timer is closed, so a
  * cancel in the middle (the VM destroyed) never frees memory a callback still
@@ -34,6 +34,8 @@ struct qemu_snap {
 	const char *qmp_path;
 	int incoming;
 	int fd;                  /* the state file until handed to QEMU, else -1 */
+	const enum snap_step *steps;  /* the chain, ending with SNAP_DONE */
+	size_t at;
 	enum snap_step step;
 	vm_backend_cb done;
 	void *ctx;
@@ -43,6 +45,11 @@ struct qemu_snap {
 	uv_timer_t timer;
 	uint64_t started_ms;
 };
+
+static const enum snap_step snap_save_steps[] = { SNAP_STOP, SNAP_PARAMS, SNAP_GETFD, SNAP_MIGRATE,
+						   SNAP_POLL, SNAP_DONE };
+static const enum snap_step snap_load_steps[] = { SNAP_GETFD, SNAP_MIGRATE, SNAP_POLL, SNAP_CONT,
+						   SNAP_DONE };
 
 static void snap_next(struct qemu_snap *s);
 
@@ -92,8 +99,7 @@ static void snap_on_timer(uv_timer_t *t)
  * socket yet: open a new session a little later. */
 static int snap_retry_connect(struct qemu_snap *s, const struct err *e)
 {
-	int first = s->incoming ? s->step == SNAP_GETFD : s->step == SNAP_STOP;
-	if (!first || (e->code != -ENOENT && e->code != -ECONNREFUSED))
+	if (s->at != 0 || (e->code != -ENOENT && e->code != -ECONNREFUSED))
 		return 0;
 	uv_update_time(s->loop);
 	if (uv_now(s->loop) - s->started_ms > QEMU_SNAP_QMP_RETRY_MS)
@@ -109,14 +115,13 @@ static int snap_status(struct qemu_snap *s, json_t *result)
 	const char *status = json_string_value(json_object_get(result, "status"));
 	if (!status)
 		return 0;
-	if (!strcmp(status, "completed")) {
-		s->step = SNAP_DONE;
+	if (!strcmp(status, "completed"))
 		return 1;
-	}
 	if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
 		const char *why = json_string_value(json_object_get(result, "error-desc"));
 		char msg[300];
-		snprintf(msg, sizeof(msg), "QEMU could not save the VM state: %.200s", why ? why : status);
+		snprintf(msg, sizeof(msg), "QEMU could not %s the VM state: %.200s",
+			 s->incoming ? "load" : "save", why ? why : status);
 		snap_fail(s, -EIO, msg);
 		return -1;
 	}
@@ -147,22 +152,17 @@ static void snap_on_reply(struct qmp *q, json_t *result, const struct err *e, vo
 		if (st == 0) {
 			uv_update_time(s->loop);
 			if (uv_now(s->loop) - s->started_ms > QEMU_SNAP_SAVE_TIMEOUT_MS) {
-				snap_fail(s, -ETIMEDOUT, "saving the VM state took over 120 s; "
-					  "giving up (hint: a smaller --memory saves faster)");
+				snap_fail(s, -ETIMEDOUT,
+					  s->incoming ? "loading the VM state took over 120 s; giving up"
+						      : "saving the VM state took over 120 s; giving up "
+							"(hint: a smaller --memory saves faster)");
 				return;
 			}
 			uv_timer_start(&s->timer, snap_on_timer, QEMU_SNAP_POLL_MS, 0);
 			return;
 		}
-	} else {
-		s->step++;
-		if (s->incoming && s->step == SNAP_PARAMS)
-			s->step = SNAP_GETFD;
-		if (!s->incoming && s->step == SNAP_CONT)
-			s->step = SNAP_MIGRATE;
-		if (s->incoming && s->step == SNAP_POLL)
-			s->step = SNAP_DONE;
 	}
+	s->step = s->steps[++s->at];
 	snap_next(s);
 }
 
@@ -239,7 +239,8 @@ static int snap_start(uv_loop_t *loop, struct qmp **qmpp, const char *qmp_path, 
 	}
 	*s = (struct qemu_snap){ .loop = loop, .qmpp = qmpp, .qmp_path = qmp_path, .fd = fd,
 				 .incoming = incoming, .done = done, .ctx = ctx, .timer_open = 1,
-				 .step = incoming ? SNAP_GETFD : SNAP_STOP };
+				 .steps = incoming ? snap_load_steps : snap_save_steps };
+	s->step = s->steps[0];
 	uv_timer_init(loop, &s->timer);
 	s->timer.data = s;
 	uv_update_time(loop);
