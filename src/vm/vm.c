@@ -460,9 +460,12 @@ static void vm_on_restored(void *ctx, const struct err *re)
 	if (vm->state != VM_BOOTING)
 		return;
 	if (re) {
-		struct err e = *re;
-		err_wrap(&e, "restoring %s", vm->restore_from);
-		vm_fail(vm, &e);
+		/* QEMU exits when it cannot load a stream, and its own reason (on
+		 * stderr) beats our lost QMP connection: wait for the exit a moment,
+		 * as after a channel EOF. */
+		vm->channel_err = *re;
+		err_wrap(&vm->channel_err, "restoring %s", vm->restore_from);
+		uv_timer_start(&vm->eof_timer, vm_on_eof_grace, VM_EOF_GRACE_MS, 0);
 		return;
 	}
 	vm_log_at(vm, "state handed to the VMM");

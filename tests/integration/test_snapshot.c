@@ -358,7 +358,7 @@ Test(snapshot, exec_uses_the_template_and_boots_cold_when_it_is_unusable, .timeo
 	cr_assert_eq(harness_run(argv, NULL, 0, 120000, &r), 0);
 	cr_assert_eq(r.exit_code, 0, "%s", r.err);
 	cr_assert_str_eq(r.out, "from-a-clone\n");
-	cr_assert(strstr(r.err, "restored from template"), "%s", r.err);
+	cr_assert(strstr(r.err, "restored from a template"), "%s", r.err);
 	harness_result_free(&r);
 
 	int fd = open(t.state, O_RDWR);
