@@ -116,6 +116,12 @@ int guest_identity(struct guest *g, json_int_t id, json_t *params)
 					 "hostname and vm_id: 1-%d of [a-z0-9-], not starting with '-'",
 					 IDENTITY_NAME_MAX);
 	}
+	if (getpid() != 1) {
+		/* On a host (--channel-fd, the tests) this would reseed the host's
+		 * RNG and set its clock and hostname: only the VM's init does it. */
+		free(data);
+		return guest_reply_error(g, id, -32000, "vm.identity is only for the agent as the VM's init");
+	}
 	int rc = identity_add_entropy(data, len, why, sizeof(why));
 	explicit_bzero(data, len);
 	free(data);

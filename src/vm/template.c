@@ -383,7 +383,7 @@ int vm_template_list(struct vm_template *out, size_t max, size_t *n, struct err 
 		struct err me = { 0 };
 		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
 		if (template_read_manifest(dir, &t, sha, &me) < 0) {
-			snprintf(t.key, sizeof(t.key), "%s", de->d_name);
+			memcpy(t.key, de->d_name, VM_TEMPLATE_KEY_LEN + 1);   /* a key: 64 characters */
 			snprintf(t.dir, sizeof(t.dir), "%s", dir);
 			t.stale = 1;
 		} else {
@@ -415,7 +415,7 @@ int vm_template_remove(const char *prefix, char *removed_key, size_t len, struct
 	while ((de = readdir(d)))
 		if (template_is_key(de->d_name) && !strncmp(de->d_name, prefix, pl)) {
 			matches++;
-			snprintf(found, sizeof(found), "%s", de->d_name);
+			memcpy(found, de->d_name, VM_TEMPLATE_KEY_LEN + 1);
 		}
 	closedir(d);
 	if (matches == 0)
