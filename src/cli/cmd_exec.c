@@ -24,6 +24,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "loop/loop.h"
+#include "vm/template.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -49,6 +50,7 @@ const struct option cmd_exec_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "initrd", required_argument, NULL, 'r' },
+	{ "no-snapshot", no_argument, NULL, 'S' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -73,6 +75,9 @@ struct exec_run {
 	uv_timer_t stop;          /* runs the teardown outside VM callbacks */
 	uv_timer_t grace;         /* a signalled command's time to exit */
 	unsigned timeout_s;
+	struct vm_options *vo;
+	int restoring;            /* the VM comes from a template and is not ready yet */
+	int fall_back;            /* the restore failed: boot cold once it is gone */
 };
 
 static void exec_usage(FILE *f)
@@ -99,6 +104,9 @@ static void exec_usage(FILE *f)
 		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
+		"  --no-snapshot       boot cold even when a template exists for this shape\n"
+		"                      (`ironclaw snapshot create`); VMs with --net always\n"
+		"                      boot cold\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -167,11 +175,22 @@ static void exec_on_output(struct vm_exec *x, int stream, const uint8_t *data, s
 	}
 }
 
+static int exec_create_vm(struct exec_run *r, struct err *e);
+
 static void exec_on_vm_destroyed(struct vm *vm, void *ctx)
 {
 	struct exec_run *r = ctx;
 	(void)vm;
 	r->vm = NULL;
+	if (r->fall_back && !r->stopping) {
+		r->fall_back = 0;
+		r->vo->restore_from = NULL;
+		struct err e = { 0 };
+		if (exec_create_vm(r, &e) == 0)
+			return;
+		fprintf(stderr, "ironclaw: %s\n", e.msg);
+		r->exit_code = EXEC_EXIT_FAILURE;
+	}
 	uv_close((uv_handle_t *)&r->sigint, NULL);
 	uv_close((uv_handle_t *)&r->sigterm, NULL);
 	if (r->in_open) {
@@ -318,6 +337,9 @@ static void exec_on_ready(struct vm *vm, void *ctx)
 	struct err e = { 0 };
 	if (r->stopping)
 		return;
+	if (r->restoring)
+		log_debug("exec: %s restored from a template in %.0f ms", vm_id(vm), vm_boot_ms(vm));
+	r->restoring = 0;
 	if (vm_exec_start(vm, &r->spec, &handlers, r, &r->exec, &e) < 0) {
 		fprintf(stderr, "ironclaw: %s\n", e.msg);
 		exec_stop(r, EXEC_EXIT_FAILURE);
@@ -330,7 +352,16 @@ static void exec_on_ready(struct vm *vm, void *ctx)
 static void exec_on_failed(struct vm *vm, const struct err *e, void *ctx)
 {
 	struct exec_run *r = ctx;
-	(void)vm;
+	if (r->restoring && !r->stopping && !r->signal) {
+		/* A template that QEMU or the guest refused: a cold boot still runs
+		 * the command. */
+		fprintf(stderr, "ironclaw: restoring from the template failed: %s; booting cold\n",
+			e->msg);
+		r->restoring = 0;
+		r->fall_back = 1;
+		vm_destroy(vm);
+		return;
+	}
 	if (r->stopping || r->signal) {
 		log_debug("exec: %s VM failure: %s", r->stopping ? "after the run ended," :
 			  "after a signal,", e->msg);
@@ -365,6 +396,16 @@ static void exec_on_signal(uv_signal_t *s, int signum)
 	exec_stop(r, EXEC_EXIT_SIGNAL(signum));
 }
 
+static int exec_create_vm(struct exec_run *r, struct err *e)
+{
+	static const struct vm_events events = {
+		.ready = exec_on_ready,
+		.failed = exec_on_failed,
+		.destroyed = exec_on_vm_destroyed,
+	};
+	return vm_create(r->loop, r->vo, &events, r, &r->vm, e);
+}
+
 int cmd_exec(int argc, char **argv)
 {
 	struct exec_run r = { .exit_code = EXEC_EXIT_FAILURE };
@@ -374,7 +415,7 @@ int cmd_exec(int argc, char **argv)
 	unsigned boot_s = 0;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
-	int c;
+	int c, no_snapshot = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, cmd_exec_shortopts, cmd_exec_options, NULL)) != -1) {
 		switch (c) {
@@ -431,6 +472,9 @@ int cmd_exec(int argc, char **argv)
 		case 'r':
 			vo.initrd = optarg;
 			break;
+		case 'S':
+			no_snapshot = 1;
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -474,12 +518,20 @@ int cmd_exec(int argc, char **argv)
 	r.in_wait.data = r.stop.data = r.grace.data = &r;
 	signal(SIGPIPE, SIG_IGN);
 
-	static const struct vm_events events = {
-		.ready = exec_on_ready,
-		.failed = exec_on_failed,
-		.destroyed = exec_on_vm_destroyed,
-	};
-	if (vm_create(&loop, &vo, &events, &r, &r.vm, &e) < 0) {
+	r.vo = &vo;
+	struct vm_template tpl;
+	if (!no_snapshot && !vo.net) {
+		/* Before the loop runs: hashing the state blocks nothing yet. */
+		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib };
+		if (vm_template_open(&shape, &tpl, &e) == 0) {
+			vo.restore_from = tpl.state;
+			r.restoring = 1;
+		} else if (e.code != -ENOENT) {
+			fprintf(stderr, "ironclaw: %s; booting cold\n", e.msg);
+		}
+		err_clear(&e);
+	}
+	if (exec_create_vm(&r, &e) < 0) {
 		fprintf(stderr, "ironclaw: %s\n", e.msg);
 		uv_close((uv_handle_t *)&r.sigint, NULL);
 		uv_close((uv_handle_t *)&r.sigterm, NULL);

@@ -26,6 +26,7 @@ static const struct cli_command cli_commands[] = {
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
 	  NULL, NULL },
 	{ "undo", "put back the workspace files an applied run changed", cmd_undo, NULL, NULL },
+	{ "snapshot", "VM templates that exec restores instead of booting: create, ls, rm, prune", cmd_snapshot, NULL, NULL },
 };
 #define CLI_N_COMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 

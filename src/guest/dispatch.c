@@ -116,6 +116,7 @@ static const struct guest_method guest_methods[] = {
 	{ "file.put", guest_file_put },
 	{ "file.get", guest_file_get },
 	{ "shutdown", guest_do_shutdown },
+	{ "vm.identity", guest_identity },
 };
 
 int guest_dispatch_bin(struct guest *g, const struct guest_in *in)

@@ -146,6 +146,9 @@ int guest_exec_timeouts(struct guest *g);
 int guest_exec_finish(struct guest *g);
 uint64_t guest_now_ms(void);
 
+/* identity.c: vm.identity, sent once to a VM restored from a template */
+int guest_identity(struct guest *g, json_int_t id, json_t *params);
+
 /* file.c */
 int guest_file_put(struct guest *g, json_int_t id, json_t *params);
 int guest_file_get(struct guest *g, json_int_t id, json_t *params);

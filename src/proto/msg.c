@@ -140,6 +140,21 @@ static int proto_result_file_get(json_t *result, char *why, size_t n)
 	return 0;
 }
 
+static int proto_result_identity(json_t *result, char *why, size_t n)
+{
+	static const char *const allowed[] = { "entropy_bytes", "hostname", "vm_id", NULL };
+	json_int_t bytes;
+	const char *str;
+	size_t len;
+	int rc;
+	if ((rc = proto_param_only(result, allowed, why, n)) < 0 ||
+	    (rc = proto_param_int(result, "entropy_bytes", 1, 0, 4096, &bytes, why, n)) < 0 ||
+	    (rc = proto_param_str(result, "hostname", 1, &str, &len, why, n)) < 0 ||
+	    (rc = proto_param_str(result, "vm_id", 1, &str, &len, why, n)) < 0)
+		return rc;
+	return 0;
+}
+
 struct proto_reply_check {
 	const char *method;
 	int (*check)(json_t *result, char *why, size_t n);
@@ -153,6 +168,7 @@ static const struct proto_reply_check proto_replies[] = {
 	{ "exec.kill", proto_result_empty },
 	{ "file.put", proto_result_file_put },
 	{ "file.get", proto_result_file_get },
+	{ "vm.identity", proto_result_identity },
 };
 
 int proto_check_result(const char *method, json_t *result, char *why, size_t n)

@@ -56,6 +56,7 @@ struct vm_backend_spec {
 	unsigned cpus, memory_mib;
 	enum vm_accel accel;
 	int tap_fd;                  /* fd number of the tap in the VMM, or -1 */
+	int restore;                 /* the VMM waits for a saved state (snapshot_load) */
 };
 
 /* A jailed launch, filled by plan. argv and binds point into this struct (store),

@@ -3,7 +3,9 @@
  * over QMP on another socket there.
  *
  * QMP is opened lazily, only for the operations that need QEMU itself (pause,
- * resume, quit): a VM that boots, runs and powers off never pays for it. */
+ * resume, quit, snapshots): a VM that boots, runs and powers off never pays for
+ * it. A restored VM runs the same command line plus `-incoming defer` and is
+ * ready on a `ping` reply instead of `hello` (docs/snapshots.md). */
 #include "vm/qemu.h"
 
 #include <errno.h>
@@ -11,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "vm/accel.h"
 #include "vm/launch.h"
 #include "vm/layout.h"
 #include "vm/qemu_seccomp.h"
 #include "vm/qmp.h"
+#include "vm/snapshot_qemu.h"
 #include "vm/unix_connect.h"
 
 _Static_assert(VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX <= VM_PLAN_BINDS_MAX, "plan binds");
@@ -30,6 +34,10 @@ struct qemu_state {
 	void *connect_ctx;
 	char qmp_path[300];
 	char channel_path[300];
+	int restoring;               /* started with -incoming defer */
+	struct qemu_snap *snap;      /* a save or load in progress */
+	vm_backend_cb snap_done;
+	void *snap_ctx;
 };
 
 int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *plan,
@@ -55,6 +63,8 @@ int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *
 	return 0;
 }
 
+static int qemu_plan_incoming(struct qemu_state *st, struct vm_launch_plan *plan, struct err *e);
+
 static void qemu_probe(uv_loop_t *loop, const char *kernel, const char *initrd, vm_probe_cb done,
 		       void *ctx)
 {
@@ -67,8 +77,82 @@ static int qemu_plan(struct vm_backend_vm *bv, const struct vm_backend_spec *spe
 	struct qemu_state *st = bv->state;
 	snprintf(st->qmp_path, sizeof(st->qmp_path), "%s/qmp.sock", bv->dir);
 	snprintf(st->channel_path, sizeof(st->channel_path), "%s/channel.sock", bv->dir);
-	return qemu_plan_launch(spec, plan, e);
+	int rc = qemu_plan_launch(spec, plan, e);
+	if (rc == 0 && spec->restore)
+		rc = qemu_plan_incoming(st, plan, e);
+	return rc;
 }
+
+/* ---- snapshots (snapshot_qemu.c does the QMP work) ---- */
+
+/* A restored VM's QEMU is the same command line plus `-incoming defer`: the
+ * devices must match the saved ones exactly, and the state arrives later over
+ * QMP (getfd + migrate-incoming), never from a path QEMU opens itself. */
+static int qemu_plan_incoming(struct qemu_state *st, struct vm_launch_plan *plan, struct err *e)
+{
+	size_t argc = 0;
+	while (argc < VM_PLAN_ARGV_MAX && plan->argv[argc])
+		argc++;
+	const char *last = argc ? plan->argv[argc - 1] : plan->store;
+	char *free_at = argc ? (char *)last + strlen(last) + 1 : plan->store;
+	static const char incoming[] = "-incoming\0defer";
+	if (argc + 3 > VM_PLAN_ARGV_MAX ||
+	    (size_t)(free_at - plan->store) + sizeof(incoming) > sizeof(plan->store))
+		return err_set(e, -E2BIG, "QEMU command line too long for -incoming");
+	memcpy(free_at, incoming, sizeof(incoming));
+	plan->argv[argc] = free_at;
+	plan->argv[argc + 1] = free_at + strlen("-incoming") + 1;
+	plan->argv[argc + 2] = NULL;
+	st->restoring = 1;
+	return 0;
+}
+
+static void qemu_on_snap_done(void *ctx, const struct err *e)
+{
+	struct qemu_state *st = ctx;
+	st->snap = NULL;
+	st->snap_done(st->snap_ctx, e);
+}
+
+static int qemu_snapshot(struct vm_backend_vm *bv, const char *path, int load, vm_backend_cb done,
+			 void *ctx)
+{
+	struct qemu_state *st = bv->state;
+	struct err e = { 0 };
+	if (st->snap)
+		return -EBUSY;
+	if (load && !st->restoring)
+		return -EINVAL;   /* only a QEMU started with -incoming takes a state */
+	st->snap_done = done;
+	st->snap_ctx = ctx;
+	int rc = (load ? qemu_snap_load : qemu_snap_save)(bv->loop, &st->qmp, st->qmp_path, path,
+						       qemu_on_snap_done, st, &st->snap, &e);
+	if (rc < 0)
+		log_warn("%s", e.msg);
+	return rc;
+}
+
+static int qemu_snapshot_save(struct vm_backend_vm *bv, const char *path, vm_backend_cb done,
+			      void *ctx)
+{
+	return qemu_snapshot(bv, path, 0, done, ctx);
+}
+
+static int qemu_snapshot_load(struct vm_backend_vm *bv, const char *path, vm_backend_cb done,
+			      void *ctx)
+{
+	return qemu_snapshot(bv, path, 1, done, ctx);
+}
+
+static void qemu_snapshot_release(struct qemu_state *st)
+{
+	if (!st->snap)
+		return;
+	qemu_snap_cancel(st->snap);
+	st->snap = NULL;
+}
+
+/* ---- the channel ---- */
 
 static void qemu_on_connected(void *ctx, int fd, const struct err *e)
 {
@@ -90,8 +174,8 @@ static int qemu_connect(struct vm_backend_vm *bv, unsigned deadline_ms, vm_conne
 
 static enum vm_readiness qemu_readiness(struct vm_backend_vm *bv)
 {
-	(void)bv;
-	return VM_READY_ON_HELLO;
+	struct qemu_state *st = bv->state;
+	return st->restoring ? VM_READY_ON_PING : VM_READY_ON_HELLO;
 }
 
 static struct qmp *qemu_qmp(struct vm_backend_vm *bv)
@@ -144,16 +228,6 @@ static int qemu_resume(struct vm_backend_vm *bv, vm_backend_cb done, void *ctx)
 	return qemu_qmp_op(bv, "cont", done, ctx);
 }
 
-static int qemu_snapshot_unsupported(struct vm_backend_vm *bv, const char *path, vm_backend_cb done,
-				     void *ctx)
-{
-	(void)bv;
-	(void)path;
-	(void)done;
-	(void)ctx;
-	return -ENOTSUP;
-}
-
 static void qemu_stop(struct vm_backend_vm *bv)
 {
 	/* The answer is QEMU's exit, which vm.c watches; a refusal or a wedged QMP
@@ -171,6 +245,7 @@ static void qemu_release(struct vm_backend_vm *bv)
 	struct qemu_state *st = bv->state;
 	unix_connect_cancel(st->connecting);
 	st->connecting = NULL;
+	qemu_snapshot_release(st);
 	qmp_close(st->qmp);
 	st->qmp = NULL;
 }
@@ -186,8 +261,8 @@ const struct vm_backend_ops vm_backend_qemu = {
 	.readiness = qemu_readiness,
 	.pause = qemu_pause,
 	.resume = qemu_resume,
-	.snapshot_save = qemu_snapshot_unsupported,
-	.snapshot_load = qemu_snapshot_unsupported,
+	.snapshot_save = qemu_snapshot_save,
+	.snapshot_load = qemu_snapshot_load,
 	.stop = qemu_stop,
 	.force_stop = qemu_force_stop,
 	.release = qemu_release,

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 
@@ -21,6 +23,7 @@ struct qmp_cmd {
 	qmp_reply_cb cb;
 	void *ctx;
 	int sent;
+	int fd;                  /* owned; passed with the line (SCM_RIGHTS), or -1 */
 };
 
 struct qmp {
@@ -60,6 +63,8 @@ static void qmp_finish_cmd(struct qmp *q, json_t *result, const struct err *e)
 	uv_timer_stop(&q->deadline);
 	if (c->cb)
 		c->cb(q, result, e, c->ctx);
+	if (c->fd >= 0)
+		close(c->fd);
 	free(c->line);
 	free(c);
 }
@@ -104,6 +109,42 @@ static int qmp_send_line(struct qmp *q, const char *line)
 	return rc;
 }
 
+/* QMP's getfd takes the descriptor from the message that carries the command,
+ * which libuv's writes cannot attach to a non-IPC pipe. Commands go one at a
+ * time and the previous one was answered, so libuv's write queue is empty and
+ * writing the short line directly keeps the order. The socket is non-blocking;
+ * a line under 200 bytes into an idle socket does not meet EAGAIN, and if it
+ * did the command fails rather than waits. */
+static int qmp_send_line_fd(struct qmp *q, struct qmp_cmd *c)
+{
+	uv_os_fd_t sock;
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&q->pipe) != 0)
+		return UV_EAGAIN;
+	if (uv_fileno((uv_handle_t *)&q->pipe, &sock) < 0)
+		return UV_EBADF;
+	char ctl[CMSG_SPACE(sizeof(int))];
+	memset(ctl, 0, sizeof(ctl));
+	struct iovec iov = { .iov_base = c->line, .iov_len = strlen(c->line) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &c->fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != iov.iov_len)
+		return UV_EAGAIN;
+	close(c->fd);   /* QEMU holds its own copy now */
+	c->fd = -1;
+	return 0;
+}
+
 static void qmp_on_deadline(uv_timer_t *t)
 {
 	struct qmp *q = t->data;
@@ -120,7 +161,7 @@ static void qmp_pump(struct qmp *q)
 	struct qmp_cmd *c = q->head;
 	c->sent = 1;
 	uv_timer_start(&q->deadline, qmp_on_deadline, QMP_TIMEOUT_MS, 0);
-	int rc = qmp_send_line(q, c->line);
+	int rc = c->fd >= 0 ? qmp_send_line_fd(q, c) : qmp_send_line(q, c->line);
 	if (rc < 0) {
 		struct err e = { 0 };
 		err_set(&e, rc, "writing to QMP: %s", uv_strerror(rc));
@@ -263,15 +304,26 @@ int qmp_open(uv_loop_t *loop, const char *path, struct qmp **out, struct err *e)
 
 int qmp_execute(struct qmp *q, const char *cmd, json_t *args, qmp_reply_cb cb, void *ctx)
 {
+	return qmp_execute_fd(q, cmd, args, -1, cb, ctx);
+}
+
+int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, qmp_reply_cb cb,
+		   void *ctx)
+{
 	if (q->phase == QMP_DEAD || q->closing) {
 		json_decref(args);
+		if (fd >= 0)
+			close(fd);
 		return q->dead_why.code ? q->dead_why.code : -ENOTCONN;
 	}
 	struct qmp_cmd *c = calloc(1, sizeof(*c));
 	if (!c) {
 		json_decref(args);
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
 	}
+	c->fd = fd;
 	c->id = q->next_id++;
 	json_t *msg = json_pack("{s:s,s:I}", "execute", cmd, "id", (json_int_t)c->id);
 	if (msg && args)
@@ -281,6 +333,8 @@ int qmp_execute(struct qmp *q, const char *cmd, json_t *args, qmp_reply_cb cb, v
 	json_decref(msg);
 	if (!text || asprintf(&c->line, "%s\n", text) < 0) {
 		free(text);
+		if (fd >= 0)
+			close(fd);
 		free(c);
 		return -ENOMEM;
 	}

@@ -28,6 +28,10 @@ int qmp_open(uv_loop_t *loop, const char *path, struct qmp **out, struct err *e)
 /* Queues `{"execute": cmd, "arguments": args}`; args stolen (may be NULL). cb may be
  * NULL. Returns 0 or a negative errno. */
 int qmp_execute(struct qmp *q, const char *cmd, json_t *args, qmp_reply_cb cb, void *ctx);
+/* As qmp_execute, with fd (owned, closed once sent or on failure) passed to
+ * QEMU in the same message (SCM_RIGHTS), as `getfd` expects. */
+int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, qmp_reply_cb cb,
+		   void *ctx);
 /* Every pending command gets -ECANCELED; memory is released once libuv closed the
  * handles. NULL is fine. */
 void qmp_close(struct qmp *q);

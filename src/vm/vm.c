@@ -29,6 +29,7 @@
 #include "vm/exec.h"
 #include "vm/image.h"
 #include "vm/launch.h"
+#include "vm/snapshot.h"
 
 #define VM_SHUTDOWN_GRACE_MS 2000
 #define VM_QUIT_GRACE_MS 1000
@@ -74,6 +75,7 @@ struct vm {
 	int probing;            /* the backend's probe has not answered yet */
 	enum vm_stop_stage exit_stage; /* the stop stage in force when the VMM exited */
 	struct vm_exec *execs;  /* running commands (exec.c) */
+	char restore_from[4200]; /* a saved state to restore, or "" */
 };
 
 struct vm_exec **vm_exec_list(struct vm *vm)
@@ -396,6 +398,25 @@ static void vm_on_channel_error(struct channel *ch, const struct err *ce, void *
 	vm_fail(vm, &vm->channel_err);
 }
 
+static void vm_on_identity_reply(struct channel *ch, json_t *result, json_t *error, void *ctx)
+{
+	struct vm *vm = ctx;
+	(void)ch;
+	if (vm->state != VM_BOOTING)
+		return;
+	struct err e = { 0 };
+	if (result && vm_snapshot_identity_check(result, &e) == 0) {
+		vm_became_ready(vm);
+		return;
+	}
+	if (!result) {
+		const char *m = json_string_value(json_object_get(error, "message"));
+		err_set(&e, -EPROTO, "the restored guest refused a fresh identity: %.200s",
+			m ? m : "no message");
+	}
+	vm_fail(vm, &e);
+}
+
 static void vm_on_ping_reply(struct channel *ch, json_t *result, json_t *error, void *ctx)
 {
 	struct vm *vm = ctx;
@@ -403,13 +424,52 @@ static void vm_on_ping_reply(struct channel *ch, json_t *result, json_t *error, 
 	(void)error;
 	if (vm->state != VM_BOOTING)
 		return;
+	struct err e = { 0 };
 	if (result) {
-		vm_became_ready(vm);
+		if (!vm->restore_from[0]) {
+			vm_became_ready(vm);
+			return;
+		}
+		/* A clone must not share the template's identity: it is ready only
+		 * once it took fresh entropy, the clock, its hostname and id. */
+		json_t *params = vm_snapshot_identity_params(vm->id, &e);
+		if (params && channel_request(vm->channel, "vm.identity", params,
+					      vm_on_identity_reply, vm) > 0)
+			return;
+		if (!e.code)
+			err_set(&e, -EIO, "cannot send vm.identity to the restored guest");
+		vm_fail(vm, &e);
 		return;
 	}
-	struct err e = { 0 };
 	err_set(&e, -EPROTO, "the guest did not answer ping after the restore");
 	vm_fail(vm, &e);
+}
+
+static void vm_send_ping(struct vm *vm)
+{
+	struct err e = { 0 };
+	if (channel_request(vm->channel, "ping", json_object(), vm_on_ping_reply, vm) < 0) {
+		err_set(&e, -EIO, "cannot send ping to the guest");
+		vm_fail(vm, &e);
+	}
+}
+
+static void vm_on_restored(void *ctx, const struct err *re)
+{
+	struct vm *vm = ctx;
+	if (vm->state != VM_BOOTING)
+		return;
+	if (re) {
+		/* QEMU exits when it cannot load a stream, and its own reason (on
+		 * stderr) beats our lost QMP connection: wait for the exit a moment,
+		 * as after a channel EOF. */
+		vm->channel_err = *re;
+		err_wrap(&vm->channel_err, "restoring %s", vm->restore_from);
+		uv_timer_start(&vm->eof_timer, vm_on_eof_grace, VM_EOF_GRACE_MS, 0);
+		return;
+	}
+	vm_log_at(vm, "state handed to the VMM");
+	vm_send_ping(vm);
 }
 
 static void vm_on_connected(void *ctx, int fd, const struct err *ce)
@@ -437,9 +497,18 @@ static void vm_on_connected(void *ctx, int fd, const struct err *ce)
 		vm_fail(vm, &e);   /* the channel owned fd and closed it */
 		return;
 	}
-	if (vm->ops->readiness(&vm->bv) == VM_READY_ON_PING &&
-	    channel_request(vm->channel, "ping", json_object(), vm_on_ping_reply, vm) < 0) {
-		err_set(&e, -EIO, "cannot send ping to the guest");
+	if (vm->ops->readiness(&vm->bv) != VM_READY_ON_PING)
+		return;
+	if (!vm->restore_from[0]) {
+		vm_send_ping(vm);
+		return;
+	}
+	/* The channel is connected before the state loads, so the restored guest
+	 * never sees its host side closed (virtio-serial keeps the saved
+	 * "host connected" and sends no port-close event). */
+	int rc = vm->ops->snapshot_load(&vm->bv, vm->restore_from, vm_on_restored, vm);
+	if (rc < 0) {
+		err_set(&e, rc, "restoring %s: %s", vm->restore_from, strerror(-rc));
 		vm_fail(vm, &e);
 	}
 }
@@ -507,6 +576,7 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 		.cmdline_extra = cmdline[0] ? cmdline : NULL, .cpus = vm->cpus,
 		.memory_mib = vm->memory_mib, .accel = accel->accel,
 		.tap_fd = vm->net ? JAIL_TAP_FD : -1,
+		.restore = vm->restore_from[0] != '\0',
 	};
 	if ((rc = vm->ops->plan(&vm->bv, &spec, &vm->plan, e)) < 0)
 		return rc;
@@ -526,7 +596,8 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 	vm->started_ms = uv_now(vm->loop);
 	uv_timer_start(&vm->boot_timer, vm_on_boot_timeout, vm->boot_timeout_ms, 0);
 	if (vm->progress)
-		fprintf(stderr, "ironclaw: booting micro-VM %s (%s: %s)\n", vm->id,
+		fprintf(stderr, "ironclaw: %s micro-VM %s (%s: %s)\n",
+			vm->restore_from[0] ? "restoring" : "booting", vm->id,
 			vm_accel_name(accel->accel), accel->reason);
 	return 0;
 }
@@ -574,6 +645,14 @@ static int vm_copy_options(struct vm *vm, const struct vm_options *o, struct err
 	vm->memory_mib = o->memory_mib ? o->memory_mib : VM_DEFAULT_MEMORY_MIB;
 	vm->boot_timeout_ms = o->boot_timeout_ms ? o->boot_timeout_ms : VM_DEFAULT_BOOT_TIMEOUT_MS;
 	vm->progress = o->progress;
+	if (o->restore_from) {
+		if (o->net)
+			return err_set(e, -EINVAL,
+				       "a VM with a NIC cannot be restored from a template (its address is in the saved state); boot it cold");
+		if (strlen(o->restore_from) >= sizeof(vm->restore_from))
+			return err_set(e, -ENAMETOOLONG, "state file path too long");
+		snprintf(vm->restore_from, sizeof(vm->restore_from), "%s", o->restore_from);
+	}
 	vm->net = o->net;
 	vm->n_allow = o->n_allow;
 	if (o->n_allow)
@@ -647,4 +726,16 @@ int vm_resume(struct vm *vm, vm_backend_cb done, void *ctx)
 	if (vm->state != VM_READY)
 		return -ENOTCONN;
 	return vm->ops->resume(&vm->bv, done, ctx);
+}
+
+int vm_snapshot_save(struct vm *vm, const char *path, vm_backend_cb done, void *ctx)
+{
+	if (vm->state != VM_READY)
+		return -ENOTCONN;
+	return vm->ops->snapshot_save(&vm->bv, path, done, ctx);
+}
+
+int vm_restored(const struct vm *vm)
+{
+	return vm->restore_from[0] != '\0';
 }

@@ -50,6 +50,12 @@ struct vm_options {
 	const struct jail_net_allow *allow; /* borrowed */
 	size_t n_allow;
 	const struct vm_backend_ops *backend; /* NULL: QEMU */
+	/* A saved VM state (a template's, vm/template.h) to restore instead of
+	 * booting; NULL: cold boot. The shape (cpus, memory, kernel, initrd) must
+	 * be the one it was saved from, and net must be 0 (the guest's address is
+	 * part of the state). The clone gets fresh identity before `ready`:
+	 * entropy, clock, hostname and VM id (vm.identity). */
+	const char *restore_from;
 };
 
 struct vm_events {
@@ -78,11 +84,19 @@ void vm_destroy(struct vm *vm);
 int vm_pause(struct vm *vm, vm_backend_cb done, void *ctx);
 int vm_resume(struct vm *vm, vm_backend_cb done, void *ctx);
 
+/* Pauses the guest and saves its whole state into a new file at path (the
+ * backend's format; QEMU's migration stream). The guest stays paused; resume
+ * or destroy it. -ENOTSUP when the backend cannot; done runs once. */
+int vm_snapshot_save(struct vm *vm, const char *path, vm_backend_cb done, void *ctx);
+/* 1 when the VM was restored from a saved state rather than booted. */
+int vm_restored(const struct vm *vm);
+
 const char *vm_id(const struct vm *vm);
 uv_loop_t *vm_loop(struct vm *vm);
 /* The backend's name ("qemu"). */
 const char *vm_backend_name(const struct vm *vm);
-/* Milliseconds from VMM start to the guest's hello (0 until then). */
+/* Milliseconds from VMM start to ready (the guest's hello, or for a restore
+ * its answer with fresh identity); 0 until then. */
 double vm_boot_ms(const struct vm *vm);
 /* How the VMM ended, in words (for logs and tests; valid in `destroyed`):
  * "the guest powered off", "the VMM quit when asked", "the VMM was killed",

@@ -1,0 +1,242 @@
+/* Templates for loop users (see template.h): finding one on the thread pool,
+ * and building one.
+ *
+ * A build boots an ordinary VM of the shape, and once the guest is ready saves
+ * its state into <templates>/.build-<pid>-<n>/state. The VM is resumed and
+ * destroyed; then, on the pool, the state is hashed, the manifest written and
+ * the directory renamed to <key>: the rename is what publishes a template, so
+ * a crash mid-build leaves only a .build- directory that prune removes. */
+#include "vm/template.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "vm/template_internal.h"
+#include "vm/vm.h"
+
+struct tfind {
+	uv_work_t work;
+	struct vm_template_shape shape;
+	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
+	struct vm_template t;
+	struct err e;
+	int rc;
+	vm_template_cb cb;
+	void *ctx;
+};
+
+static void tfind_job(uv_work_t *w)
+{
+	struct tfind *f = w->data;
+	f->rc = vm_template_open(&f->shape, &f->t, &f->e);
+}
+
+static void tfind_done(uv_work_t *w, int status)
+{
+	struct tfind *f = w->data;
+	(void)status;
+	f->cb(f->ctx, f->rc == 0 ? &f->t : NULL, f->rc == 0 ? NULL : &f->e);
+	free(f);
+}
+
+/* Copies the shape's strings: the job reads them on another thread later. */
+static void template_copy_shape(const struct vm_template_shape *in, struct vm_template_shape *out,
+				char *kernel, char *initrd)
+{
+	*out = *in;
+	if (in->kernel) {
+		snprintf(kernel, VM_TEMPLATE_PATH_MAX, "%s", in->kernel);
+		out->kernel = kernel;
+	}
+	if (in->initrd) {
+		snprintf(initrd, VM_TEMPLATE_PATH_MAX, "%s", in->initrd);
+		out->initrd = initrd;
+	}
+}
+
+int vm_template_find(uv_loop_t *loop, const struct vm_template_shape *s, vm_template_cb cb,
+		     void *ctx, struct err *e)
+{
+	struct tfind *f = calloc(1, sizeof(*f));
+	if (!f)
+		return err_set(e, -ENOMEM, "out of memory");
+	template_copy_shape(s, &f->shape, f->kernel, f->initrd);
+	f->cb = cb;
+	f->ctx = ctx;
+	f->work.data = f;
+	int rc = uv_queue_work(loop, &f->work, tfind_job, tfind_done);
+	if (rc < 0) {
+		free(f);
+		return err_set(e, rc, "queueing the template lookup: %s", uv_strerror(rc));
+	}
+	return 0;
+}
+
+/* ---- building ---- */
+
+struct tbuild {
+	uv_loop_t *loop;
+	uv_work_t work;
+	struct vm_template_shape shape;
+	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
+	struct vm_template t;
+	char build_dir[VM_TEMPLATE_PATH_MAX + 64];
+	char state[VM_TEMPLATE_PATH_MAX + 80];
+	struct vm *vm;
+	struct err e;
+	int saved;
+	uint64_t save_t0;
+	vm_template_cb cb;
+	void *ctx;
+};
+
+static void tbuild_finish(struct tbuild *b)
+{
+	b->cb(b->ctx, b->e.code ? NULL : &b->t, b->e.code ? &b->e : NULL);
+	free(b);
+}
+
+static void tbuild_prepare_job(uv_work_t *w)
+{
+	struct tbuild *b = w->data;
+	static unsigned counter;
+	char root[4096];
+	if (vm_template_key(&b->shape, &b->t, &b->e) < 0 ||
+	    vm_template_root(root, sizeof(root), &b->e) < 0 || vm_template_mkdirs(root, &b->e) < 0)
+		return;
+	snprintf(b->build_dir, sizeof(b->build_dir), "%s/.build-%d-%u", root, (int)getpid(),
+		 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+	snprintf(b->state, sizeof(b->state), "%s/state", b->build_dir);
+	if (mkdir(b->build_dir, 0700) < 0)
+		err_set(&b->e, -errno, "creating %s: %s", b->build_dir, strerror(errno));
+}
+
+static void tbuild_publish_job(uv_work_t *w)
+{
+	struct tbuild *b = w->data;
+	struct err ignore = { 0 };
+	if (!b->e.code && vm_template_write_manifest(&b->t, b->build_dir, &b->e) == 0) {
+		/* An unusable template under the same key is replaced. */
+		vm_template_remove_dir(b->t.dir, &ignore);
+		if (rename(b->build_dir, b->t.dir) < 0)
+			err_set(&b->e, -errno, "publishing the template %s: %s", b->t.dir, strerror(errno));
+	}
+	if (b->e.code)
+		vm_template_remove_dir(b->build_dir, &ignore);
+	else
+		b->t.state_bytes = 0;
+	if (!b->e.code) {
+		struct stat st;
+		if (stat(b->t.state, &st) == 0)
+			b->t.state_bytes = (uint64_t)st.st_size;
+	}
+}
+
+static void tbuild_after_publish(uv_work_t *w, int status)
+{
+	(void)status;
+	tbuild_finish(w->data);
+}
+
+static void tbuild_on_destroyed(struct vm *vm, void *ctx)
+{
+	struct tbuild *b = ctx;
+	(void)vm;
+	b->vm = NULL;
+	if (!b->e.code && !b->saved)
+		err_set(&b->e, -EIO, "the template VM went away before its state was saved");
+	int rc = uv_queue_work(b->loop, &b->work, tbuild_publish_job, tbuild_after_publish);
+	if (rc < 0) {
+		tbuild_publish_job(&b->work);   /* no pool: finish here rather than leak */
+		tbuild_after_publish(&b->work, 0);
+	}
+}
+
+static void tbuild_on_resumed(void *ctx, const struct err *e)
+{
+	struct tbuild *b = ctx;
+	(void)e;   /* a guest that stays paused is stopped by the VMM instead */
+	vm_destroy(b->vm);
+}
+
+static void tbuild_on_saved(void *ctx, const struct err *e)
+{
+	struct tbuild *b = ctx;
+	if (e) {
+		b->e = *e;
+		err_wrap(&b->e, "saving the template VM");
+	} else {
+		b->saved = 1;
+		uv_update_time(b->loop);
+		b->t.save_ms = (double)(uv_now(b->loop) - b->save_t0);
+		log_debug("template %.12s: state saved in %.0f ms", b->t.key, b->t.save_ms);
+	}
+	/* Resumed, the guest powers off when asked instead of waiting for QMP quit. */
+	if (vm_resume(b->vm, tbuild_on_resumed, b) < 0)
+		vm_destroy(b->vm);
+}
+
+static void tbuild_on_ready(struct vm *vm, void *ctx)
+{
+	struct tbuild *b = ctx;
+	uv_update_time(b->loop);
+	b->save_t0 = uv_now(b->loop);
+	int rc = vm_snapshot_save(vm, b->state, tbuild_on_saved, b);
+	if (rc < 0) {
+		err_set(&b->e, rc, "saving the template VM: %s", strerror(-rc));
+		vm_destroy(vm);
+	}
+}
+
+static void tbuild_on_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	struct tbuild *b = ctx;
+	if (!b->e.code) {
+		b->e = *e;
+		err_wrap(&b->e, "booting the template VM");
+	}
+	vm_destroy(vm);
+}
+
+static void tbuild_after_prepare(uv_work_t *w, int status)
+{
+	struct tbuild *b = w->data;
+	(void)status;
+	if (b->e.code) {
+		tbuild_finish(b);
+		return;
+	}
+	static const struct vm_events ev = { .ready = tbuild_on_ready, .failed = tbuild_on_failed,
+					     .destroyed = tbuild_on_destroyed };
+	struct vm_options o = { .kernel = b->t.kernel, .initrd = b->t.initrd, .cpus = b->t.cpus,
+				.memory_mib = b->t.memory_mib };
+	if (vm_create(b->loop, &o, &ev, b, &b->vm, &b->e) < 0) {
+		struct err ignore = { 0 };
+		vm_template_remove_dir(b->build_dir, &ignore);
+		tbuild_finish(b);
+	}
+}
+
+int vm_template_build(uv_loop_t *loop, const struct vm_template_shape *s, vm_template_cb cb,
+		      void *ctx, struct err *e)
+{
+	struct tbuild *b = calloc(1, sizeof(*b));
+	if (!b)
+		return err_set(e, -ENOMEM, "out of memory");
+	template_copy_shape(s, &b->shape, b->kernel, b->initrd);
+	b->loop = loop;
+	b->cb = cb;
+	b->ctx = ctx;
+	b->work.data = b;
+	int rc = uv_queue_work(loop, &b->work, tbuild_prepare_job, tbuild_after_prepare);
+	if (rc < 0) {
+		free(b);
+		return err_set(e, rc, "queueing the template build: %s", uv_strerror(rc));
+	}
+	return 0;
+}
