@@ -222,19 +222,23 @@ static int ab_make_tree(const char *root)
 		size_t n = mean / 10 + (size_t)(xorshift(&seed) % (mean * 18 / 10));
 		if (i == AB_TREE_FILES - 1 || n > left)
 			n = left;   /* the last file takes what is left: the total is exact */
-		if (n > sizeof(data))
-			n = sizeof(data);
 		left -= n;
-		for (size_t k = 0; k + 8 <= sizeof(data) && k < n + 8; k += 8) {
-			uint64_t v = xorshift(&seed);
-			memcpy(data + k, &v, 8);
-		}
 		snprintf(p, sizeof(p), "%s/d%02d/f%04d.bin", root, i / (AB_TREE_FILES / AB_TREE_DIRS), i);
 		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || write(fd, data, n) != (ssize_t)n) {
-			if (fd >= 0)
-				close(fd);
+		if (fd < 0)
 			return -1;
+		/* The last file may be larger than data: written in pieces. */
+		for (size_t done = 0; done < n;) {
+			size_t piece = n - done < sizeof(data) ? n - done : sizeof(data);
+			for (size_t k = 0; k + 8 <= sizeof(data) && k < piece + 8; k += 8) {
+				uint64_t v = xorshift(&seed);
+				memcpy(data + k, &v, 8);
+			}
+			if (write(fd, data, piece) != (ssize_t)piece) {
+				close(fd);
+				return -1;
+			}
+			done += piece;
 		}
 		close(fd);
 	}
