@@ -1,18 +1,24 @@
 /* Workspace copy in and out of the VM: see copy.h.
  *
  * Copy-in: a pool job opens the pack (it scans the tree and checks the caps),
- * then each chunk is read by a pool job and written to `tar -x`'s stdin on the
- * loop; a full stdin queue waits for the exec's credit. Copy-out: `tar -c`'s
- * stdout is collected in memory (capped) and unpacked by one pool job. */
+ * then each chunk is read by a pool job and written to the guest's
+ * `@ws-unpack` stdin on the loop; a full stdin queue waits for the exec's
+ * credit, and the next chunk is read while the last one travels.
+ * Copy-out: `@ws-pack`'s stdout is unpacked while it arrives: the loop queues
+ * each output piece (capped in total), one pool job parses the queue as it
+ * fills (workspace_unpack), so host-side unpacking and hashing overlap the
+ * guest's packing instead of following it. */
 #include "agent/copy.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vm/vm.h"
 
-#define COPY_CHUNK (256u * 1024)
+/* One pool job's worth of the tar stream; vm_exec cuts it into frames. */
+#define COPY_CHUNK (1u << 20)
 
 struct copy_in {
 	uv_loop_t *loop;
@@ -32,9 +38,21 @@ struct copy_in {
 	int finished;
 	struct err e;            /* first failure */
 	struct err job_e;
+	char errtext[512];       /* the guest's stderr: why @ws-unpack failed */
+	size_t errlen;
 	agent_copy_cb cb;
 	void *ctx;
 };
+
+/* Keeps the first line's worth of a builtin's stderr for the error message. */
+static void copy_keep_err(char *buf, size_t cap, size_t *len, const uint8_t *d, size_t n)
+{
+	size_t take = n < cap - 1 - *len ? n : cap - 1 - *len;
+	memcpy(buf + *len, d, take);
+	*len += take;
+	buf[*len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
 
 static void copy_in_finish(struct copy_in *c)
 {
@@ -92,7 +110,7 @@ static void copy_in_pump(struct copy_in *c)
 			return;   /* stdin_credit calls us again */
 		if (rc < 0) {
 			struct err e = { 0 };
-			err_set(&e, rc, "copying the workspace in: the guest's tar stopped reading");
+			err_set(&e, rc, "copying the workspace in: the guest's unpacker stopped reading");
 			copy_in_fail(c, &e);
 			return;
 		}
@@ -120,11 +138,10 @@ static void copy_in_on_credit(struct vm_exec *x, void *ctx)
 
 static void copy_in_on_output(struct vm_exec *x, int stream, const uint8_t *d, size_t n, void *ctx)
 {
+	struct copy_in *c = ctx;
 	(void)x;
-	(void)stream;
-	(void)d;
-	(void)n;
-	(void)ctx;   /* tar -x prints nothing we need; its exit code tells */
+	if (stream == 2)   /* @ws-unpack writes only why it failed, to stderr */
+		copy_keep_err(c->errtext, sizeof(c->errtext), &c->errlen, d, n);
 }
 
 static void copy_in_on_done(struct vm_exec *x, const struct vm_exec_result *r, void *ctx)
@@ -135,15 +152,16 @@ static void copy_in_on_done(struct vm_exec *x, const struct vm_exec_result *r, v
 	c->x = NULL;
 	struct err e = { 0 };
 	if (r->timed_out)
-		err_set(&e, -ETIMEDOUT, "copying the workspace in: the guest's tar did not finish within %u s",
+		err_set(&e, -ETIMEDOUT, "copying the workspace in: the guest's unpacker did not finish within %u s",
 			AGENT_COPY_TIMEOUT_MS / 1000), copy_in_fail(c, &e);
 	else if (r->err.code)
 		copy_in_fail(c, &r->err);
 	else if (r->signal || r->code)
-		err_set(&e, -EIO, "copying the workspace in: the guest's tar failed (exit %d)",
-			r->signal ? 128 + r->signal : r->code), copy_in_fail(c, &e);
+		err_set(&e, -EIO, "copying the workspace in: the guest's unpacker failed (exit %d)%s%s",
+			r->signal ? 128 + r->signal : r->code, c->errlen ? ": " : "", c->errtext),
+			copy_in_fail(c, &e);
 	else if (!c->eof_sent && !c->e.code)
-		err_set(&e, -EIO, "copying the workspace in: the guest's tar ended early"), copy_in_fail(c, &e);
+		err_set(&e, -EIO, "copying the workspace in: the guest's unpacker ended early"), copy_in_fail(c, &e);
 	copy_in_finish(c);
 }
 
@@ -165,7 +183,8 @@ static void copy_in_after_open(uv_work_t *w, int status)
 		copy_in_finish(c);
 		return;
 	}
-	static char *argv[] = { "sh", "-c", "mkdir -p /workspace && exec tar -xf - -C /workspace", NULL };
+	/* The guest agent's builtin (src/guest/ws.h): it creates /workspace. */
+	static char *argv[] = { "@ws-unpack", "/workspace", NULL };
 	static const struct vm_exec_handlers h = {
 		.output = copy_in_on_output,
 		.stdin_credit = copy_in_on_credit,
@@ -212,52 +231,103 @@ int agent_copy_in(uv_loop_t *loop, struct vm *vm, const char *root,
 
 /* ---- copy-out ---- */
 
+struct copy_piece {
+	struct copy_piece *next;
+	size_t len, off;
+	uint8_t data[];
+};
+
 struct copy_out {
 	uv_loop_t *loop;
 	const char *staging;
 	struct workspace_manifest *after;
-	uint8_t *data;
-	size_t len, cap;
+	struct vm_exec *x;
+	uint64_t total;          /* stream bytes received, against AGENT_COPY_OUT_MAX */
 	int over;
+	int exec_done, worker_done;
+	int stop_output;         /* the unpacker ended: drop what still arrives */
+	int killed_for_worker;   /* the exec was killed because the unpacker failed */
 	char errtext[512];
 	size_t errlen;
 	uv_work_t work;
-	struct err e;
+	/* shared with the unpacking job, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct copy_piece *head, *tail;
+	int ended;               /* no more pieces will come */
+	int aborted;             /* ... and the stream is incomplete */
+	struct err e;            /* the exec's failure */
+	struct err job_e;        /* the unpacker's */
 	agent_copy_cb cb;
 	void *ctx;
 };
+
+static void copy_out_end_stream(struct copy_out *c, int aborted)
+{
+	pthread_mutex_lock(&c->mu);
+	c->ended = 1;
+	c->aborted |= aborted;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
 
 static void copy_out_on_output(struct vm_exec *x, int stream, const uint8_t *d, size_t n, void *ctx)
 {
 	struct copy_out *c = ctx;
 	if (stream == 2) {
-		size_t take = n < sizeof(c->errtext) - 1 - c->errlen ? n : sizeof(c->errtext) - 1 - c->errlen;
-		memcpy(c->errtext + c->errlen, d, take);
-		c->errlen += take;
+		copy_keep_err(c->errtext, sizeof(c->errtext), &c->errlen, d, n);
 		return;
 	}
-	if (c->over)
+	if (c->over || c->stop_output)
 		return;
-	if (c->len + n > AGENT_COPY_OUT_MAX) {
+	struct copy_piece *p = NULL;
+	if (c->total + n > AGENT_COPY_OUT_MAX || !(p = malloc(sizeof(*p) + n))) {
 		c->over = 1;
 		vm_exec_kill(x, 9);
+		copy_out_end_stream(c, 1);
 		return;
 	}
-	if (c->len + n > c->cap) {
-		size_t cap = c->cap ? c->cap : 1u << 20;
-		while (cap < c->len + n)
-			cap *= 2;
-		uint8_t *grown = realloc(c->data, cap);
-		if (!grown) {
-			c->over = 1;
-			vm_exec_kill(x, 9);
-			return;
+	c->total += n;
+	p->next = NULL;
+	p->len = n;
+	p->off = 0;
+	memcpy(p->data, d, n);
+	pthread_mutex_lock(&c->mu);
+	if (c->tail)
+		c->tail->next = p;
+	else
+		c->head = p;
+	c->tail = p;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* workspace_read_fn on the pool thread: blocks until the loop queued bytes or
+ * the exec ended. */
+static long copy_out_read(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct copy_out *c = ctx;
+	long n = 0;
+	pthread_mutex_lock(&c->mu);
+	while (!c->head && !c->ended)
+		pthread_cond_wait(&c->cv, &c->mu);
+	while (c->head && (size_t)n < cap) {
+		struct copy_piece *p = c->head;
+		size_t take = p->len - p->off < cap - (size_t)n ? p->len - p->off : cap - (size_t)n;
+		memcpy(buf + n, p->data + p->off, take);
+		p->off += take;
+		n += (long)take;
+		if (p->off == p->len) {
+			c->head = p->next;
+			if (!c->head)
+				c->tail = NULL;
+			free(p);
 		}
-		c->data = grown;
-		c->cap = cap;
 	}
-	memcpy(c->data + c->len, d, n);
-	c->len += n;
+	if (n == 0 && c->aborted)
+		n = -EIO;   /* the stream was cut: not a clean end of it */
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 static void copy_out_job(uv_work_t *w)
@@ -265,28 +335,56 @@ static void copy_out_job(uv_work_t *w)
 	struct copy_out *c = w->data;
 	/* The copy-out may be as large as copy-in allowed, and no larger. */
 	struct workspace_limits lim = { 0 };
-	workspace_unpack_mem(c->data, c->len, c->staging, &lim, c->after, &c->e);
+	workspace_unpack(copy_out_read, c, c->staging, &lim, c->after, &c->job_e);
 }
 
 static void copy_out_finish(struct copy_out *c)
 {
-	free(c->data);
-	c->cb(c->ctx, c->e.code ? &c->e : NULL);
+	if (!c->exec_done || !c->worker_done)
+		return;
+	const struct err *e = NULL;
+	if (c->killed_for_worker && c->job_e.code)
+		e = &c->job_e;   /* the refusal, not the kill it caused */
+	else if (c->e.code)
+		e = &c->e;
+	else if (c->job_e.code)
+		e = &c->job_e;
+	if (e && e != &c->job_e && !c->job_e.code)
+		workspace_manifest_free(c->after);
+	for (struct copy_piece *p = c->head, *next; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	c->cb(c->ctx, e);
 	free(c);
 }
 
 static void copy_out_after_job(uv_work_t *w, int status)
 {
+	struct copy_out *c = w->data;
 	(void)status;
-	copy_out_finish(w->data);
+	c->worker_done = 1;
+	c->stop_output = 1;
+	if (!c->exec_done && c->x && c->job_e.code) {
+		/* The unpacker refused the stream: the rest is not wanted. (After
+		 * a clean end of the archive the exec is left to exit: killing it
+		 * would race its exec.exit.) */
+		c->killed_for_worker = 1;
+		vm_exec_kill(c->x, 9);
+	}
+	copy_out_finish(c);
 }
 
 static void copy_out_on_done(struct vm_exec *x, const struct vm_exec_result *r, void *ctx)
 {
 	struct copy_out *c = ctx;
 	(void)x;
+	c->exec_done = 1;
+	c->x = NULL;
 	if (r->timed_out) {
-		err_set(&c->e, -ETIMEDOUT, "copying the workspace out: the guest's tar did not finish within %u s",
+		err_set(&c->e, -ETIMEDOUT, "copying the workspace out: the guest's packer did not finish within %u s",
 			AGENT_COPY_TIMEOUT_MS / 1000);
 	} else if (r->err.code) {
 		c->e = r->err;
@@ -294,21 +392,11 @@ static void copy_out_on_done(struct vm_exec *x, const struct vm_exec_result *r, 
 		err_set(&c->e, -EFBIG, "copying the workspace out: the guest's tar stream passed %llu MiB",
 			(unsigned long long)(AGENT_COPY_OUT_MAX >> 20));
 	} else if (r->signal || r->code) {
-		c->errtext[c->errlen] = '\0';
-		c->errtext[strcspn(c->errtext, "\n")] = '\0';
-		err_set(&c->e, -EIO, "copying the workspace out: the guest's tar failed (exit %d): %s",
-			r->signal ? 128 + r->signal : r->code, c->errtext);
+		err_set(&c->e, -EIO, "copying the workspace out: the guest's packer failed (exit %d)%s%s",
+			r->signal ? 128 + r->signal : r->code, c->errlen ? ": " : "", c->errtext);
 	}
-	if (c->e.code) {
-		copy_out_finish(c);
-		return;
-	}
-	c->work.data = c;
-	int rc = uv_queue_work(c->loop, &c->work, copy_out_job, copy_out_after_job);
-	if (rc < 0) {
-		err_set(&c->e, rc, "copying the workspace out: %s", uv_strerror(rc));
-		copy_out_finish(c);
-	}
+	copy_out_end_stream(c, c->e.code != 0);
+	copy_out_finish(c);
 }
 
 int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
@@ -322,12 +410,28 @@ int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
 	c->after = after;
 	c->cb = cb;
 	c->ctx = ctx;
-	static char *argv[] = { "tar", "-cf", "-", "-C", "/workspace", ".", NULL };
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	/* The guest agent's builtin (src/guest/ws.h). */
+	static char *argv[] = { "@ws-pack", "/workspace", NULL };
 	static const struct vm_exec_handlers h = { .output = copy_out_on_output, .done = copy_out_on_done };
 	struct vm_exec_spec spec = { .argv = argv, .cwd = "/", .timeout_ms = AGENT_COPY_TIMEOUT_MS };
-	struct vm_exec *x;
-	int rc = vm_exec_start(vm, &spec, &h, c, &x, e);
-	if (rc < 0)
+	int rc = vm_exec_start(vm, &spec, &h, c, &c->x, e);
+	if (rc < 0) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
 		free(c);
-	return rc;
+		return rc;
+	}
+	c->work.data = c;
+	rc = uv_queue_work(loop, &c->work, copy_out_job, copy_out_after_job);
+	if (rc < 0) {
+		/* The exec runs; its done callback reports this. */
+		err_set(&c->job_e, rc, "copying the workspace out: %s", uv_strerror(rc));
+		c->worker_done = 1;
+		c->stop_output = 1;
+		c->killed_for_worker = 1;
+		vm_exec_kill(c->x, 9);
+	}
+	return 0;
 }

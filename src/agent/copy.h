@@ -1,7 +1,9 @@
-/* The workspace's trip into and out of the run's VM, over the guest's busybox
- * tar on an exec's stdin and stdout. The tar stream is built and parsed on the
- * host by workspace/ (libarchive), one chunk per thread-pool job, so the loop
- * never does file work; stdin moves on the exec's credit. */
+/* The workspace's trip into and out of the run's VM, as a tar stream on the
+ * stdin and stdout of the guest agent's workspace builtins (@ws-unpack,
+ * @ws-pack: src/guest/ws.h), driven like any exec. The stream is built and
+ * parsed on the host by workspace/ (libarchive) on the thread pool, so the
+ * loop never does file work; stdin moves on the exec's credit, and copy-out is
+ * parsed while it arrives. The guest's stream is hostile (workspace/unpack.c). */
 #ifndef IRONCLAW_AGENT_COPY_H
 #define IRONCLAW_AGENT_COPY_H
 

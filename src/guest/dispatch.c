@@ -2,6 +2,7 @@
  * requests; a notification or response from it breaks the protocol (we never
  * send requests, so no response can match), and ends the connection. */
 #include "guest/guest.h"
+#include "guest/ws.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -108,11 +109,24 @@ struct guest_method {
 	int (*run)(struct guest *g, json_int_t id, json_t *params);
 };
 
+/* The workspace builtins (ws.h) look like execs on the wire. */
+static int guest_do_exec_start(struct guest *g, json_int_t id, json_t *params)
+{
+	int rc = guest_ws_exec_start(g, id, params);
+	return rc == 1 ? guest_exec_start(g, id, params) : rc;
+}
+
+static int guest_do_exec_kill(struct guest *g, json_int_t id, json_t *params)
+{
+	int rc = guest_ws_exec_kill(g, id, params);
+	return rc == 1 ? guest_exec_kill(g, id, params) : rc;
+}
+
 static const struct guest_method guest_methods[] = {
 	{ "ping", guest_do_ping },
-	{ "exec.start", guest_exec_start },
+	{ "exec.start", guest_do_exec_start },
 	{ "exec.stdin", guest_exec_stdin },
-	{ "exec.kill", guest_exec_kill },
+	{ "exec.kill", guest_do_exec_kill },
 	{ "file.put", guest_file_put },
 	{ "file.get", guest_file_get },
 	{ "shutdown", guest_do_shutdown },
@@ -129,6 +143,9 @@ int guest_dispatch_bin(struct guest *g, const struct guest_in *in)
 	}
 	if (g->shutdown_pending)
 		return guest_reply_error(g, (json_int_t)b->id, -32000, "shutting down");
+	int rc = guest_ws_stdin(g, b);
+	if (rc != 1)
+		return rc;
 	return guest_exec_stdin_bytes(g, (json_int_t)b->id, (json_int_t)b->exec, b->data, b->len,
 				      b->arg & FRAME_BIN_EOF);
 }

@@ -3,6 +3,7 @@
  * requests first (their replies precede any output they cause), then finished
  * commands (exec.exit after their last output), then I/O. */
 #include "guest/guest.h"
+#include "guest/ws.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -73,12 +74,15 @@ int guest_loop_run(struct guest *g)
 			if (rc < 0)
 				goto out;
 		}
+		int ws_more = guest_ws_pump(g);   /* a @ws-pack's output (ws.h) */
+		if ((rc = ws_more) < 0)
+			goto out;
 		if ((rc = guest_exec_finish(g)) < 0 || (rc = guest_chan_flush(g)) < 0)
 			goto out;
 		if (g->shutdown_pending && guest_chan_pending(g) == 0)
 			goto out;
 
-		int timeout = guest_exec_timeouts(g);
+		int timeout = ws_more ? 0 : guest_exec_timeouts(g);
 		int room = guest_chan_pending(g) < GUEST_OUTQ_HIGH;
 		pfds[0] = (struct pollfd){ .fd = g->chan_fd };
 		if (room && g->inq_len == 0 && !g->shutdown_pending)
@@ -102,6 +106,7 @@ int guest_loop_run(struct guest *g)
 	}
 out:
 	guest_exec_kill_all(g);
+	guest_ws_abort();
 	if (rc < 0)
 		return 1;
 	return 0;
