@@ -1,9 +1,8 @@
 /* What `ironclaw run` must never let through, with the real binary, a real VM
  * and aimock as a hostile model:
  * - escapes: symlinks to /, /etc and beside the workspace, '../' and absolute
- *   paths, then a forged copy-out (the model replaces the VM's tar with one
- *   that emits '..', absolute, through-symlink and hard-link entries): not a
- *   byte lands outside the host workspace, even with --approve yes;
+ *   paths, then fifos, devices, hard links and links out left for copy-out:
+ *   not a byte lands outside the host workspace, even with --approve yes;
  * - the API key: in no VM file or environment, no run-log line, no output;
  * - MCP (the real @modelcontextprotocol/server-memory): a mutating call is
  *   blocked without approval (the model is told it was denied) and runs with
@@ -68,37 +67,46 @@ Test(run_safety, symlinks_and_dotdot_paths_cannot_escape_even_approved)
 	harness_result_free(&r);
 }
 
-/* The model replaces the VM's tar (first on PATH) with one that emits a
- * forged stream: each variant is one hostile entry kind after a harmless
- * notes.txt change. The host must refuse the stream, write nothing outside
- * and (all or nothing) not even the harmless change. */
-Test(run_safety, a_forged_copy_out_cannot_escape_even_approved)
+/* Copy-out is packed by the guest agent itself (@ws-pack), so a model can no
+ * longer swap the packer; what it controls is what /workspace holds. It
+ * leaves a fifo, a device node, a hard link to the VM's /etc/passwd, links
+ * to absolute paths, to /etc (and writes through it, in the VM) and beside
+ * the workspace. With --approve yes, nothing lands outside the host
+ * workspace, no special file lands in it, and links stay links. A forged
+ * stream (a compromised agent: '..', absolute, through-symlink, hard links
+ * out) goes through the same host parser, workspace_unpack: see the
+ * workspace_unpack tests in tests/unit/test_workspace.c and fuzz_workspace. */
+Test(run_safety, special_files_and_links_at_copy_out_stay_inside_even_approved)
 {
-	static const char *const variants[] = { "dotdot", "absolute", "through-symlink", "through-etc",
-						"hardlink" };
 	char *sent = rt_tree(t.sentinel);
-	char *before = rt_tree(t.ws);
-	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
-		char task[128];
-		snprintf(task, sizeof(task), "escape: forged tar stream, %s", variants[v]);
-		aimock_stop(&t.mock);
-		rt_mock(&t, NULL);   /* a fresh journal per variant */
-		struct run_result r = rt_run(&t, "openai", task, "--approve", "yes", NULL);
-		json_t *j = aimock_journal(&t.mock, NULL, NULL);
-		const char *res = rt_tool_result(j, "c1");
-		cr_assert(res && strstr(res, "forged-ready"), "%s: the forgery was set up in the VM: %s\n%s",
-			  variants[v], res, r.err);
-		json_decref(j);
-		assert_nothing_escaped(sent);
-		cr_expect_neq(r.exit_code, 0, "%s: a hostile copy-out is not a success:\n%s", variants[v], r.err);
-		char *after = rt_tree(t.ws);
-		cr_assert_str_eq(after, before, "%s: all or nothing, not even the forged notes.txt\n%s",
-				 variants[v], r.err);
-		free(after);
-		harness_result_free(&r);
+	struct run_result r = rt_run(&t, "openai", "escape: special files at copy-out", "--approve", "yes", NULL);
+	json_t *j = aimock_journal(&t.mock, NULL, NULL);
+	const char *res = rt_tool_result(j, "c1");
+	cr_assert(res && strstr(res, "specials-made"), "the files were made in the VM: %s\n%s", res, r.err);
+	json_decref(j);
+	assert_nothing_escaped(sent);
+	cr_assert_eq(r.exit_code, 0, "exit %d; stderr:\n%s", r.exit_code, r.err);
+	struct stat st;
+	char p[256];
+	static const char *const specials[] = { "fifo", "dev" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", t.ws, specials[i]);
+		cr_expect_neq(lstat(p, &st), 0, "no %s in the host workspace", specials[i]);
 	}
-	free(before);
+	static const char *const links[] = { "abs", "dlink", "up" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", t.ws, links[i]);
+		cr_assert_eq(lstat(p, &st), 0, "%s was applied", links[i]);
+		cr_expect(S_ISLNK(st.st_mode), "%s stays a link, not what it points to", links[i]);
+	}
+	snprintf(p, sizeof(p), "%s/hardlinked", t.ws);
+	cr_assert_eq(lstat(p, &st), 0);
+	cr_expect(S_ISREG(st.st_mode) && st.st_nlink == 1, "a hard link arrives as a plain copy");
+	char *n = rt_readf(t.ws, "notes.txt");
+	cr_expect(n && strstr(n, "changed"), "the ordinary change was applied: %s", n);
+	free(n);
 	free(sent);
+	harness_result_free(&r);
 }
 
 /* The key reaches the model endpoint (in a header aimock redacts) and nowhere
