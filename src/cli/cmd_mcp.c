@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MCP_EXIT_FAIL 1
 #define MCP_EXIT_USAGE 2
@@ -477,6 +478,10 @@ int cmd_mcp(int argc, char **argv)
 		goto fail;
 	if (o.timeout_ms > 0)
 		cfg.timeout_ms = o.timeout_ms;
+	/* A browser flow only where someone can answer it: a terminal, or a
+	 * browser command the user configured. */
+	cfg.oauth_interactive = isatty(0) || (getenv("IRONCLAW_BROWSER") &&
+					      *getenv("IRONCLAW_BROWSER"));
 	if (o.version) {
 		free(cfg.protocol_version);
 		cfg.protocol_version = strdup(o.version);
