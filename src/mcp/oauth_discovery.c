@@ -15,8 +15,9 @@
  *    at the root. The document's issuer must be that issuer, byte for byte
  *    (RFC 8414 §3.3): otherwise its endpoints are an attacker's.
  * 3. A server with no protected resource metadata is a 2025-03-26 one: its
- *    origin is the authorization server, and when that has no metadata either
- *    its endpoints are /authorize, /token and /register there. */
+ *    origin is the authorization server (its metadata's issuer must be of that
+ *    origin; that revision allowed a path), and when that has no metadata
+ *    either its endpoints are /authorize, /token and /register there. */
 #include "mcp/oauth.h"
 
 #include <errno.h>
@@ -157,7 +158,15 @@ static void on_doc(void *opaque, long status, const char *body, size_t len,
 			disc_finish(d, e.code, &e);
 			return;
 		}
-		if (strcmp(d->as.issuer, want)) {
+		/* A 2025-03-26 server (no PRM) serves this from its own origin, and that
+		 * revision let the issuer carry a path of its own there: the same
+		 * origin is required instead, and the document's issuer is the one the
+		 * redirect's iss is compared with. */
+		char io[OAUTH_URL_MAX], ip[OAUTH_URL_MAX];
+		int same = d->has_prm ? !strcmp(d->as.issuer, want) :
+			oauth_url_split(d->as.issuer, io, sizeof(io), ip, sizeof(ip)) == 0 &&
+			!strcmp(io, want);
+		if (!same) {
 			err_set(&e, -EPERM, "the authorization server metadata at %.200s names issuer "
 				"'%.200s', not '%.200s'; refusing to use it (RFC 8414 §3.3)", url,
 				d->as.issuer, want);
