@@ -190,8 +190,18 @@ static void job_finish(struct mcp_oauth *o, int rc, const struct err *e)
 
 static int token_expired(const struct mcp_oauth *o)
 {
-	return o->st.expires_at > 0 && (long long)time(NULL) + OAUTH_EXPIRY_SKEW_S >=
-		o->st.expires_at;
+	return o->st.expires_at > 0 && (long long)time(NULL) >= o->st.expires_at;
+}
+
+/* When to treat a token as expired: a little before the server does (clock
+ * skew, the request's flight), but never so early that a short-lived token is
+ * born expired and refreshed before every request. 0: no expiry given. */
+static long long expiry_of(long long expires_in)
+{
+	if (expires_in < 0)
+		return 0;
+	long long skew = expires_in / 4 < OAUTH_EXPIRY_SKEW_S ? expires_in / 4 : OAUTH_EXPIRY_SKEW_S;
+	return (long long)time(NULL) + expires_in - skew;
 }
 
 static const char *srv_name(const struct mcp_oauth *o)
@@ -257,7 +267,7 @@ static void on_refreshed(void *opaque, long status, const char *body, size_t len
 				 t->refresh_token);
 		if (t->scope[0])
 			snprintf(o->st.scope, sizeof(o->st.scope), "%s", t->scope);
-		o->st.expires_at = t->expires_in >= 0 ? (long long)time(NULL) + t->expires_in : 0;
+		o->st.expires_at = expiry_of(t->expires_in);
 		log_info("mcp: server '%s': access token refreshed", srv_name(o));
 		store_save(o);
 		rc = 0;
@@ -341,7 +351,7 @@ static void on_token(void *opaque, long status, const char *body, size_t len,
 		snprintf(s->access_token, sizeof(s->access_token), "%s", t->access_token);
 		snprintf(s->refresh_token, sizeof(s->refresh_token), "%s", t->refresh_token);
 		snprintf(s->scope, sizeof(s->scope), "%s", t->scope[0] ? t->scope : o->scope);
-		s->expires_at = t->expires_in >= 0 ? (long long)time(NULL) + t->expires_in : 0;
+		s->expires_at = expiry_of(t->expires_in);
 		snprintf(o->scope_had, sizeof(o->scope_had), "%s", o->scope);
 		log_info("mcp: server '%s': authorized by %s", srv_name(o), s->issuer);
 		store_save(o);
