@@ -5,6 +5,7 @@
  *   ironclaw mcp read --server NAME URI
  *   ironclaw mcp get-prompt --server NAME PROMPT [key=value ...]
  *   ironclaw mcp servers
+ *   ironclaw mcp login|logout --server NAME
  *
  * Options may come before or after the action (git/kubectl style); `--` ends
  * the options, so a tool argument may start with '-'. `--help` works for mcp
@@ -16,6 +17,7 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "mcp/mcp.h"
+#include "mcp/oauth.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MCP_EXIT_FAIL 1
 #define MCP_EXIT_USAGE 2
@@ -62,6 +65,12 @@ static const struct mcp_action mcp_actions[] = {
 	{ "list-prompts", "list-prompts", "prompts of the server" },
 	{ "get-prompt", "get-prompt NAME [ARGS]", "get a prompt, with key=value arguments" },
 	{ "servers", "servers", "names in the config file" },
+	{ "login", "login", "authorize IronClaw at the server's OAuth authorization server: opens\n"
+	  "  the authorization URL in a browser ($IRONCLAW_BROWSER, else xdg-open when there is a\n"
+	  "  display; the URL is printed either way) and waits for the redirect on 127.0.0.1.\n"
+	  "  The tokens are stored in ~/.config/ironclaw/oauth/NAME.json (mode 0600) and\n"
+	  "  refreshed when they expire; other commands and `ironclaw run` use them" },
+	{ "logout", "logout", "forget the server's stored OAuth tokens (removes the token file)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -93,7 +102,9 @@ static void mcp_cli_usage(FILE *f)
 		"  read URI                   read one resource\n"
 		"  list-prompts               prompts of the server\n"
 		"  get-prompt NAME [ARGS]     get a prompt, with key=value arguments\n"
-		"  servers                    names in the config file\n\n"
+		"  servers                    names in the config file\n"
+		"  login                      OAuth: authorize in a browser, store the tokens\n"
+		"  logout                     OAuth: forget the stored tokens\n\n"
 		"options:\n"
 		"  --server NAME              server from the config's \"mcpServers\"\n"
 		"  --url URL                  a Streamable HTTP server not in the config\n"
@@ -314,6 +325,64 @@ out:
 	return rc;
 }
 
+/* `login`: connect with stored tokens ignored, so the server's 401 starts the
+ * browser flow; the token file tells whether one happened. `logout`: remove
+ * the file (before any loop exists, so the blocking unlink is fine). */
+static int cli_oauth(const char *action, struct mcp_server_config *cfg)
+{
+	struct err e = { 0 };
+	struct mcp_client *c = NULL;
+	struct stat before, after;
+	int rc = MCP_EXIT_FAIL;
+	if (cfg->kind != MCP_HTTP || cfg->oauth_off) {
+		fprintf(stderr, "ironclaw mcp %s: server '%s' %s\n", action, cfg->name,
+			cfg->kind != MCP_HTTP ? "is not an HTTP server (OAuth is for HTTP servers)" :
+			"has a static token (\"bearerTokenEnv\"); remove it to use OAuth");
+		return MCP_EXIT_USAGE;
+	}
+	char *path = oauth_tokens_path(cfg->name, cfg->url);
+	if (!path) {
+		fprintf(stderr, "ironclaw mcp %s: no config directory (set HOME or "
+			"XDG_CONFIG_HOME)\n", action);
+		return MCP_EXIT_FAIL;
+	}
+	if (!strcmp(action, "logout")) {
+		int had = stat(path, &before) == 0;
+		if (oauth_tokens_remove(path, &e) < 0) {
+			fprintf(stderr, "ironclaw mcp logout: %s\n", e.msg);
+		} else {
+			printf(had ? "removed the tokens of '%s' (%s)\n" :
+			       "no stored tokens for '%s' (%s)\n", cfg->name, path);
+			rc = 0;
+		}
+		free(path);
+		return rc;
+	}
+	int existed = stat(path, &before) == 0;
+	cfg->oauth_interactive = 1;
+	cfg->oauth_login = 1;
+	if (cfg->timeout_ms < 300000)
+		cfg->timeout_ms = 300000;   /* a person is typing a password meanwhile */
+	struct mcp_events ev = { 0 };
+	if (mcp_sync_new(cfg, &ev, &c, &e) < 0 || mcp_sync_connect(c, &e) < 0) {
+		fprintf(stderr, "ironclaw mcp login: %s\n", e.msg);
+		goto out;
+	}
+	if (stat(path, &after) == 0 && (!existed || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+					after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+					after.st_ino != before.st_ino)) {
+		printf("logged in to '%s'; tokens stored in %s\n", cfg->name, path);
+		rc = 0;
+	} else {
+		printf("server '%s' did not ask for authorization; nothing stored\n", cfg->name);
+		rc = 0;
+	}
+out:
+	mcp_sync_close(c);
+	free(path);
+	return rc;
+}
+
 static int cli_servers(const char *path)
 {
 	char **names = NULL;
@@ -477,6 +546,10 @@ int cmd_mcp(int argc, char **argv)
 		goto fail;
 	if (o.timeout_ms > 0)
 		cfg.timeout_ms = o.timeout_ms;
+	/* A browser flow only where someone can answer it: a terminal, or a
+	 * browser command the user configured. */
+	cfg.oauth_interactive = isatty(0) || (getenv("IRONCLAW_BROWSER") &&
+					      *getenv("IRONCLAW_BROWSER"));
 	if (o.version) {
 		free(cfg.protocol_version);
 		cfg.protocol_version = strdup(o.version);
@@ -490,6 +563,10 @@ int cmd_mcp(int argc, char **argv)
 	if (cfg.kind == MCP_STDIO && !cfg.stderr_log) {
 		cfg.stderr_log = o.log ? strdup(o.log) : (log = cli_default_log(cfg.name));
 		log = NULL;
+	}
+	if (!strcmp(action, "login") || !strcmp(action, "logout")) {
+		rc = cli_oauth(action, &cfg);
+		goto out;
 	}
 	struct mcp_events ev = {
 		.on_progress = o.progress ? cli_on_progress : NULL,

@@ -45,6 +45,11 @@ void mcp_server_config_free(struct mcp_server_config *cfg)
 	mcp_strv_free(cfg->roots);
 	free(cfg->stderr_log);
 	free(cfg->protocol_version);
+	free(cfg->oauth_client_id);
+	if (cfg->oauth_client_secret)
+		memset(cfg->oauth_client_secret, 0, strlen(cfg->oauth_client_secret));
+	free(cfg->oauth_client_secret);
+	free(cfg->oauth_metadata_url);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -195,6 +200,44 @@ static int cfg_bearer(const char *name, json_t *var, struct mcp_server_config *c
 	return strv_push(&cfg->headers, line) < 0 ? err_set(e, -ENOMEM, "out of memory") : 0;
 }
 
+/* "oauth": {"clientId", "clientSecretEnv", "clientMetadataUrl"}: a client
+ * registered with the authorization server beforehand (its secret from an
+ * environment variable, never from the file), or the URL of a client ID
+ * metadata document. Everything else about OAuth is discovered. */
+static int cfg_oauth(const char *name, json_t *o, struct mcp_server_config *cfg, struct err *e)
+{
+	int rc;
+	if (!json_is_object(o))
+		return err_set(e, -EINVAL, "server '%s': \"oauth\" must be an object", name);
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+		if (strcmp(k, "clientId") && strcmp(k, "clientSecretEnv") &&
+		    strcmp(k, "clientMetadataUrl"))
+			return err_set(e, -EINVAL, "server '%s': unknown key \"oauth\".\"%s\" "
+				       "(known: clientId, clientSecretEnv, clientMetadataUrl)", name, k);
+	if ((rc = cfg_string(name, o, "clientId", &cfg->oauth_client_id, e)) < 0 ||
+	    (rc = cfg_string(name, o, "clientMetadataUrl", &cfg->oauth_metadata_url, e)) < 0)
+		return rc;
+	if (cfg->oauth_metadata_url && strncmp(cfg->oauth_metadata_url, "https://", 8))
+		return err_set(e, -EINVAL, "server '%s': \"oauth\".\"clientMetadataUrl\" must be "
+			       "an https URL", name);
+	json_t *se = json_object_get(o, "clientSecretEnv");
+	if (se) {
+		if (!json_is_string(se) || !cfg->oauth_client_id)
+			return err_set(e, -EINVAL, "server '%s': \"oauth\".\"clientSecretEnv\" must "
+				       "name an environment variable, next to \"clientId\"", name);
+		const char *sv = getenv(json_string_value(se));
+		if (!sv || !*sv)
+			return err_set(e, -ENOENT, "server '%s': environment variable %s (from "
+				       "\"oauth\".\"clientSecretEnv\") is not set", name,
+				       json_string_value(se));
+		if (!(cfg->oauth_client_secret = strdup(sv)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *cfg, struct err *e)
 {
 	int rc;
@@ -248,6 +291,10 @@ static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *
 			return rc;
 		json_t *bt = json_object_get(server, "bearerTokenEnv");
 		if (bt && (rc = cfg_bearer(name, bt, cfg, e)) < 0)
+			return rc;
+		cfg->oauth_off = bt != NULL;
+		json_t *oa = json_object_get(server, "oauth");
+		if (oa && (rc = cfg_oauth(name, oa, cfg, e)) < 0)
 			return rc;
 	}
 	json_t *roots = json_object_get(server, "roots");

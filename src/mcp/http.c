@@ -13,8 +13,16 @@
  *
  * curl callbacks only queue what they parse; messages are handed to the
  * session after curl returns (net's after-action hook), so the session may
- * send, or close us, from its handlers. */
+ * send, or close us, from its handlers.
+ *
+ * OAuth (oauth.h): unless the config gives a static token, every exchange
+ * carries the server's current access token, and a request answered 401 or
+ * 403 is parked while mcp_oauth gets a better one, then sent again (at most
+ * OAUTH_AUTH_ATTEMPTS_MAX times, so a server that keeps refusing cannot loop
+ * us). A request also waits before its first send while the token store is
+ * read or an expired token is refreshed. */
 #include "mcp/mcp.h"
+#include "mcp/oauth.h"
 #include "mcp/tooldefs.h"
 #include "mcp/wire.h"
 #include "net/net.h"
@@ -56,7 +64,11 @@ struct http_req {
 	struct buf json;
 	struct net_sse sse;
 	char session[256];
-	char www_auth[512];       /* WWW-Authenticate of a 401/403, for the error */
+	char www_auth[2048];      /* WWW-Authenticate of a 401/403 */
+	json_t *msg;              /* owned (POST): sent again after an authorization */
+	json_t *extra;            /* owned or NULL: its extra headers */
+	int auth_tries;
+	char *sent_token;         /* owned or NULL: the bearer it carried */
 	struct http_req *next;
 };
 
@@ -84,6 +96,17 @@ struct http_tp {
 	void (*close_done)(void *opaque);
 	void *close_opaque;
 	char name[64];
+	struct mcp_oauth *oauth;  /* NULL: no OAuth (a static token, or none) */
+	struct http_park *parked;
+};
+
+/* A request waiting for mcp_oauth (the waiter's opaque). */
+struct http_park {
+	struct http_tp *h;
+	json_t *msg;
+	json_t *extra;
+	int tries;
+	struct http_park *next;
 };
 
 static void http_deliver(struct http_tp *h);
@@ -224,6 +247,12 @@ static void http_req_free(struct http_req *r)
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
 	json_decref(r->id);
+	json_decref(r->msg);
+	json_decref(r->extra);
+	if (r->sent_token) {
+		memset(r->sent_token, 0, strlen(r->sent_token));
+		free(r->sent_token);
+	}
 	buf_free(&r->json);
 	net_sse_free(&r->sse);
 	free(r);
@@ -326,6 +355,12 @@ static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t
 	}
 	for (char **p = h->cfg_headers; hl && p && *p; p++)
 		hl = http_add_header(hl, "", *p);
+	const char *bearer = h->oauth ? mcp_oauth_bearer(h->oauth) : NULL;
+	if (hl && bearer) {
+		hl = http_add_header(hl, "Authorization: Bearer ", bearer);
+		if (!(r->sent_token = strdup(bearer)))
+			goto nomem;
+	}
 	if (!hl)
 		goto nomem;
 	r->hdrs = hl;
@@ -333,6 +368,10 @@ static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t
 		r->body = json_dumps(msg, JSON_COMPACT);
 		if (!r->body)
 			goto nomem;
+		if (kind == REQ_POST && h->oauth) {
+			r->msg = json_incref(msg);
+			r->extra = json_incref(extra);
+		}
 		json_t *method = json_object_get(msg, "method");
 		json_t *id = json_object_get(msg, "id");
 		if (method && id) {
@@ -473,10 +512,65 @@ static int http_body_mentions_session(struct http_req *r)
 
 static void http_delete_done(struct http_tp *h);
 
-/* 401/403: the server wants authorization. What it names (RFC 9728's
- * resource_metadata, a scope) goes into the error; the OAuth flow itself is not
- * implemented, so the hint is the static token. Only printable ASCII of the
- * server's header reaches the message. */
+static void http_park_free(struct http_tp *h, struct http_park *p)
+{
+	for (struct http_park **pp = &h->parked; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	json_decref(p->msg);
+	json_decref(p->extra);
+	free(p);
+}
+
+/* mcp_oauth answered a parked request: send it again, or fail it. */
+static void http_on_authorized(void *opaque, int rc, const struct err *oe)
+{
+	struct http_park *p = opaque;
+	struct http_tp *h = p->h;
+	struct err e = { 0 };
+	json_t *id = json_object_get(p->msg, "id");
+	if (rc == 0) {
+		struct http_req *r = http_start(h, REQ_POST, p->msg, p->extra, NULL, &e);
+		if (r)
+			r->auth_tries = p->tries;
+		else if (id)
+			http_queue_failure(h, id, e.code, e.msg);
+	} else if (id) {
+		http_queue_failure(h, id, oe->code, oe->msg);
+	}
+	http_park_free(h, p);
+	http_deliver(h);
+}
+
+/* Parks msg until mcp_oauth has a token for it (status 0: before its first
+ * send). Returns 0, or -errno when it could not be parked. */
+static int http_park(struct http_tp *h, json_t *msg, json_t *extra, int tries, long status,
+		     const char *www_auth, const char *sent)
+{
+	struct err e = { 0 };
+	struct http_park *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->h = h;
+	p->msg = json_incref(msg);
+	p->extra = json_incref(extra);
+	p->tries = tries;
+	p->next = h->parked;
+	h->parked = p;
+	int rc = mcp_oauth_need(h->oauth, status, www_auth && *www_auth ? www_auth : NULL, sent,
+				http_on_authorized, p, &e);
+	if (rc < 0) {
+		log_warn("mcp: %s", e.msg);
+		http_park_free(h, p);
+	}
+	return rc;
+}
+
+/* 401/403 that OAuth cannot (or may no longer) answer. What the server names
+ * (RFC 9728's resource_metadata, a scope) goes into the error. Only printable
+ * ASCII of the server's header reaches the message. */
 static void http_auth_failure(struct http_tp *h, struct http_req *r, long st)
 {
 	char md[300] = "", scope[200] = "";
@@ -501,11 +595,17 @@ static void http_auth_failure(struct http_tp *h, struct http_req *r, long st)
 		scope[i] = '\0';
 	}
 	struct err e = { 0 };
-	err_set(&e, -EACCES, "HTTP %ld from %s: the server requires authorization%s%s%s%s%s "
-		"(hint: OAuth login is not implemented yet; give the server entry "
-		"\"bearerTokenEnv\": the name of an environment variable holding a token)", st,
-		h->url, md[0] ? " (protected resource metadata: " : "", md, md[0] ? ")" : "",
-		scope[0] ? "; scope: " : "", scope);
+	if (h->oauth)
+		err_set(&e, -EACCES, "HTTP %ld from %s: still refused after %d authorizations%s%s "
+			"(hint: the account may lack the permission; `ironclaw mcp login --server "
+			"%s` starts over)", st, h->url, r->auth_tries, scope[0] ? "; scope: " : "",
+			scope, h->name);
+	else
+		err_set(&e, -EACCES, "HTTP %ld from %s: the server requires authorization%s%s%s%s%s "
+			"(hint: the configured token was refused; check \"bearerTokenEnv\", or drop "
+			"it to use OAuth with `ironclaw mcp login`)", st,
+			h->url, md[0] ? " (protected resource metadata: " : "", md, md[0] ? ")" : "",
+			scope[0] ? "; scope: " : "", scope);
 	http_queue_failure(h, r->id, e.code, e.msg);
 }
 
@@ -546,6 +646,10 @@ static void http_finish(struct http_tp *h, struct http_req *r, CURLcode res)
 		return;
 	}
 	if ((st == 401 || st == 403) && r->id) {
+		if (h->oauth && r->msg && r->auth_tries < OAUTH_AUTH_ATTEMPTS_MAX &&
+		    http_park(h, r->msg, r->extra, r->auth_tries + 1, st, r->www_auth,
+			      r->sent_token) == 0)
+			return;
 		http_auth_failure(h, r, st);
 		return;
 	}
@@ -652,6 +756,10 @@ static int http_send(struct mcp_transport *t, json_t *msg, json_t *headers, stru
 	struct http_tp *h = (struct http_tp *)t;
 	if (h->closing)
 		return err_set(e, -EPIPE, "the connection to server '%s' is closing", h->name);
+	/* Before the token store is read, or while a token is refreshed, wait. */
+	if (h->oauth && !mcp_oauth_ready(h->oauth) &&
+	    http_park(h, msg, headers, 0, 0, NULL, NULL) == 0)
+		return 0;
 	/* The transfer starts on the next loop turn (net's 0 ms timer). */
 	return http_start(h, REQ_POST, msg, headers, NULL, e) ? 0 : e->code;
 }
@@ -703,6 +811,14 @@ static void http_handle_closed(uv_handle_t *hd)
 		http_free(h);
 }
 
+static void http_oauth_closed(void *opaque)
+{
+	struct http_tp *h = opaque;
+	h->oauth = NULL;
+	if (--h->open_handles == 0)
+		http_free(h);
+}
+
 static void http_net_closed(void *opaque)
 {
 	struct http_tp *h = opaque;
@@ -719,6 +835,10 @@ static void http_delete_done(struct http_tp *h)
 		h->reqs = r->next;
 		http_req_free(r);
 	}
+	while (h->parked)
+		http_park_free(h, h->parked);
+	if (h->oauth)
+		mcp_oauth_close(h->oauth, http_oauth_closed, h);
 	net_curl_close(h->net, http_net_closed, h);
 	uv_close((uv_handle_t *)&h->resume_timer, http_handle_closed);
 	uv_close((uv_handle_t *)&h->listen_timer, http_handle_closed);
@@ -782,6 +902,10 @@ int mcp_http_open(uv_loop_t *loop, const struct mcp_server_config *cfg,
 	uv_timer_init(loop, &h->listen_timer);
 	h->resume_timer.data = h->listen_timer.data = h;
 	h->open_handles = 3;   /* two timers and the net multi */
+	if (!cfg->oauth_off && mcp_oauth_new(loop, cfg, &h->oauth, e) == 0)
+		h->open_handles++;
+	else
+		h->oauth = NULL;
 	*out = &h->t;
 	return 0;
 }

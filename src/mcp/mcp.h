@@ -65,6 +65,15 @@ struct mcp_server_config {
 	long timeout_ms;            /* per-request timeout */
 	size_t line_max;            /* stdio line cap */
 	char *protocol_version;     /* owned or NULL: force one era ("2025-06-18", ...) */
+	/* OAuth for http (src/mcp/oauth_*.c, docs/mcp.md): a pre-registered client
+	 * ("oauth": {"clientId", "clientSecretEnv"}) or a client ID metadata
+	 * document URL ("clientMetadataUrl"); all owned or NULL. */
+	char *oauth_client_id;
+	char *oauth_client_secret;
+	char *oauth_metadata_url;
+	int oauth_off;              /* a static bearer token is configured: no OAuth */
+	int oauth_interactive;      /* may open a browser and wait for the user */
+	int oauth_login;            /* ignore stored tokens and authorize anew */
 };
 
 /* Reads the ecosystem's {"mcpServers": {NAME: {...}}} file and fills cfg for

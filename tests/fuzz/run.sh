@@ -14,7 +14,7 @@ for f in tests/fuzz/fuzz_*.c; do
 	echo "fuzz: building $name"
 	# shellcheck disable=SC2086
 	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
-		-o "$out/$name" "$f" $src -ljansson -lcurl -luv -lpthread
+		-o "$out/$name" "$f" $src -ljansson -lcurl -luv -lcrypto -lpthread
 	echo "fuzz: running $name for ${secs}s"
 	"$out/$name" -max_total_time="$secs" -max_len=$((1 << 20)) "$corpus"
 done

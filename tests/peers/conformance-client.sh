@@ -10,7 +10,27 @@ set -uo pipefail
 url=${!#}
 bin=${IRONCLAW_BIN:?IRONCLAW_BIN must name the ironclaw binary}
 scenario=${MCP_CONFORMANCE_SCENARIO:-}
-mcp() { "$bin" mcp "$1" --url "$url" --timeout 10000 "${@:2}"; }
+target=(--url "$url")
+# Authorization scenarios: a private config dir (the token file lands there),
+# a config entry carrying what the suite hands a client (a pre-registered
+# client in its context; its client ID metadata document URL), and a
+# "browser" that follows the authorization URL the way a person's would:
+# the suite's authorization server redirects at once, to our loopback listener.
+if [[ $scenario == auth/* ]]; then
+	home=$(mktemp -d)
+	trap 'rm -rf "$home"' EXIT
+	export XDG_CONFIG_HOME=$home IRONCLAW_BROWSER="curl -fsS -L -o /dev/null --max-redirs 1"
+	ctx=${MCP_CONFORMANCE_CONTEXT:-'{}'}
+	export CONFORMANCE_CLIENT_SECRET
+	CONFORMANCE_CLIENT_SECRET=$(jq -r '.client_secret // empty' <<<"$ctx")
+	jq -n --arg url "$url" --argjson ctx "$ctx" '{mcpServers: {conformance: {url: $url,
+		oauth: ({clientMetadataUrl: "https://conformance-test.local/client-metadata.json"}
+			+ (if $ctx.client_id and $ctx.client_secret and ($ctx.private_key_pem | not)
+			   then {clientId: $ctx.client_id, clientSecretEnv: "CONFORMANCE_CLIENT_SECRET"}
+			   else {} end))}}}' >"$home/config.json"
+	target=(--config "$home/config.json" --server conformance)
+fi
+mcp() { "$bin" mcp "$1" "${target[@]}" --timeout 10000 "${@:2}"; }
 # Every tool the client keeps (malformed ones are skipped by the library), each
 # called with a string for every required argument.
 call_every_listed_tool() {
@@ -50,6 +70,9 @@ json-schema-2020-12-preservation)
 	tools=$(mcp list-tools --json) || exit 1
 	schema=$(jq -c '{schema: (.[] | select(.name == "json_schema_2020_12_tool") | .inputSchema)}' <<<"$tools")
 	mcp call json_schema_echo "$schema" ;;
+auth/scope-step-up)
+	# Listing needs one scope, calling another: a step-up in one session.
+	mcp call test-tool ;;
 *)
 	# Other scenarios (auth/*): list the tools, which is what any use begins with.
 	mcp list-tools ;;
