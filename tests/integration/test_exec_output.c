@@ -124,7 +124,7 @@ static void out_start(struct out_run *r)
 				 "F=/tmp/out%zu; head -c %lu /dev/urandom > $F && sha256sum $F >&2 && "
 				 "%s if=$F 2>/dev/null && rm -f $F", i, c->size, c->writer);
 		char *argv[] = { "sh", "-c", script, NULL };
-		struct vm_exec_spec spec = { .argv = argv, .timeout_ms = 30000 };
+		struct vm_exec_spec spec = { .argv = argv, .timeout_ms = 120000 };
 		struct err e = { 0 };
 		struct vm_exec *x;
 		*o = (struct out_exec){ .run = r, .index = i, .md = EVP_MD_CTX_new() };
