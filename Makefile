@@ -112,7 +112,12 @@ BENCH_LIB_OBJ := $(call obj,$(wildcard bench/lib/*.c))
 $(BENCH_LIB_OBJ): $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(HOST_LIB)
+# The raw-port baseline's guest side: static, as the guest agent (the
+# initramfs holds no libc); the benches copy it into their initramfs.
+build/bench/raw-port: bench/guest/raw_port.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -static -o $@ $<
+$(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(HOST_LIB) | build/bench/raw-port
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(HOST_LIB) $(LDLIBS_HOST)
 

@@ -128,19 +128,27 @@ int bench_exec_rtt(int runs, double *p50, double *p99)
 	return 0;
 }
 
-/* The default initramfs with the raw writer appended as /init (the kernel
- * unpacks concatenated archives in order, so the later /init wins). */
+/* The default initramfs with the raw writer appended as /init and the static
+ * raw-port beside it (the kernel unpacks concatenated archives in order, so
+ * the later /init wins). */
 static int bench_raw_initrd(const struct vm_image *img, const char *dir, int in, char *out,
 			    size_t n)
 {
 	const char *root = getenv("IRONCLAW_ROOT");
-	char cmd[16384];
+	char cmd[16384], helper[4096];
+	root = root ? root : ".";
+	snprintf(helper, sizeof(helper), "%s/" BENCH_RAW_PORT_BIN, root);
+	if (access(helper, X_OK) != 0) {
+		fprintf(stderr, "bench: no %s (make %s builds it)\n", helper, BENCH_RAW_PORT_BIN);
+		return -1;
+	}
 	snprintf(out, n, "%s/raw.cpio", dir);
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; d=%s/overlay; mkdir -p $d; "
 		 "{ echo '#!/bin/sh'; echo 'RAW_BYTES=%u'; echo 'RAW_DIR=%s'; cat %s/tests/data/guests/raw-writer.sh; } > $d/init; "
-		 "chmod 755 $d/init; cp %s %s; (cd $d && echo init | cpio -o -H newc --quiet) >> %s",
-		 dir, BENCH_RAW_BYTES, in ? "in" : "out", root ? root : ".", img->initrd, out, out);
+		 "cp %s $d/raw-port; chmod 755 $d/init $d/raw-port; cp %s %s; "
+		 "(cd $d && printf 'init\\nraw-port\\n' | cpio -o -H newc --quiet) >> %s",
+		 dir, BENCH_RAW_BYTES, in ? "in" : "out", root, helper, img->initrd, out, out);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -162,23 +170,34 @@ static int bench_connect(const char *path, int timeout_ms)
 	return -1;
 }
 
-/* Host -> guest: 64 MiB written to the port, timed from the first write to
- * the guest's one-byte answer after its last read. */
+static int bench_raw_wait_byte(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	return poll(&p, 1, BENCH_RAW_TIMEOUT_MS) == 1 && read(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+/* Host -> guest: after the guest's ready byte (so its boot is not counted),
+ * 64 MiB written to the port, timed from the first write to the guest's
+ * one-byte answer after its last read. */
 static double bench_raw_send(int fd)
 {
-	static char chunk[1 << 16];
+	static char chunk[1 << 20];
+	if (bench_raw_wait_byte(fd) < 0) {
+		fprintf(stderr, "bench: the raw reader never said it was ready\n");
+		return -1;
+	}
 	double t0 = clock_now_ms();
 	for (size_t sent = 0; sent < BENCH_RAW_BYTES;) {
-		ssize_t w = write(fd, chunk, sizeof(chunk));
+		size_t n = BENCH_RAW_BYTES - sent < sizeof(chunk) ? BENCH_RAW_BYTES - sent : sizeof(chunk);
+		ssize_t w = write(fd, chunk, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -1;
 		sent += (size_t)w;
 	}
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-	if (poll(&p, 1, BENCH_RAW_TIMEOUT_MS) <= 0 || read(fd, &c, 1) != 1) {
+	if (bench_raw_wait_byte(fd) < 0) {
 		fprintf(stderr, "bench: raw reader never answered\n");
 		return -1;
 	}

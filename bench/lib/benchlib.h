@@ -1,8 +1,9 @@
 /* Measurements both VM benchmarks take the same way (bench/vm_bench.c,
  * bench/agent_bench.c): statistics, the exec round-trip in a running VM, and
  * the raw virtio-serial port (a guest whose /init,
- * tests/data/guests/raw-writer.sh, moves BENCH_RAW_BYTES straight over the
- * port, started with the QEMU backend's own command line). One copy, so the
+ * tests/data/guests/raw-writer.sh, hands over to the static
+ * bench/guest/raw_port.c, which moves BENCH_RAW_BYTES straight over the port;
+ * started with the QEMU backend's own command line). One copy, so the
  * baselines the two benches compare against cannot drift apart. */
 #ifndef IRONCLAW_BENCH_LIB_H
 #define IRONCLAW_BENCH_LIB_H
@@ -11,6 +12,8 @@
 #include "vm/image.h"
 
 #define BENCH_RAW_BYTES (64u << 20)
+/* The raw port's guest side (bench/guest/raw_port.c), under IRONCLAW_ROOT. */
+#define BENCH_RAW_PORT_BIN "build/bench/raw-port"
 #define BENCH_RAW_TIMEOUT_MS 120000
 #define BENCH_RTT_MAX 1000
 

@@ -80,6 +80,118 @@ int guest_exec_write_stdin(struct guest *g, struct guest_exec *e)
 	return guest_exec_answer_waits(g, e, NULL);
 }
 
+/* Zero-copy output: splice(2) of a command's pipe into the channel, only where
+ * the guest kernel gets it right. The 6.1 virtio_console
+ * (port_fops_splice_write) allocates its scatterlist for the pipe's
+ * occupancy, marks the list's end there, and hands virtqueue_add_outbuf the
+ * number of entries it filled, while the ring code walks the list to that end
+ * mark. A splice that visits fewer buffers than the pipe holds (a length
+ * short of the pipe's content, a writer adding pages meanwhile, an empty
+ * buffer, which a write() from a faulting address leaves in a pipe) puts
+ * zero-length entries on the ring (QEMU: "virtio: zero sized buffers are not
+ * allowed") and overruns the indirect descriptor table sized by the filled
+ * count (the oops in PID 1). So a chunk first moves from the command's pipe
+ * into a private pipe of exactly GUEST_OUTPUT_CHUNK bytes (page slots;
+ * pipe-to-pipe splice only moves buffer references, and nobody else writes
+ * there). Only when that moved a full chunk, which in that many slots means
+ * every buffer is one full page, is the private pipe spliced to the port,
+ * asking for all it holds. Anything else is read out of it, one copy, as
+ * before. (A buffer larger than a page, spliced in by the command from a
+ * socket, could hide an empty one in a full chunk; that takes a root process
+ * in the guest, which can crash its kernel anyway, and the host trusts no
+ * guest.) */
+static int guest_splice_ready(struct guest *g)
+{
+	if (g->splice_state == 0) {
+		g->splice_state = -1;
+		if (guest_port_splice_ok(g->chan_fd) && pipe2(g->splice_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+			if (fcntl(g->splice_pipe[1], F_SETPIPE_SZ, (int)GUEST_OUTPUT_CHUNK) ==
+			    (int)GUEST_OUTPUT_CHUNK)
+				g->splice_state = 1;
+			else {
+				close(g->splice_pipe[0]);
+				close(g->splice_pipe[1]);
+			}
+		}
+		log_debug("exec output: splice %s", g->splice_state > 0 ? "on" : "off");
+	}
+	return g->splice_state > 0;
+}
+
+/* Reads exactly n bytes (all the private pipe holds) into p. */
+static int guest_splice_unload(struct guest *g, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(g->splice_pipe[0], p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_error("exec output: private pipe read: %s", r < 0 ? strerror(errno) : "empty");
+			return r < 0 ? -errno : -EIO;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Sends one output frame of up to GUEST_OUTPUT_CHUNK bytes from *fd through
+ * the private pipe. Same returns as guest_exec_pump. */
+static int guest_exec_pump_splice(struct guest *g, struct guest_exec *e, int *fd, int stream,
+				  uint8_t *raw)
+{
+	ssize_t b;
+	do
+		b = splice(*fd, NULL, g->splice_pipe[1], NULL, GUEST_OUTPUT_CHUNK, SPLICE_F_NONBLOCK);
+	while (b < 0 && errno == EINTR);
+	if (b < 0 && errno == EAGAIN)
+		return 0;
+	if (b <= 0) {
+		guest_fd_close(fd);
+		return 0;
+	}
+	struct frame_bin fb = { .type = FRAME_BIN_OUTPUT, .arg = (uint8_t)stream,
+				.exec = (uint64_t)e->id, .len = (size_t)b };
+	int rc = frame_bin_header(&fb, raw);
+	if (rc < 0)
+		return rc;
+	size_t hdr = 0, left = (size_t)b;
+	if ((size_t)b == GUEST_OUTPUT_CHUNK) {
+		while (hdr < FRAME_BIN_PREFIX) {
+			ssize_t w = write(g->chan_fd, raw + hdr, FRAME_BIN_PREFIX - hdr);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			hdr += (size_t)w;
+		}
+		while (hdr == FRAME_BIN_PREFIX && left > 0) {
+			/* Always all the private pipe holds: see above. */
+			ssize_t w = splice(g->splice_pipe[0], NULL, g->chan_fd, NULL, left, SPLICE_F_NONBLOCK);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w == 0) {
+				/* The driver dropped the pages (no ring slot): the frame is
+				 * broken beyond repair. */
+				log_error("exec output: the port dropped a spliced chunk");
+				return -EIO;
+			}
+			if (w < 0)
+				break; /* full (EAGAIN) or failing: the queue and the flush take over */
+			left -= (size_t)w;
+		}
+	}
+	if (left == 0)
+		return (int)b;
+	/* The rest of the frame, contiguous behind what was sent. */
+	if ((rc = guest_splice_unload(g, raw + FRAME_BIN_PREFIX + ((size_t)b - left), left)) < 0)
+		return rc;
+	const uint8_t *from = hdr < FRAME_BIN_PREFIX ? raw + hdr : raw + FRAME_BIN_PREFIX + ((size_t)b - left);
+	const uint8_t *end = raw + FRAME_BIN_PREFIX + (size_t)b;
+	rc = guest_chan_append(g, from, (size_t)(end - from));
+	return rc < 0 ? rc : (int)b;
+}
+
 /* Reads up to max bytes of fd into an exec.output notification. Returns the
  * bytes sent, 0 when the pipe is empty or at EOF (then closed), or -errno. */
 static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, int stream,
@@ -91,6 +203,10 @@ static int guest_exec_pump(struct guest *g, struct guest_exec *e, int *fd, int s
 	ssize_t r;
 	if (max > GUEST_OUTPUT_CHUNK)
 		max = GUEST_OUTPUT_CHUNK;
+	/* Spliced output goes straight to the channel, so only when nothing is
+	 * queued before it. */
+	if (max == GUEST_OUTPUT_CHUNK && guest_chan_pending(g) == 0 && guest_splice_ready(g))
+		return guest_exec_pump_splice(g, e, fd, stream, raw);
 	do
 		r = read(*fd, raw + FRAME_BIN_PREFIX, max);
 	while (r < 0 && errno == EINTR);

@@ -95,6 +95,10 @@ struct guest {
 	struct guest_in inq[GUEST_INQ_MAX]; /* decoded requests, owned */
 	size_t inq_head, inq_len;
 	struct guest_exec execs[GUEST_EXEC_MAX];
+	/* Zero-copy output (exec_io.c): 0 not yet probed, 1 on, -1 off; the
+	 * private pipe a chunk passes through on its way to the channel. */
+	int splice_state;
+	int splice_pipe[2];
 };
 
 /* chan.c: the byte stream to the host. */
@@ -170,6 +174,10 @@ int guest_loop_run(struct guest *g);
 int guest_port_open(const char *name, int timeout_ms);
 /* Waits until the host end of the port is connected (no POLLHUP). */
 int guest_port_wait_host(int fd, int timeout_ms);
+/* Whether splice(2) of whole pipe pages into the channel fd is safe: a
+ * socket (--channel-fd), or a virtio-serial port whose device negotiated
+ * indirect descriptors (see exec_io.c). 1 or 0. */
+int guest_port_splice_ok(int fd);
 
 /* boot.c: PID 1 setup. */
 struct guest_boot_opts {

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,4 +90,30 @@ int guest_port_wait_host(int fd, int timeout_ms)
 		guest_port_nap();
 	} while (guest_now_ms() < end);
 	return -ETIMEDOUT;
+}
+
+/* A spliced chunk is one buffer of up to GUEST_OUTPUT_CHUNK / 4096 pages. With
+ * indirect descriptors (VIRTIO_RING_F_INDIRECT_DESC, bit 28 of the device's
+ * features) it takes one ring slot, which the driver's writability check
+ * guarantees; without them it needs a slot per page, and when fewer are free
+ * the 6.1 driver drops the spliced pages and returns 0, after the pipe has
+ * already given them up. So splice only with indirect descriptors. */
+int guest_port_splice_ok(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return 0;
+	if (S_ISSOCK(st.st_mode))
+		return 1;
+	if (!S_ISCHR(st.st_mode))
+		return 0;
+	char path[128], features[128];
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device/features", major(st.st_rdev),
+		 minor(st.st_rdev));
+	int ffd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ffd < 0)
+		return 0;
+	ssize_t r = read(ffd, features, sizeof(features) - 1);
+	close(ffd);
+	return r > 28 && features[28] == '1';
 }
