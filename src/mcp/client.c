@@ -471,8 +471,13 @@ int mcp_call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 		json_object_set_new(meta, "progressToken", json_integer(k->id));
 	}
 	int rc = mcp_client_send_msg(c, k->msg, k->headers, e);
-	if (rc == 0)
-		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->timeout_ms, 0);
+	if (rc == 0) {
+		/* After a paused multi-round-trip round: what was left of it. */
+		k->armed_ms = k->left_ms > 0 ? k->left_ms : k->timeout_ms;
+		k->left_ms = 0;
+		k->armed_at = uv_now(c->loop);
+		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->armed_ms, 0);
+	}
 	return rc;
 }
 
@@ -535,6 +540,12 @@ int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
 long mcp_client_timeout(const struct mcp_client *c)
 {
 	return c->cfg->timeout_ms > 0 ? c->cfg->timeout_ms : MCP_TIMEOUT_MS_DEFAULT;
+}
+
+long mcp_client_input_timeout(const struct mcp_client *c)
+{
+	return c->cfg->input_timeout_ms > 0 ? c->cfg->input_timeout_ms :
+		MCP_INPUT_TIMEOUT_MS_DEFAULT;
 }
 
 int mcp_client_wants_progress(const struct mcp_client *c)

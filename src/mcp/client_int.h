@@ -53,6 +53,12 @@ struct mcp_call {
 	json_t *headers;          /* owned or NULL: [[name, value]] sent with it (HTTP) */
 	struct mcp_mrtr *mrtr;    /* owned or NULL: a multi-round-trip in progress */
 	int rounds;               /* input_required rounds answered so far */
+	/* The timeout covers the server's time only: while the client's handlers
+	 * answer an input request it is paused (left_ms kept for the retry) and
+	 * the timer bounds the handlers instead (inputTimeoutMs). */
+	uint64_t armed_at;        /* loop time the timer was last armed */
+	long armed_ms;
+	long left_ms;             /* > 0: the next send arms this much, not timeout_ms */
 	uv_timer_t timer;
 };
 
@@ -130,8 +136,10 @@ void mcp_call_finish(struct mcp_call *k, int rc, json_t *result, const struct er
 struct mcp_responder *mcp_responder_new(struct mcp_client *c, json_t *id, struct mcp_call *k,
 					const char *key);
 
-/* The configured per-request timeout. */
+/* The configured per-request timeout, and the cap on the client's own
+ * handlers answering a multi-round-trip input request. */
 long mcp_client_timeout(const struct mcp_client *c);
+long mcp_client_input_timeout(const struct mcp_client *c);
 
 /* listen.c: routing of what belongs to the subscription. */
 int mcp_listen_is_ours(struct mcp_client *c, json_t *id);

@@ -38,6 +38,7 @@
 #define MCP_LINE_MAX_DEFAULT (8u << 20)     /* one stdio message */
 #define MCP_BODY_MAX (16u << 20)            /* one HTTP JSON body or SSE event */
 #define MCP_TIMEOUT_MS_DEFAULT 60000
+#define MCP_INPUT_TIMEOUT_MS_DEFAULT 600000 /* a person answering an elicitation */
 #define MCP_PAGES_MAX 1000                  /* pagination loop guard */
 
 /* ---- configuration (config.c) ---- */
@@ -62,7 +63,8 @@ struct mcp_server_config {
 	/* both */
 	char **roots;               /* owned file:// URIs, NULL-terminated, or NULL */
 	char *stderr_log;           /* owned: where a stdio server's stderr goes, or NULL */
-	long timeout_ms;            /* per-request timeout */
+	long timeout_ms;            /* per-request timeout (the server's time) */
+	long input_timeout_ms;      /* our handlers answering an input request; <= 0: default */
 	size_t line_max;            /* stdio line cap */
 	char *protocol_version;     /* owned or NULL: force one era ("2025-06-18", ...) */
 	/* OAuth for http (src/mcp/oauth_*.c, docs/mcp.md): a pre-registered client
