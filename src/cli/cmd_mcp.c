@@ -325,9 +325,61 @@ out:
 	return rc;
 }
 
+struct cli_revoke_wait {
+	int done, rc;
+	struct err e;
+};
+
+static void cli_on_revoked(void *opaque, int rc, const struct err *e)
+{
+	struct cli_revoke_wait *w = opaque;
+	w->done = 1;
+	w->rc = rc;
+	if (rc < 0 && e)
+		w->e = *e;
+}
+
+/* RFC 7009 before forgetting: on a private loop (the CLI has no other), the
+ * stored tokens are revoked at the authorization server when it publishes a
+ * revocation_endpoint. A failure is a warning only: the file goes anyway. */
+static void cli_revoke(const struct mcp_server_config *cfg, const char *path)
+{
+	struct err e = { 0 };
+	struct oauth_store *st = calloc(1, sizeof(*st));
+	struct cli_revoke_wait w = { 0 };
+	uv_loop_t loop;
+	if (!st || uv_loop_init(&loop) < 0) {
+		free(st);
+		return;
+	}
+	if (oauth_tokens_load_file(path, st, &e) < 0) {
+		fprintf(stderr, "ironclaw mcp logout: warning: cannot read the tokens to revoke "
+			"them: %s\n", e.msg);
+	} else if (oauth_revoke(&loop, cfg->url, st, cli_on_revoked, &w, &e) < 0) {
+		fprintf(stderr, "ironclaw mcp logout: warning: tokens not revoked: %s\n", e.msg);
+	} else {
+		while (!w.done && uv_run(&loop, UV_RUN_ONCE))
+			;
+		if (w.rc == -ENOTSUP)
+			fprintf(stderr, "ironclaw mcp logout: %s; the tokens stay valid there "
+				"until they expire\n", w.e.msg);
+		else if (w.rc < 0)
+			fprintf(stderr, "ironclaw mcp logout: warning: tokens not revoked: %s\n",
+				w.e.msg);
+		else
+			printf("revoked the tokens of '%s' at its authorization server\n",
+			       cfg->name);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	memset(st, 0, sizeof(*st));
+	free(st);
+}
+
 /* `login`: connect with stored tokens ignored, so the server's 401 starts the
- * browser flow; the token file tells whether one happened. `logout`: remove
- * the file (before any loop exists, so the blocking unlink is fine). */
+ * browser flow; the token file tells whether one happened. `logout`: revoke
+ * (cli_revoke), then remove the file (no loop is running then, so the
+ * blocking unlink is fine). */
 static int cli_oauth(const char *action, struct mcp_server_config *cfg)
 {
 	struct err e = { 0 };
@@ -348,6 +400,8 @@ static int cli_oauth(const char *action, struct mcp_server_config *cfg)
 	}
 	if (!strcmp(action, "logout")) {
 		int had = stat(path, &before) == 0;
+		if (had)
+			cli_revoke(cfg, path);
 		if (oauth_tokens_remove(path, &e) < 0) {
 			fprintf(stderr, "ironclaw mcp logout: %s\n", e.msg);
 		} else {
@@ -368,6 +422,9 @@ static int cli_oauth(const char *action, struct mcp_server_config *cfg)
 		fprintf(stderr, "ironclaw mcp login: %s\n", e.msg);
 		goto out;
 	}
+	/* The tokens are written on the thread pool; the close waits for that. */
+	mcp_sync_close(c);
+	c = NULL;
 	if (stat(path, &after) == 0 && (!existed || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
 					after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
 					after.st_ino != before.st_ino)) {

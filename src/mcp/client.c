@@ -109,6 +109,8 @@ static void client_free(struct mcp_client *c)
 	json_decref(c->roots);
 	json_decref(c->tools);
 	json_decref(c->tools_skipped);
+	json_decref(c->sub.filter);
+	json_decref(c->sub.ack);
 	free(c);
 	if (done)
 		done(op);
@@ -286,7 +288,17 @@ static void client_on_notification(struct mcp_client *c, struct mcp_msg *m)
 	const char *meth = m->method;
 	size_t n = strlen(meth);
 	static const char lc[] = "/list_changed";
-	if (!strcmp(meth, "notifications/progress")) {
+	if (!mcp_listen_accepts(c, m->params)) {
+		log_debug("mcp: %s of a subscription that is no longer open, dropped", meth);
+		return;
+	}
+	if (!strcmp(meth, "notifications/subscriptions/acknowledged")) {
+		mcp_listen_on_ack(c, m->params);
+	} else if (!strcmp(meth, "notifications/resources/updated")) {
+		json_t *uri = json_object_get(m->params, "uri");
+		if (json_is_string(uri) && c->ev.on_resource_updated)
+			c->ev.on_resource_updated(c->ev.opaque, json_string_value(uri));
+	} else if (!strcmp(meth, "notifications/progress")) {
 		client_on_progress(c, m->params);
 	} else if (!strcmp(meth, "notifications/message")) {
 		json_t *lvl = json_object_get(m->params, "level");
@@ -319,6 +331,10 @@ static void client_on_notification(struct mcp_client *c, struct mcp_msg *m)
 
 static void client_on_response(struct mcp_client *c, struct mcp_msg *m)
 {
+	if (mcp_listen_is_ours(c, m->id)) {
+		mcp_listen_on_response(c, m->error);
+		return;
+	}
 	struct mcp_call *k = client_find(c, m->id);
 	if (!k) {
 		if (client_was_cancelled(c, m->id)) {
@@ -389,6 +405,11 @@ static void client_on_failure(void *opaque, json_t *id, const struct err *e)
 		/* Fail every pending call; a callback may start (failing) new ones. */
 		while (c->calls)
 			mcp_call_finish(c->calls, e->code, NULL, e);
+		mcp_listen_on_failure(c, e);
+		return;
+	}
+	if (mcp_listen_is_ours(c, id)) {
+		mcp_listen_on_failure(c, e);
 		return;
 	}
 	struct mcp_call *k = client_find(c, id);
@@ -450,8 +471,13 @@ int mcp_call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 		json_object_set_new(meta, "progressToken", json_integer(k->id));
 	}
 	int rc = mcp_client_send_msg(c, k->msg, k->headers, e);
-	if (rc == 0)
-		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->timeout_ms, 0);
+	if (rc == 0) {
+		/* After a paused multi-round-trip round: what was left of it. */
+		k->armed_ms = k->left_ms > 0 ? k->left_ms : k->timeout_ms;
+		k->left_ms = 0;
+		k->armed_at = uv_now(c->loop);
+		uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->armed_ms, 0);
+	}
 	return rc;
 }
 
@@ -480,8 +506,7 @@ int mcp_call_start(struct mcp_client *c, const char *method, json_t *params, jso
 	k->opaque = opaque;
 	snprintf(k->method, sizeof(k->method), "%s", method);
 	k->with_progress = (flags & MCP_CALL_PROGRESS) != 0;
-	k->timeout_ms = timeout_ms > 0 ? timeout_ms : c->cfg->timeout_ms > 0 ?
-		c->cfg->timeout_ms : MCP_TIMEOUT_MS_DEFAULT;
+	k->timeout_ms = timeout_ms > 0 ? timeout_ms : mcp_client_timeout(c);
 	k->msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", method, "params", params);
 	if (!k->msg) {
 		json_decref(k->headers);
@@ -510,6 +535,17 @@ int mcp_client_request(struct mcp_client *c, const char *method, json_t *params,
 		       struct err *e)
 {
 	return mcp_call_start(c, method, params, NULL, timeout_ms, flags, cb, opaque, out, e);
+}
+
+long mcp_client_timeout(const struct mcp_client *c)
+{
+	return c->cfg->timeout_ms > 0 ? c->cfg->timeout_ms : MCP_TIMEOUT_MS_DEFAULT;
+}
+
+long mcp_client_input_timeout(const struct mcp_client *c)
+{
+	return c->cfg->input_timeout_ms > 0 ? c->cfg->input_timeout_ms :
+		MCP_INPUT_TIMEOUT_MS_DEFAULT;
 }
 
 int mcp_client_wants_progress(const struct mcp_client *c)
@@ -594,7 +630,9 @@ int mcp_client_new(uv_loop_t *loop, const struct mcp_server_config *cfg,
 	}
 	uv_timer_init(loop, &c->drain);
 	c->drain.data = c;
-	c->handles = 1;
+	uv_timer_init(loop, &c->sub.timer);
+	c->sub.timer.data = c;
+	c->handles = 2;   /* the drain and subscription timers */
 	*out = c;
 	return 0;
 }
@@ -726,7 +764,12 @@ static void client_shut(struct mcp_client *c)
 		c->cfg->name);
 	while (c->calls)
 		mcp_call_finish(c->calls, -ECANCELED, NULL, &e);
+	/* The transport's close ends the subscription's stream too. */
+	c->sub.want = 0;
+	c->sub.id = 0;
+	c->sub.state = SUB_IDLE;
 	uv_close((uv_handle_t *)&c->drain, drain_timer_closed);
+	uv_close((uv_handle_t *)&c->sub.timer, drain_timer_closed);
 	if (c->tp)
 		c->tp->ops->close(c->tp, client_tp_closed, c);
 }

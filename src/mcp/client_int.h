@@ -17,7 +17,24 @@
 #define MCP_MRTR_ROUNDS_MAX 8     /* input_required rounds per request */
 #define MCP_DISCOVER_RETRIES_MAX 1
 
+#define LISTEN_BACKOFF_FIRST_MS 500   /* first reopen of a dropped subscription */
+#define LISTEN_BACKOFF_MAX_MS 30000   /* the backoff doubles up to this */
+
 struct mcp_mrtr;
+
+/* The client's one subscriptions/listen stream (listen.c). */
+enum sub_state { SUB_IDLE, SUB_OPENING, SUB_OPEN, SUB_BACKOFF };
+
+struct mcp_sub {
+	int want;                 /* mcp_client_listen called, not unlistened nor ended */
+	enum sub_state state;
+	json_t *filter;           /* owned: the notifications filter we send */
+	json_t *ack;              /* owned or NULL: what the server acknowledged */
+	long long id;             /* the open listen request's id (0: none) */
+	int failures;             /* drops since the last acknowledgment (backoff) */
+	int was_open;             /* acknowledged before: a re-ack may have missed changes */
+	uv_timer_t timer;         /* acknowledgment deadline, or the backoff */
+};
 
 struct mcp_call {
 	struct mcp_client *c;
@@ -36,6 +53,12 @@ struct mcp_call {
 	json_t *headers;          /* owned or NULL: [[name, value]] sent with it (HTTP) */
 	struct mcp_mrtr *mrtr;    /* owned or NULL: a multi-round-trip in progress */
 	int rounds;               /* input_required rounds answered so far */
+	/* The timeout covers the server's time only: while the client's handlers
+	 * answer an input request it is paused (left_ms kept for the retry) and
+	 * the timer bounds the handlers instead (inputTimeoutMs). */
+	uint64_t armed_at;        /* loop time the timer was last armed */
+	long armed_ms;
+	long left_ms;             /* > 0: the next send arms this much, not timeout_ms */
 	uv_timer_t timer;
 };
 
@@ -81,6 +104,7 @@ struct mcp_client {
 	json_t *tools;
 	json_t *tools_skipped;
 	uint64_t tools_fresh_until;
+	struct mcp_sub sub;
 	/* handshake in progress: where it goes when done */
 	int hs_active;
 	void (*hs_next)(struct mcp_client *c, int rc, const struct err *e);
@@ -111,6 +135,18 @@ void mcp_call_finish(struct mcp_call *k, int rc, json_t *result, const struct er
 /* Registers a responder for a server request (mrtr: for call k's input key). */
 struct mcp_responder *mcp_responder_new(struct mcp_client *c, json_t *id, struct mcp_call *k,
 					const char *key);
+
+/* The configured per-request timeout, and the cap on the client's own
+ * handlers answering a multi-round-trip input request. */
+long mcp_client_timeout(const struct mcp_client *c);
+long mcp_client_input_timeout(const struct mcp_client *c);
+
+/* listen.c: routing of what belongs to the subscription. */
+int mcp_listen_is_ours(struct mcp_client *c, json_t *id);
+int mcp_listen_accepts(struct mcp_client *c, json_t *params);
+void mcp_listen_on_ack(struct mcp_client *c, json_t *params);
+void mcp_listen_on_response(struct mcp_client *c, json_t *error);
+void mcp_listen_on_failure(struct mcp_client *c, const struct err *why);
 
 /* handshake.c */
 int mcp_hs_start(struct mcp_client *c, struct err *e);

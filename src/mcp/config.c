@@ -4,7 +4,7 @@
  *                   "NAME2": {"url": "http://...", "headers": {...}}}}
  *
  * plus IronClaw's optional keys per server: "roots" (directories offered to the
- * server), "timeoutMs", "stderrLog", "maxLineBytes", "protocolVersion", and for
+ * server), "timeoutMs", "inputTimeoutMs", "stderrLog", "maxLineBytes", "protocolVersion", and for
  * an HTTP server "bearerTokenEnv": the NAME of an environment variable holding
  * a static bearer token, sent as "Authorization: Bearer ..." (the token itself
  * never sits in the file, and no message of ours ever prints it). The file is
@@ -324,6 +324,14 @@ static int cfg_fill(const char *name, json_t *server, struct mcp_server_config *
 			return err_set(e, -EINVAL, "server '%s': \"timeoutMs\" must be a positive "
 				       "integer (milliseconds, at most a day)", name);
 		cfg->timeout_ms = (long)json_integer_value(t);
+	}
+	json_t *it = json_object_get(server, "inputTimeoutMs");
+	if (it) {
+		if (!json_is_integer(it) || json_integer_value(it) <= 0 ||
+		    json_integer_value(it) > 24L * 3600 * 1000)
+			return err_set(e, -EINVAL, "server '%s': \"inputTimeoutMs\" must be a "
+				       "positive integer (milliseconds, at most a day)", name);
+		cfg->input_timeout_ms = (long)json_integer_value(it);
 	}
 	json_t *lm = json_object_get(server, "maxLineBytes");
 	if (lm) {

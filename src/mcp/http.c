@@ -106,6 +106,7 @@ struct http_park {
 	json_t *msg;
 	json_t *extra;
 	int tries;
+	int cancelled;            /* its request was cancelled meanwhile: not sent */
 	struct http_park *next;
 };
 
@@ -392,6 +393,11 @@ static struct http_req *http_start(struct http_tp *h, enum req_kind kind, json_t
 	curl_easy_setopt(ez, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(ez, CURLOPT_USERAGENT, "ironclaw-mcp/1");
 	curl_easy_setopt(ez, CURLOPT_TCP_NODELAY, 1L);
+	/* A long-lived stream (subscriptions/listen) to a host that vanished
+	 * without a FIN ends instead of hanging forever. */
+	curl_easy_setopt(ez, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(ez, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(ez, CURLOPT_TCP_KEEPINTVL, 10L);
 	if (kind == REQ_POST) {
 		curl_easy_setopt(ez, CURLOPT_POSTFIELDS, r->body);
 		curl_easy_setopt(ez, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
@@ -436,6 +442,9 @@ static void http_on_resume_timer(uv_timer_t *t)
 static void http_resume(struct http_tp *h, struct http_req *r)
 {
 	const char *last = r->sse.has_id ? r->sse.last_id : NULL;
+	/* The 2026-07-28 binding has no resumption: the request just failed. */
+	if (!strcmp(h->version, MCP_VERSION_MODERN))
+		last = NULL;
 	/* It goes back in a header: visible ASCII only (no control bytes). */
 	for (const char *p = last; p && *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
@@ -531,6 +540,10 @@ static void http_on_authorized(void *opaque, int rc, const struct err *oe)
 	struct http_tp *h = p->h;
 	struct err e = { 0 };
 	json_t *id = json_object_get(p->msg, "id");
+	if (p->cancelled) {
+		http_park_free(h, p);
+		return;
+	}
 	if (rc == 0) {
 		struct http_req *r = http_start(h, REQ_POST, p->msg, p->extra, NULL, &e);
 		if (r)
@@ -764,6 +777,29 @@ static int http_send(struct mcp_transport *t, json_t *msg, json_t *headers, stru
 	return http_start(h, REQ_POST, msg, headers, NULL, e) ? 0 : e->code;
 }
 
+static int http_cancel(struct mcp_transport *t, long long id)
+{
+	struct http_tp *h = (struct http_tp *)t;
+	for (struct http_req *r = h->reqs; r; r = r->next)
+		if (r->kind == REQ_POST && json_is_integer(r->id) &&
+		    json_integer_value(r->id) == id) {
+			/* Closing the stream is the cancellation (and nothing is queued
+			 * for it: the exchange is gone before it finished). */
+			http_unlink(h, r);
+			http_req_free(r);
+			return 1;
+		}
+	/* Still parked for a token: forget it there. */
+	for (struct http_park *p = h->parked; p; p = p->next) {
+		json_t *pid = json_object_get(p->msg, "id");
+		if (json_is_integer(pid) && json_integer_value(pid) == id) {
+			p->cancelled = 1;   /* mcp_oauth holds p until it answers */
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void http_listen(struct mcp_transport *t)
 {
 	struct http_tp *h = (struct http_tp *)t;
@@ -870,6 +906,7 @@ static const struct mcp_transport_ops http_ops = {
 	.send = http_send,
 	.set_version = http_set_version,
 	.listen = http_listen,
+	.cancel = http_cancel,
 	.reset_session = http_reset_session,
 	.dropped = http_dropped,
 	.close = http_close,

@@ -38,6 +38,7 @@
 #define MCP_LINE_MAX_DEFAULT (8u << 20)     /* one stdio message */
 #define MCP_BODY_MAX (16u << 20)            /* one HTTP JSON body or SSE event */
 #define MCP_TIMEOUT_MS_DEFAULT 60000
+#define MCP_INPUT_TIMEOUT_MS_DEFAULT 600000 /* a person answering an elicitation */
 #define MCP_PAGES_MAX 1000                  /* pagination loop guard */
 
 /* ---- configuration (config.c) ---- */
@@ -62,7 +63,8 @@ struct mcp_server_config {
 	/* both */
 	char **roots;               /* owned file:// URIs, NULL-terminated, or NULL */
 	char *stderr_log;           /* owned: where a stdio server's stderr goes, or NULL */
-	long timeout_ms;            /* per-request timeout */
+	long timeout_ms;            /* per-request timeout (the server's time) */
+	long input_timeout_ms;      /* our handlers answering an input request; <= 0: default */
 	size_t line_max;            /* stdio line cap */
 	char *protocol_version;     /* owned or NULL: force one era ("2025-06-18", ...) */
 	/* OAuth for http (src/mcp/oauth_*.c, docs/mcp.md): a pre-registered client
@@ -134,6 +136,14 @@ struct mcp_events {
 	 * matching capability is advertised only when the handler is set. */
 	mcp_request_handler on_request;
 	void *opaque;
+	/* notifications/resources/updated for a URI of the subscription. */
+	void (*on_resource_updated)(void *opaque, const char *uri);
+	/* The subscription (mcp_client_listen) was acknowledged, again after each
+	 * reopen: ack is the filter the server honours (borrowed). Or it ended for
+	 * good: ack NULL, rc 0 when the server ended it gracefully, <0 with e
+	 * when it was refused or the transport died. A dropped stream is reopened,
+	 * not reported. */
+	void (*on_subscription)(void *opaque, json_t *ack, int rc, const struct err *e);
 };
 
 /* Creates a client on loop (borrowed; NULL: the client makes a private loop,
@@ -182,6 +192,28 @@ int mcp_client_set_roots(struct mcp_client *c, const char *const *dirs_or_uris,
 			 struct err *e);
 /* How many late responses/progress notifications were dropped (cancelled ids). */
 unsigned long mcp_client_dropped_late(const struct mcp_client *c);
+
+/* ---- subscriptions (listen.c), 2026-07-28 era ---- */
+
+#define MCP_LISTEN_URIS_MAX 256
+
+struct mcp_listen_filter {
+	int tools, prompts, resources;       /* their list_changed notifications */
+	const char *const *resource_uris;    /* resources/updated of these; NULL-terminated or NULL */
+};
+
+/* Opens the client's subscription (subscriptions/listen), replacing an open
+ * one; f is copied. List changes reach on_list_changed (a tools change also
+ * drops the tools cache), resource updates on_resource_updated, and
+ * on_subscription says when the server acknowledged. A dropped stream is
+ * reopened with a capped backoff. -ENOTSUP before 2026-07-28 (those servers
+ * send their list changes without being asked). */
+int mcp_client_listen(struct mcp_client *c, const struct mcp_listen_filter *f, struct err *e);
+/* Closes the subscription (nothing is reported). */
+void mcp_client_unlisten(struct mcp_client *c);
+/* What the server acknowledged of the open subscription (borrowed), or NULL
+ * while none is open. */
+json_t *mcp_client_subscription(const struct mcp_client *c);
 
 /* ---- operations (ops.c), asynchronous like mcp_client_request ---- */
 

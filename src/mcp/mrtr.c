@@ -13,7 +13,9 @@
  * the answers are collected on the call and the responders point at it), so
  * parallel requests never see each other's inputResponses or requestState.
  * A server cannot keep a request going forever: at most MCP_MRTR_ROUNDS_MAX
- * rounds, and the call's timeout still bounds the whole exchange. A method the
+ * rounds. The call's timeout bounds the server's time over all rounds; it is
+ * paused while the client's own handlers answer (a person may take minutes
+ * over an elicitation), which inputTimeoutMs bounds instead. A method the
  * client did not declare a capability for fails the call with the reason
  * rather than being answered with something made up. */
 #include "mcp/client_int.h"
@@ -82,6 +84,16 @@ void mcp_mrtr_answer(struct mcp_call *k, const char *key, json_t *result, int co
 		mrtr_retry(k);
 }
 
+/* The handlers took longer than inputTimeoutMs: the call fails (the server
+ * holds nothing for it between rounds, so there is nothing to cancel). */
+static void mrtr_on_input_timeout(uv_timer_t *t)
+{
+	struct mcp_call *k = t->data;
+	mrtr_fail(k, -ETIMEDOUT, "%s: the client's handler did not answer the server's input "
+		  "request within %ld ms (hint: raise \"inputTimeoutMs\")", k->method,
+		  mcp_client_input_timeout(k->c));
+}
+
 void mcp_mrtr_on_input_required(struct mcp_call *k, json_t *result)
 {
 	struct mcp_client *c = k->c;
@@ -96,6 +108,10 @@ void mcp_mrtr_on_input_required(struct mcp_call *k, json_t *result)
 			  "giving up", k->method, MCP_MRTR_ROUNDS_MAX);
 		return;
 	}
+	/* The server's clock stops here; what is left goes to the retry. */
+	long used = (long)(uv_now(c->loop) - k->armed_at);
+	k->left_ms = k->armed_ms - used > 0 ? k->armed_ms - used : 1;
+	uv_timer_stop(&k->timer);
 	struct mcp_mrtr *m = calloc(1, sizeof(*m));
 	if (!m || !(m->responses = json_object())) {
 		free(m);
@@ -150,6 +166,9 @@ void mcp_mrtr_on_input_required(struct mcp_call *k, json_t *result)
 	m->dispatching = 0;
 	if (m->pending == 0)
 		mrtr_retry(k);
+	else
+		uv_timer_start(&k->timer, mrtr_on_input_timeout,
+			       (uint64_t)mcp_client_input_timeout(c), 0);
 }
 
 void mcp_mrtr_release(struct mcp_call *k)

@@ -86,6 +86,7 @@ struct oauth_asmeta {
 	char authorization_endpoint[OAUTH_URL_MAX];
 	char token_endpoint[OAUTH_URL_MAX];
 	char registration_endpoint[OAUTH_URL_MAX];
+	char revocation_endpoint[OAUTH_URL_MAX];   /* RFC 7009, or "" */
 	char scopes[OAUTH_SCOPE_MAX];        /* scopes_supported, space-joined */
 	int has_scopes;
 	int pkce_s256;                       /* code_challenge_methods_supported has S256 */
@@ -221,6 +222,19 @@ struct oauth_discovery {
  * from the challenge's resource_metadata (may be ""). cb once. */
 int oauth_discover(struct oauth_discovery *d, struct oauth_http *h, const char *server_url,
 		   const char *resource_metadata, mcp_oauth_cb cb, void *opaque, struct err *e);
+
+/* ---- revocation (oauth_revoke.c) ---- */
+
+/* RFC 7009: finds server_url's authorization server again (oauth_discover)
+ * and, when it is the one that issued s (same issuer) and publishes a
+ * revocation_endpoint, revokes the refresh token, then the access token, with
+ * the stored client authentication. cb(opaque, 0) when every revocation was
+ * accepted; -ENOTSUP when there is no revocation_endpoint, -EXDEV when the
+ * server names another authorization server now (the tokens are not sent
+ * there), other -errno when the exchange failed. Tokens never reach e. s is
+ * copied. Returns <0 (cb never fires) when it cannot start. */
+int oauth_revoke(uv_loop_t *loop, const char *server_url, const struct oauth_store *s,
+		 mcp_oauth_cb cb, void *opaque, struct err *e);
 
 /* ---- the client identity (oauth_client.c) ---- */
 

@@ -370,6 +370,8 @@ int oauth_parse_as_metadata(const char *p, size_t n, struct oauth_asmeta *out, s
 			  sizeof(out->token_endpoint), 1, what, e)) < 0 ||
 	    (rc = get_str(v, "registration_endpoint", out->registration_endpoint,
 			  sizeof(out->registration_endpoint), 1, what, e)) < 0 ||
+	    (rc = get_str(v, "revocation_endpoint", out->revocation_endpoint,
+			  sizeof(out->revocation_endpoint), 1, what, e)) < 0 ||
 	    (rc = get_scopes(v, "scopes_supported", out->scopes, sizeof(out->scopes),
 			     &out->has_scopes, what, e)) < 0)
 		goto out;

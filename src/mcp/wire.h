@@ -77,6 +77,11 @@ struct mcp_transport_ops {
 	/* Opens the channel for server-initiated messages (HTTP: a standalone GET
 	 * stream); NULL when the transport has no such thing. */
 	void (*listen)(struct mcp_transport *t);
+	/* Ends the exchange of request id on our side (HTTP: closes its stream,
+	 * which the 2026-07-28 binding defines as cancelling it) and returns 1;
+	 * 0 when the transport cannot (stdio: the caller sends
+	 * notifications/cancelled). May be NULL. Nothing fires for it later. */
+	int (*cancel)(struct mcp_transport *t, long long id);
 	/* Forgets the session (HTTP): the next initialize starts a new one. */
 	void (*reset_session)(struct mcp_transport *t);
 	/* Lines over the cap dropped so far (stdio), for error messages. */

@@ -109,7 +109,7 @@ static void login(struct oauth_store *s)
 	char *out, *err;
 	int rc = run("login", "curl", &out, &err);
 	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
-	cr_assert(strstr(out, "logged in to 'oa'"), "%s", out);
+	cr_assert(strstr(out, "logged in to 'oa'"), "%s\n%s", out, err);
 	load(s);
 	assert_no_token(out, s);
 	assert_no_token(err, s);
@@ -150,6 +150,55 @@ Test(mcp_oauth, login_stores_tokens_mode_0600_and_they_are_used)
 	cr_assert_neq(stat(tokens, &st), 0);
 	free(out);
 	free(err);
+}
+
+/* RFC 7009: logout revokes both tokens at the authorization server (the
+ * refresh token first), then removes the file; nothing of them is printed. */
+Test(mcp_oauth, logout_revokes_at_the_authorization_server)
+{
+	struct oauth_store s;
+	login(&s);
+	char *out, *err;
+	cr_assert_eq(run("logout", NULL, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "revoked the tokens of 'oa'") && strstr(out, "removed"), "%s", out);
+	assert_no_token(out, &s);
+	assert_no_token(err, &s);
+	free(out);
+	free(err);
+	cr_assert_eq(stat_of("revoked_live"), 2, "both tokens were live and are revoked");
+	json_t *st = admin("stats");
+	cr_assert_str_eq(json_string_value(json_object_get(st, "revoke_hints")),
+			 "refresh_token,access_token,");
+	json_decref(st);
+	struct stat sb;
+	cr_assert_neq(stat(tokens, &sb), 0);
+}
+
+/* A revocation that fails, or a server without the endpoint, is a warning;
+ * the tokens are forgotten locally all the same. */
+Test(mcp_oauth, logout_without_revocation_still_forgets)
+{
+	struct oauth_store s;
+	struct stat sb;
+	char *out, *err;
+	const char *modes[] = { "revocation?mode=fail", "revocation?mode=absent" };
+	const char *says[] = { "warning: tokens not revoked", "publishes no revocation_endpoint" };
+	for (int i = 0; i < 2; i++) {
+		json_decref(admin(modes[i]));
+		login(&s);
+		cr_assert_eq(run("logout", NULL, &out, &err), 0, "%s", err);
+		cr_assert(strstr(err, says[i]), "%s", err);
+		if (i == 0)
+			cr_assert(strstr(err, "HTTP 503"), "%s", err);
+		cr_assert(strstr(out, "removed"), "%s", out);
+		assert_no_token(out, &s);
+		assert_no_token(err, &s);
+		free(out);
+		free(err);
+		cr_assert_neq(stat(tokens, &sb), 0, "the file was kept");
+	}
+	cr_assert_eq(stat_of("revoked_live"), 0);
+	cr_assert_eq(stat_of("revoke_requests"), 1, "one try in fail mode, none without endpoint");
 }
 
 Test(mcp_oauth, expired_token_refreshed_before_use)

@@ -202,3 +202,180 @@ Test(mcp_v2, modern_http_extras_mrtr_headers_malformed_tool, .timeout = 60)
 	mcp_server_config_free(&cfg);
 	mt_http_stop(srv);
 }
+
+/* ---- subscriptions/listen over HTTP, against the SDK's listen router ---- */
+
+static struct {
+	int acks, ended, ended_rc, tools_changed, updated;
+	json_t *last_ack;
+	char uri[128];
+} sub;
+
+static void sub_on_subscription(void *opaque, json_t *ack, int rc, const struct err *e)
+{
+	(void)opaque;
+	(void)e;
+	if (ack) {
+		sub.acks++;
+		json_decref(sub.last_ack);
+		sub.last_ack = json_incref(ack);
+	} else {
+		sub.ended++;
+		sub.ended_rc = rc;
+	}
+}
+
+static void sub_on_list_changed(void *opaque, const char *what)
+{
+	(void)opaque;
+	if (!strcmp(what, "tools"))
+		sub.tools_changed++;
+}
+
+static void sub_on_resource_updated(void *opaque, const char *uri)
+{
+	(void)opaque;
+	sub.updated++;
+	snprintf(sub.uri, sizeof(sub.uri), "%s", uri);
+}
+
+/* Runs the client's loop until *flag reaches want (an event, not a sleep). */
+static void sub_wait(struct mcp_client *c, int *flag, int want, const char *what)
+{
+	double t0 = mt_now();
+	while (*flag < want) {
+		cr_assert(mt_now() - t0 < 15, "no %s within 15 s", what);
+		uv_run(mcp_client_loop(c), UV_RUN_ONCE);
+	}
+}
+
+static void fixture_control(int port, const char *what)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "curl -fsS -o /dev/null -X POST 'http://127.0.0.1:%d/control/%s'",
+		 port, what);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static int fixture_open_listens(int port)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "curl -fsS 'http://127.0.0.1:%d/control/listens'", port);
+	FILE *f = popen(cmd, "r");
+	cr_assert(f);
+	int n = -1;
+	cr_assert_eq(fscanf(f, "{\"open\":%d}", &n), 1);
+	pclose(f);
+	return n;
+}
+
+static size_t tool_count(struct mcp_client *c, const char *must_have)
+{
+	json_t *items = NULL;
+	struct err e = { 0 };
+	cr_assert_eq(mcp_sync_list_all(c, "tools", &items, &e), 0, "%s", e.msg);
+	size_t n = json_array_size(items), i;
+	int found = must_have == NULL;
+	json_t *t;
+	json_array_foreach(items, i, t)
+		if (must_have && !strcmp(json_string_value(json_object_get(t, "name")), must_have))
+			found = 1;
+	json_decref(items);
+	cr_assert(found, "tool '%s' not listed", must_have);
+	return n;
+}
+
+/* The tools list is cached for its ttlMs (10 minutes here), so only the
+ * subscription's list_changed can show a tool added meanwhile; a dropped
+ * stream is reopened (a second acknowledgment) and keeps delivering; closing
+ * the subscription closes its stream at the server; a graceful end by the
+ * server is reported and not reopened. */
+Test(mcp_v2, subscription_over_http, .timeout = 90)
+{
+	setenv("FIXTURE_TTL_MS", "600000", 1);
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	struct mcp_server_config cfg;
+	mt_cfg_url(&cfg, "v2-http", port);
+	struct mcp_events ev = { .on_subscription = sub_on_subscription,
+				 .on_list_changed = sub_on_list_changed,
+				 .on_resource_updated = sub_on_resource_updated };
+	struct mcp_client *c = mt_connect(&cfg, &ev);
+	cr_assert(mcp_client_is_modern(c));
+	cr_assert_eq(tool_count(c, NULL), 25);
+	/* Without a subscription nothing tells us: the cached list stands. */
+	fixture_control(port, "add-tool?name=early");
+	cr_assert_eq(tool_count(c, NULL), 25, "the list is cached for its ttlMs");
+
+	struct err e = { 0 };
+	const char *uris[] = { "fixture://r/3", NULL };
+	struct mcp_listen_filter f = { .tools = 1, .prompts = 1, .resource_uris = uris };
+	cr_assert_eq(mcp_client_listen(c, &f, &e), 0, "%s", e.msg);
+	sub_wait(c, &sub.acks, 1, "acknowledgment");
+	cr_assert(json_is_true(json_object_get(sub.last_ack, "toolsListChanged")));
+	cr_assert_null(json_object_get(sub.last_ack, "promptsListChanged"), "no prompts here");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(sub.last_ack,
+		"resourceSubscriptions"), 0)), "fixture://r/3");
+	cr_assert_eq(fixture_open_listens(port), 1);
+
+	/* A change invalidates the cached list. */
+	fixture_control(port, "add-tool?name=late-1");
+	sub_wait(c, &sub.tools_changed, 1, "tools/list_changed");
+	cr_assert_eq(tool_count(c, "late-1"), 27);
+	fixture_control(port, "resource-updated?uri=fixture://r/4");   /* not subscribed */
+	fixture_control(port, "resource-updated?uri=fixture://r/3");
+	sub_wait(c, &sub.updated, 1, "resources/updated");
+	cr_assert_str_eq(sub.uri, "fixture://r/3");
+	cr_assert_eq(sub.updated, 1);
+
+	/* An abrupt drop: reopened after the backoff, and delivering again. */
+	fixture_control(port, "drop-listens");
+	sub_wait(c, &sub.acks, 2, "re-acknowledgment after the drop");
+	cr_assert_eq(sub.ended, 0);
+	fixture_control(port, "add-tool?name=late-2");
+	sub_wait(c, &sub.tools_changed, 2, "tools/list_changed on the reopened stream");
+	cr_assert_eq(tool_count(c, "late-2"), 28);
+
+	/* Closing it on our side closes the stream at the server. */
+	mcp_client_unlisten(c);
+	cr_assert_null(mcp_client_subscription(c));
+	double t0 = mt_now();
+	while (fixture_open_listens(port) != 0) {
+		cr_assert(mt_now() - t0 < 10, "the server still holds the listen stream");
+		mcp_sync_pump(c, 50);
+	}
+
+	/* The server ends it gracefully: reported once, not reopened. */
+	cr_assert_eq(mcp_client_listen(c, &f, &e), 0, "%s", e.msg);
+	sub_wait(c, &sub.acks, 3, "acknowledgment");
+	fixture_control(port, "end-listens");
+	sub_wait(c, &sub.ended, 1, "graceful end");
+	cr_assert_eq(sub.ended_rc, 0);
+	cr_assert_null(mcp_client_subscription(c));
+	mcp_sync_pump(c, 1500);   /* longer than the first backoff: nothing reopens */
+	cr_assert_eq(sub.acks, 3);
+	cr_assert_eq(fixture_open_listens(port), 0);
+	json_decref(sub.last_ack);
+	mcp_sync_close(c);
+	mcp_server_config_free(&cfg);
+	mt_http_stop(srv);
+	unsetenv("FIXTURE_TTL_MS");
+}
+
+/* Before 2026-07-28 there is no listen request; the call says so. */
+Test(mcp_v2, subscription_refused_in_legacy_era, .timeout = 60)
+{
+	int port = mt_free_port();
+	pid_t srv = mt_http_start_script("fixtures/v2-http.mjs", port, NULL);
+	struct mcp_server_config cfg;
+	mt_cfg_url(&cfg, "v2-http", port);
+	cfg.protocol_version = strdup("2025-06-18");
+	struct mcp_client *c = mt_connect(&cfg, NULL);
+	struct err e = { 0 };
+	struct mcp_listen_filter f = { .tools = 1 };
+	cr_assert_eq(mcp_client_listen(c, &f, &e), -ENOTSUP);
+	cr_assert(strstr(e.msg, "2025-06-18"), "%s", e.msg);
+	mcp_sync_close(c);
+	mcp_server_config_free(&cfg);
+	mt_http_stop(srv);
+}

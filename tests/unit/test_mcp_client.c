@@ -443,6 +443,100 @@ Test(mcp_client, timeout_cancels_and_drops_the_late_reply)
 	mcp_server_config_free(&cfg);
 }
 
+/* ---- multi-round-trip: the call's timeout pauses while our handler answers ---- */
+
+struct mrt {
+	uv_timer_t later;
+	struct mcp_responder *r;
+	int asked;
+	int answer_after_ms;      /* < 0: never (the handler cap must end the call) */
+};
+
+/* A 2026-07-28 server: tools/call asks for an elicitation first. */
+static void mrt_handler(struct fake *f, json_t *msg)
+{
+	const char *m = method_of(msg);
+	if (m && !strcmp(m, "server/discover")) {
+		fake_reply(f, msg, json_pack("{s:[s],s:{},s:{s:{s:s,s:s}}}", "supportedVersions",
+					     "2026-07-28", "capabilities", "_meta",
+					     "io.modelcontextprotocol/serverInfo", "name", "fake",
+					     "version", "1"));
+	} else if (m && !strcmp(m, "tools/call")) {
+		json_t *params = json_object_get(msg, "params");
+		if (!json_object_get(params, "inputResponses"))
+			fake_reply(f, msg, json_pack("{s:s,s:{s:{s:s,s:{s:s,s:{s:s}}}}}", "resultType",
+				"input_required", "inputRequests", "ok", "method", "elicitation/create",
+				"params", "message", "Sure?", "requestedSchema", "type", "object"));
+		else
+			fake_reply(f, msg, text_result("answered"));
+	}
+}
+
+static void mrt_answer(uv_timer_t *tm)
+{
+	struct mrt *t = tm->data;
+	mcp_respond(t->r, json_pack("{s:s,s:{}}", "action", "accept", "content"));
+	t->r = NULL;
+}
+
+static void mrt_on_request(void *opaque, struct mcp_responder *r, const char *method,
+			   json_t *params)
+{
+	struct mrt *t = opaque;
+	(void)params;
+	cr_assert_str_eq(method, "elicitation/create");
+	t->asked++;
+	t->r = r;
+	if (t->answer_after_ms >= 0)
+		uv_timer_start(&t->later, mrt_answer, (uint64_t)t->answer_after_ms, 0);
+}
+
+static void mrt_run(long input_timeout_ms, int answer_after_ms, struct outcome *o)
+{
+	struct fake f;
+	struct mcp_server_config cfg;
+	struct mrt t = { .answer_after_ms = answer_after_ms };
+	fake_start(&f, &cfg, "mrt", mrt_handler, &t);
+	free(cfg.protocol_version);
+	cfg.protocol_version = strdup("2026-07-28");
+	cfg.input_timeout_ms = input_timeout_ms;
+	uv_timer_init(&loop, &t.later);
+	t.later.data = &t;
+	struct mcp_events ev = { .on_request = mrt_on_request, .opaque = &t };
+	struct mcp_client *c = client_up(&cfg, &ev);
+	cr_assert(mcp_client_is_modern(c));
+	call(c, "confirm", 150, o);   /* the server's time: a few ms */
+	run_until(&o->done);
+	cr_assert_eq(t.asked, 1);
+	if (t.r)
+		mcp_respond(t.r, json_object());   /* after the call ended: dropped */
+	client_down(c);
+	fake_close(&f);
+	uv_close((uv_handle_t *)&t.later, timer_closed);
+	loop_done();
+	fake_free(&f);
+	mcp_server_config_free(&cfg);
+}
+
+/* The handler takes twice the call's timeout: the call still succeeds. */
+Test(mcp_client, mrtr_handler_time_is_not_the_calls_timeout)
+{
+	struct outcome o = { 0 };
+	mrt_run(0, 300, &o);
+	cr_assert_eq(o.rc, 0, "%s", o.msg);
+	cr_assert_str_eq(o.text, "answered");
+}
+
+/* A handler that never answers is bounded by inputTimeoutMs instead. */
+Test(mcp_client, mrtr_handler_has_its_own_cap)
+{
+	struct outcome o = { 0 };
+	mrt_run(200, -1, &o);
+	cr_assert_eq(o.rc, -ETIMEDOUT, "rc %d: %s", o.rc, o.msg);
+	cr_assert(strstr(o.msg, "handler did not answer") && strstr(o.msg, "inputTimeoutMs"),
+		  "%s", o.msg);
+}
+
 /* ---- the server goes away mid-call ---- */
 
 static void die_handler(struct fake *f, json_t *msg)
