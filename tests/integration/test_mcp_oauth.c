@@ -59,8 +59,9 @@ static int run(const char *args, const char *browser, char **out, char **errout)
 	char cmd[4096];
 	snprintf(cmd, sizeof(cmd), "HOME='%s' XDG_CONFIG_HOME='%s/xdg' IRONCLAW_LOG=debug %s '%s' "
 		 "mcp %s --config '%s' --server oa </dev/null >'%s/out' 2>'%s/err'", dir, dir,
-		 browser ? "IRONCLAW_BROWSER='curl -fsS -L -o /dev/null --max-redirs 1'" :
-		 "IRONCLAW_BROWSER=", bin, args, config, dir, dir);
+		 !browser ? "IRONCLAW_BROWSER=" : strcmp(browser, "curl") == 0 ?
+		 "IRONCLAW_BROWSER='curl -fsS -L -o /dev/null --max-redirs 1'" : browser,
+		 bin, args, config, dir, dir);
 	int st = system(cmd);
 	char path[700];
 	size_t len;
@@ -253,6 +254,34 @@ Test(mcp_oauth, revoked_refresh_token_is_a_clear_error_with_login_hint)
 	/* With a browser the same state just logs in again. */
 	cr_assert_eq(run("list-tools", "curl", &out, &err), 0, "%s", err);
 	cr_assert_eq(stat_of("codes"), 2);
+	free(out);
+	free(err);
+}
+
+/* A person who takes longer in the browser than the discovery probe's 5 s:
+ * the probe's clock stops while its request waits for the authorization, so
+ * the session still ends up on 2026-07-28 instead of falling back to the
+ * legacy initialize after the login. */
+Test(mcp_oauth, a_slow_login_still_discovers_the_2026_era, .timeout = 90)
+{
+	char script[700], browser[800];
+	snprintf(script, sizeof(script), "%s/slow-browser.sh", dir);
+	FILE *f = fopen(script, "w");
+	cr_assert(f);
+	fprintf(f, "sleep 7\nexec curl -fsS -L -o /dev/null --max-redirs 1 \"$1\"\n");
+	fclose(f);
+	snprintf(browser, sizeof(browser), "IRONCLAW_BROWSER='sh %s'", script);
+	char *out, *err;
+	int rc = run("call echo message=slow", browser, &out, &err);
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	cr_assert(strstr(out, "slow"), "%s", out);
+	cr_expect_null(strstr(err, "falling back to initialize"), "the slow login cost the 2026 era:\n%s", err);
+	cr_expect_eq(stat_of("authorized_initialize"), 0, "the client fell back to a legacy initialize:\n%s", err);
+	cr_assert_eq(stat_of("codes"), 1, "one login");
+	struct oauth_store st;
+	load(&st);
+	assert_no_token(out, &st);
+	assert_no_token(err, &st);
 	free(out);
 	free(err);
 }
