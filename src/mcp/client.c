@@ -454,6 +454,39 @@ static void call_on_timeout(uv_timer_t *t)
 	mcp_call_finish(k, -ETIMEDOUT, NULL, &e);
 }
 
+static void call_on_authorization_timeout(uv_timer_t *t)
+{
+	struct mcp_call *k = t->data;
+	struct err e = { 0 };
+	err_set(&e, -ETIMEDOUT, "%s: no authorization for server '%s' within %ld ms (hint: "
+		"run `ironclaw mcp login --server %s` first)", k->method, k->c->cfg->name,
+		mcp_client_input_timeout(k->c), k->c->cfg->name);
+	mcp_call_finish(k, -ETIMEDOUT, NULL, &e);
+}
+
+/* The transport parked the request for an authorization (a person in a
+ * browser may take minutes): the server's clock stops, as in a
+ * multi-round-trip round, and inputTimeoutMs bounds the wait instead. */
+static void client_on_authorizing(void *opaque, json_t *id, int waiting)
+{
+	struct mcp_client *c = opaque;
+	struct mcp_call *k = client_find(c, id);
+	if (!k)
+		return;
+	uv_timer_stop(&k->timer);
+	if (waiting) {
+		long used = (long)(uv_now(c->loop) - k->armed_at);
+		k->left_ms = k->armed_ms - used > 0 ? k->armed_ms - used : 1;
+		uv_timer_start(&k->timer, call_on_authorization_timeout,
+			       (uint64_t)mcp_client_input_timeout(c), 0);
+		return;
+	}
+	k->armed_ms = k->left_ms > 0 ? k->left_ms : k->timeout_ms;
+	k->left_ms = 0;
+	k->armed_at = uv_now(c->loop);
+	uv_timer_start(&k->timer, call_on_timeout, (uint64_t)k->armed_ms, 0);
+}
+
 /* (Re)sends k's request with a fresh id and arms its timer. */
 int mcp_call_send(struct mcp_client *c, struct mcp_call *k, struct err *e)
 {
@@ -654,6 +687,7 @@ int mcp_client_connect(struct mcp_client *c, mcp_done_cb cb, void *opaque, struc
 	struct mcp_transport_events tev = {
 		.on_message = client_on_message,
 		.on_failure = client_on_failure,
+		.on_authorizing = client_on_authorizing,
 		.opaque = c,
 	};
 	int rc = c->cfg->kind == MCP_HTTP ?

@@ -107,6 +107,7 @@ struct http_park {
 	json_t *extra;
 	int tries;
 	int cancelled;            /* its request was cancelled meanwhile: not sent */
+	int announced;            /* on_authorizing(1) told the client; (0) follows */
 	struct http_park *next;
 };
 
@@ -548,7 +549,9 @@ static void http_on_authorized(void *opaque, int rc, const struct err *oe)
 		struct http_req *r = http_start(h, REQ_POST, p->msg, p->extra, NULL, &e);
 		if (r)
 			r->auth_tries = p->tries;
-		else if (id)
+		if (r && id && p->announced && h->t.ev.on_authorizing)
+			h->t.ev.on_authorizing(h->t.ev.opaque, id, 0);
+		else if (!r && id)
 			http_queue_failure(h, id, e.code, e.msg);
 	} else if (id) {
 		http_queue_failure(h, id, oe->code, oe->msg);
@@ -577,8 +580,15 @@ static int http_park(struct http_tp *h, json_t *msg, json_t *extra, int tries, l
 	if (rc < 0) {
 		log_warn("mcp: %s", e.msg);
 		http_park_free(h, p);
+		return rc;
 	}
-	return rc;
+	/* After a 401/403 (never inside send): the wait may be a person's. */
+	json_t *id = json_object_get(msg, "id");
+	if (status && id && h->t.ev.on_authorizing) {
+		p->announced = 1;
+		h->t.ev.on_authorizing(h->t.ev.opaque, id, 1);
+	}
+	return 0;
 }
 
 /* 401/403 that OAuth cannot (or may no longer) answer. What the server names

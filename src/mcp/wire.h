@@ -63,6 +63,11 @@ struct mcp_transport_events {
 	 * whole transport failed). e->code: -ESTALE session expired (re-initialize),
 	 * -EPIPE peer gone, -EPROTO bad reply, ...; e->msg always filled. */
 	void (*on_failure)(void *opaque, json_t *id, const struct err *e);
+	/* Request id (borrowed) waits for an authorization (waiting 1: a person
+	 * may be logging in, in a browser) or was sent again after one (0), so
+	 * the caller's deadline covers the server's time only. Never fires
+	 * inside send. May be NULL. */
+	void (*on_authorizing)(void *opaque, json_t *id, int waiting);
 	void *opaque;
 };
 
