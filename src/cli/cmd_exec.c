@@ -24,6 +24,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "loop/loop.h"
+#include "image/image.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -49,6 +50,8 @@ const struct option cmd_exec_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "initrd", required_argument, NULL, 'r' },
+	{ "image", required_argument, NULL, 'I' },
+	{ "disk", required_argument, NULL, 'D' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -99,6 +102,11 @@ static void exec_usage(FILE *f)
 		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
+		"  --image NAME        boot the Debian image NAME (`ironclaw image ls`), or an\n"
+		"                      ext4 image file given by path; read-only, writes go to a\n"
+		"                      throwaway layer in RAM (default: the busybox initramfs)\n"
+		"  --disk MiB          with --image: the throwaway layer is a scratch disk of\n"
+		"                      this size instead of RAM\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -374,6 +382,8 @@ int cmd_exec(int argc, char **argv)
 	unsigned boot_s = 0;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
+	const char *image_ref = NULL;
+	struct image_info image = { 0 };
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, cmd_exec_shortopts, cmd_exec_options, NULL)) != -1) {
@@ -431,6 +441,13 @@ int cmd_exec(int argc, char **argv)
 		case 'r':
 			vo.initrd = optarg;
 			break;
+		case 'I':
+			image_ref = optarg;
+			break;
+		case 'D':
+			if (cli_parse_uint("exec", "--disk", optarg, 16, 1u << 20, &vo.disk_mib) < 0)
+				return EXEC_EXIT_FAILURE;
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -455,6 +472,13 @@ int cmd_exec(int argc, char **argv)
 		return EXEC_EXIT_FAILURE;
 	}
 	struct err e = { 0 };
+	if (image_ref) {
+		if (image_lookup(image_ref, &image, &e) < 0) {
+			fprintf(stderr, "ironclaw exec: %s\n", e.msg);
+			return EXEC_EXIT_FAILURE;
+		}
+		vo.root_image = image.path;
+	}
 	vm_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
 
@@ -492,5 +516,6 @@ int cmd_exec(int argc, char **argv)
 	loop_lag_stop(&lag);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	image_info_free(&image);
 	return r.exit_code;
 }

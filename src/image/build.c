@@ -170,10 +170,12 @@ static int build_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorts the lines of list (NUL-terminated, "\n"-separated) in place. */
-static void build_sort_lines(char *text, size_t len)
+/* Sorts the lines of text ("\n"-separated, room for a terminator) in place
+ * and drops repeats: apt's simulation lists the essential set twice. Returns
+ * the number of distinct lines. */
+static size_t build_sort_lines(char *text, size_t len)
 {
-	size_t n = 0;
+	size_t n = 0, kept = 0;
 	for (size_t i = 0; i < len; i++)
 		n += text[i] == '\n';
 	char **lines = calloc(n + 1, sizeof(char *));
@@ -188,6 +190,9 @@ static void build_sort_lines(char *text, size_t len)
 	qsort(lines, k, sizeof(char *), build_cmp);
 	size_t at = 0;
 	for (size_t i = 0; i < k; i++) {
+		if (i > 0 && !strcmp(lines[i], lines[i - 1]))
+			continue;
+		kept++;
 		size_t l = strlen(lines[i]);
 		memcpy(text + at, lines[i], l);
 		text[at + l] = '\n';
@@ -197,6 +202,7 @@ static void build_sort_lines(char *text, size_t len)
 out:
 	free(lines);
 	free(copy);
+	return kept;
 }
 
 /* The id: every input, in a fixed order, hashed. */
@@ -298,6 +304,7 @@ static void build_on_built(void *ctx, int status, const char *tail)
 		return;
 	}
 	unlink(versions_path);
+	build_sort_lines(versions, vlen);
 	build_id(b, versions, id);
 	if (strcmp(id, b->id))
 		build_say(b, "the mirror changed during the build: stored under the id of what was installed");
@@ -367,7 +374,8 @@ static void build_on_resolved(void *ctx, int status, const char *tail)
 		return;
 	}
 	b->resolved.len--;
-	build_sort_lines((char *)b->resolved.data, b->resolved.len);
+	b->n_resolved = build_sort_lines((char *)b->resolved.data, b->resolved.len);
+	b->resolved.len = strlen((char *)b->resolved.data);
 	build_id(b, (const char *)b->resolved.data, b->id);
 	build_say(b, "resolve: %zu packages, id %.12s", b->n_resolved, b->id);
 	int rc = image_store_reuse(b->name, b->id, &info, &e);

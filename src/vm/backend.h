@@ -56,6 +56,8 @@ struct vm_backend_spec {
 	unsigned cpus, memory_mib;
 	enum vm_accel accel;
 	int tap_fd;                  /* fd number of the tap in the VMM, or -1 */
+	const char *root_image;      /* host path of a read-only root disk, or NULL */
+	const char *scratch_image;   /* host path of a writable scratch disk (in dir), or NULL */
 };
 
 /* A jailed launch, filled by plan. argv and binds point into this struct (store),

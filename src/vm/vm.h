@@ -50,6 +50,13 @@ struct vm_options {
 	const struct jail_net_allow *allow; /* borrowed */
 	size_t n_allow;
 	const struct vm_backend_ops *backend; /* NULL: QEMU */
+	/* Boot from this ext4 image (src/image) instead of the busybox initramfs's
+	 * own root: attached read-only, shared by every VM using it, under a
+	 * throwaway overlay. NULL: no image disk. */
+	const char *root_image;
+	/* With root_image: the overlay's writable layer is a fresh sparse disk of
+	 * this many MiB in the VM's directory instead of a tmpfs. 0: tmpfs. */
+	unsigned disk_mib;
 };
 
 struct vm_events {
