@@ -614,7 +614,9 @@ static int vm_make_scratch(struct vm *vm, struct err *e)
 	int fd = open(vm->scratch, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(e, -errno, "creating the scratch disk %s: %s", vm->scratch, strerror(errno));
-	int rc = ftruncate(fd, (off_t)vm->disk_mib << 20) < 0 ? -errno : 0;
+	/* The VMM runs as the VM's own unprivileged uid, as the directory. */
+	int rc = ftruncate(fd, (off_t)vm->disk_mib << 20) < 0 || fchown(fd, vm->names.uid, vm->names.gid) < 0
+			 ? -errno : 0;
 	close(fd);
 	if (rc < 0)
 		return err_set(e, rc, "sizing the scratch disk to %u MiB: %s", vm->disk_mib, strerror(-rc));
