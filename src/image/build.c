@@ -38,7 +38,7 @@ static const char build_hook[] =
 	"set -e\n"
 	"d=$(mktemp -d)\n"
 	"mount --bind \"$1\" \"$d\"\n"
-	"rm -rf \"$d\"/var/cache/apt/archives/*.deb \"$d\"/var/lib/apt/lists/*\n"
+	"rm -rf \"$d\"/var/cache/apt/archives/*.deb \"$d\"/var/lib/apt/lists/* \"$d\"/var/cache/apt/*.bin \"$d\"/var/log/*.log\n"
 	"mkdir -p \"$d/usr/lib/ironclaw\" \"$d/workspace\"\n"
 	"cp \"$IRONCLAW_HOOK_GUEST\" \"$d/usr/lib/ironclaw/ironclaw-guest\"\n"
 	"cp \"$IRONCLAW_HOOK_OVERLAY\" \"$d/usr/lib/ironclaw/overlay.ko\"\n"
@@ -218,6 +218,12 @@ static void build_id(struct image_build *b, const char *resolved, char id[IMAGE_
 		   b->suite, b->size_mib, pk ? pk : "", b->inject.guest_sha, b->inject.overlay_sha, hook_sha,
 		   resolved);
 	image_sha256_text((const char *)t.data, t.len, id);
+	if (getenv("IRONCLAW_IMAGE_ID_DUMP")) {
+		static int k;
+		char p[300];
+		snprintf(p, sizeof(p), "%s.%d", getenv("IRONCLAW_IMAGE_ID_DUMP"), k++);
+		io_write_file(p, t.data, t.len, 0644);
+	}
 	free(pk);
 	buf_free(&t);
 }
@@ -306,8 +312,6 @@ static void build_on_built(void *ctx, int status, const char *tail)
 	unlink(versions_path);
 	build_sort_lines(versions, vlen);
 	build_id(b, versions, id);
-	if (strcmp(id, b->id))
-		build_say(b, "the mirror changed during the build: stored under the id of what was installed");
 	json_t *meta = build_meta(b, versions);
 	free(versions);
 	int rc = image_store_publish(b->tmp, b->name, id, meta, &info, &e);
@@ -317,6 +321,8 @@ static void build_on_built(void *ctx, int status, const char *tail)
 		return;
 	}
 	b->tmp[0] = '\0';
+	if (strcmp(id, b->id))
+		image_store_key_set(b->id, id, NULL);
 	build_say(b, "done: %s, %.1f MiB, id %.12s", info.path, (double)info.bytes / 1048576.0, info.id);
 	build_finish(b, &info, NULL);
 	image_info_free(&info);
@@ -377,8 +383,11 @@ static void build_on_resolved(void *ctx, int status, const char *tail)
 	b->n_resolved = build_sort_lines((char *)b->resolved.data, b->resolved.len);
 	b->resolved.len = strlen((char *)b->resolved.data);
 	build_id(b, (const char *)b->resolved.data, b->id);
-	build_say(b, "resolve: %zu packages, id %.12s", b->n_resolved, b->id);
+	build_say(b, "resolve: %zu packages (key %.12s)", b->n_resolved, b->id);
+	char known[IMAGE_ID_HEX + 1];
 	int rc = image_store_reuse(b->name, b->id, &info, &e);
+	if (rc == -ENOENT && image_store_key_get(b->id, known) == 0)
+		rc = image_store_reuse(b->name, known, &info, &e);
 	if (rc == 0) {
 		build_say(b, "cached: %s (same inputs, nothing to build)", info.path);
 		build_finish(b, &info, NULL);

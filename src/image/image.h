@@ -78,6 +78,12 @@ int image_store_publish(const char *tmp_dir, const char *name, const char *id, j
 /* Points names/<name> at an id already in the store; fills info. 0 when the id
  * is there, -ENOENT when not (then build it). */
 int image_store_reuse(const char *name, const char *id, struct image_info *info, struct err *e);
+/* keys/<key> links a resolve-time key (the id computed from apt's simulation)
+ * to the id of what the build really installed: the simulation and the real
+ * run can pick different builds of a package (seen here: libssl3 ~deb12t2 vs
+ * ~deb12u2), and a rebuild must still find the image. */
+int image_store_key_get(const char *key, char id[IMAGE_ID_HEX + 1]);
+int image_store_key_set(const char *key, const char *id, struct err *e);
 /* A fresh working directory inside the store for a build (owned path in out). */
 int image_store_tmpdir(char *out, size_t len, struct err *e);
 /* Removes a working directory and what is in it (one level of files, plus

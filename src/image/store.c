@@ -268,11 +268,13 @@ int image_remove(const char *name, struct err *e)
 	return 0;
 }
 
-static int image_link_name(const char *store, const char *name, const char *id, struct err *e)
+/* sub/<name> -> ../ids/<id>, replaced atomically. */
+static int image_link_in(const char *store, const char *sub, const char *name, const char *id,
+			 struct err *e)
 {
 	char link[IMAGE_PATH_MAX + 200], tmp[IMAGE_PATH_MAX + 240], target[IMAGE_ID_HEX + 16];
-	snprintf(link, sizeof(link), "%s/names/%s", store, name);
-	snprintf(tmp, sizeof(tmp), "%s/names/.%s.%ld", store, name, (long)getpid());
+	snprintf(link, sizeof(link), "%s/%s/%s", store, sub, name);
+	snprintf(tmp, sizeof(tmp), "%s/%s/.%s.%ld", store, sub, name, (long)getpid());
 	snprintf(target, sizeof(target), "../ids/%s", id);
 	unlink(tmp);
 	if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
@@ -281,6 +283,34 @@ static int image_link_name(const char *store, const char *name, const char *id, 
 		return err_set(e, rc, "cannot name image %s: %s", name, strerror(-rc));
 	}
 	return 0;
+}
+
+static int image_link_name(const char *store, const char *name, const char *id, struct err *e)
+{
+	return image_link_in(store, "names", name, id, e);
+}
+
+int image_store_key_get(const char *key, char id[IMAGE_ID_HEX + 1])
+{
+	char store[IMAGE_PATH_MAX], name[IMAGE_ID_HEX + 16];
+	if (image_store_dir(store, sizeof(store), NULL) < 0)
+		return -ENOENT;
+	snprintf(name, sizeof(name), "../keys/%s", key);
+	/* image_name_id reads names/<x>: point it at keys/ through "..". */
+	return image_name_id(store, name, id);
+}
+
+int image_store_key_set(const char *key, const char *id, struct err *e)
+{
+	char store[IMAGE_PATH_MAX], dir[IMAGE_PATH_MAX + 16], name[IMAGE_ID_HEX + 8];
+	int rc;
+	if ((rc = image_store_dir(store, sizeof(store), e)) < 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s/keys", store);
+	if ((rc = image_mkdir(dir, e)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "%s", key);
+	return image_link_in(store, "keys", name, id, e);
 }
 
 int image_store_reuse(const char *name, const char *id, struct image_info *info, struct err *e)
