@@ -53,8 +53,11 @@ int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *
 		plan->binds[plan->n_binds++] = (struct jail_bind){ spec->root_image, VM_LAYOUT_ROOT_IMAGE, 0 };
 		qs.root_path = VM_LAYOUT_ROOT_IMAGE;
 	}
-	if (spec->scratch_image)
+	if (spec->scratch_image) {
 		qs.scratch_path = VM_LAYOUT_SCRATCH_IMAGE;
+		/* RLIMIT_FSIZE would stop QEMU's writes at the default 256 MiB. */
+		plan->fsize_max_bytes = (uint64_t)spec->scratch_mib << 20;
+	}
 	if (qemu_build_argv(&qs, plan->argv, plan->store, sizeof(plan->store)) < 0)
 		return err_set(e, -E2BIG, "QEMU command line too long");
 	plan->kvm_node = spec->accel == VM_ACCEL_KVM;

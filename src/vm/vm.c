@@ -514,6 +514,7 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 		.tap_fd = vm->net ? JAIL_TAP_FD : -1,
 		.root_image = vm->root_image[0] ? vm->root_image : NULL,
 		.scratch_image = vm->scratch[0] ? vm->scratch : NULL,
+		.scratch_mib = vm->disk_mib,
 	};
 	if ((rc = vm->ops->plan(&vm->bv, &spec, &vm->plan, e)) < 0)
 		return rc;

@@ -285,3 +285,15 @@ Test(image, inspect_ls_json)
 	cr_assert(strstr(r.out, IMG " ") && strstr(r.out, "git,python3-minimal"), "%s", r.out);
 	harness_result_free(&r);
 }
+
+/* The VMM's RLIMIT_FSIZE (256 MiB by default, for its serial log) is raised
+ * to the scratch disk's size: writes past 256 MiB of it reach the disk. */
+Test(image, a_scratch_disk_larger_than_256_mib_is_usable)
+{
+	struct run_result r;
+	exec_img(&r, (char *[]){ "--disk", "400", "--", "sh", "-c",
+		"dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null && sync && echo wrote; stat -c %s /big", NULL });
+	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+	cr_assert_str_eq(r.out, "wrote\n314572800\n", "%s", r.out);
+	harness_result_free(&r);
+}
