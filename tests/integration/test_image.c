@@ -292,8 +292,9 @@ Test(image, a_scratch_disk_larger_than_256_mib_is_usable)
 {
 	struct run_result r;
 	exec_img(&r, (char *[]){ "--disk", "400", "--", "sh", "-c",
-		"dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null && sync && echo wrote; stat -c %s /big", NULL });
+		"dd if=/dev/zero of=/big bs=1M count=300 conv=fsync 2>/dev/null && echo wrote; stat -c %s /big;"
+		"echo 3 >/proc/sys/vm/drop_caches; dd if=/big of=/dev/null bs=1M 2>/dev/null && echo read-back", NULL });
 	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
-	cr_assert_str_eq(r.out, "wrote\n314572800\n", "%s", r.out);
+	cr_assert_str_eq(r.out, "wrote\n314572800\nread-back\n", "%s", r.out);
 	harness_result_free(&r);
 }
