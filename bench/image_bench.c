@@ -145,7 +145,13 @@ int main(int argc, char **argv)
 		bb[i] = cold_exec_ms(argv[1], NULL);
 		im[i] = cold_exec_ms(argv[1], name);
 		if (bb[i] < 0 || im[i] < 0) {
-			fprintf(stderr, "image_bench: a cold exec failed\n");
+			fprintf(stderr, "image_bench: a cold exec %s failed (run %d); again with its stderr:\n",
+				bb[i] < 0 ? "on busybox" : "on the image", i);
+			char cmd[512];
+			snprintf(cmd, sizeof(cmd), "%s exec %s%s -- true", argv[1], bb[i] < 0 ? "" : "--image ",
+				 bb[i] < 0 ? "" : name);
+			if (system(cmd) != 0)
+				fprintf(stderr, "image_bench: failed again\n");
 			status = 1;
 			goto out;
 		}

@@ -11,6 +11,7 @@ APT_PACKAGES=(
 	libjansson-dev libcurl4-openssl-dev libseccomp-dev libnftables-dev libmnl-dev libuv1-dev
 	libcriterion-dev libarchive-dev libgit2-dev libssl-dev
 	nftables iproute2 netcat-openbsd procps
+	mmdebstrap uidmap e2fsprogs umoci skopeo
 )
 
 missing=()
