@@ -273,8 +273,8 @@ static void build_on_build_line(void *ctx, const char *line, size_t len)
 	(void)len;
 	if (!strncmp(line, "I: downloading packages", 23)) {
 		build_enter(b, PHASE_DOWNLOAD, NULL);
-	} else if ((p = strstr(line, "Need to get ")) && b->phase == PHASE_DOWNLOAD) {
-		/* apt runs twice (essential set, then the rest): both sizes show. */
+	} else if ((p = strstr(line, "Need to get ")) && b->phase >= PHASE_DOWNLOAD) {
+		/* apt downloads twice (the essential set, then the rest): both show. */
 		size_t n = strcspn(p + 12, " ");
 		char size[64];
 		snprintf(size, sizeof(size), "%.*s %.*s", (int)(n < 20 ? n : 20), p + 12, 2,
