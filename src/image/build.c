@@ -218,12 +218,6 @@ static void build_id(struct image_build *b, const char *resolved, char id[IMAGE_
 		   b->suite, b->size_mib, pk ? pk : "", b->inject.guest_sha, b->inject.overlay_sha, hook_sha,
 		   resolved);
 	image_sha256_text((const char *)t.data, t.len, id);
-	if (getenv("IRONCLAW_IMAGE_ID_DUMP")) {
-		static int k;
-		char p[300];
-		snprintf(p, sizeof(p), "%s.%d", getenv("IRONCLAW_IMAGE_ID_DUMP"), k++);
-		io_write_file(p, t.data, t.len, 0644);
-	}
 	free(pk);
 	buf_free(&t);
 }
