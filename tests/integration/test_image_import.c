@@ -190,3 +190,44 @@ Test(image_import, a_rebuild_with_the_same_inputs_reuses_the_cached_image)
 	harness_result_free(&r);
 	image_info_free(&before);
 }
+
+/* A build from nothing, in a store of its own (so no cache can answer):
+ * minbase only. The image boots, its metadata lists what apt resolved, `ls`
+ * and `inspect` show it, and `rm` removes the file with the last name. */
+Test(image_import, a_minbase_build_in_an_empty_store_boots)
+{
+	char store[128], ids[160];
+	snprintf(store, sizeof(store), "%s/store", dir);
+	setenv("IRONCLAW_IMAGES", store, 1);
+	struct run_result r;
+	cli(&r, (char *[]){ "image", "build", "mini", NULL });
+	cr_assert_eq(r.exit_code, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "resolve:") && strstr(r.err, "download") && strstr(r.err, "install") &&
+		  strstr(r.err, "pack:"), "a progress line per phase: %s", r.err);
+	harness_result_free(&r);
+	cli(&r, (char *[]){ "exec", "--image", "mini", "--", "sh", "-c", "cat /etc/debian_version | cut -d. -f1; ls /usr/lib/ironclaw", NULL });
+	cr_assert_eq(r.exit_code, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "12\nironclaw-guest\noverlay.ko\n");
+	harness_result_free(&r);
+	cli(&r, (char *[]){ "image", "inspect", "mini", NULL });
+	cr_assert_eq(r.exit_code, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "source    mmdebstrap") && strstr(r.out, "resolved:"), "%s", r.out);
+	harness_result_free(&r);
+	cli(&r, (char *[]){ "image", "ls", "--json", NULL });
+	json_t *a = json_loads(r.out, 0, NULL);
+	cr_assert_eq(json_array_size(a), 1, "%s", r.out);
+	cr_assert_geq(json_array_size(json_object_get(json_array_get(a, 0), "resolved")), 50);
+	json_decref(a);
+	harness_result_free(&r);
+	cli(&r, (char *[]){ "image", "rm", "mini", NULL });
+	cr_assert_eq(r.exit_code, 0, "%s", r.err);
+	harness_result_free(&r);
+	snprintf(ids, sizeof(ids), "rmdir %s/ids && echo empty", store);
+	sh(&r, ids);
+	cr_assert_str_eq(r.out, "empty\n", "the image file stayed: %s", r.err);
+	harness_result_free(&r);
+	cli(&r, (char *[]){ "image", "--help", NULL });
+	cr_assert_eq(r.exit_code, 0);
+	cr_assert(strstr(r.out, "image build NAME"));
+	harness_result_free(&r);
+}
