@@ -86,8 +86,9 @@ int image_store_key_get(const char *key, char id[IMAGE_ID_HEX + 1]);
 int image_store_key_set(const char *key, const char *id, struct err *e);
 /* A fresh working directory inside the store for a build (owned path in out). */
 int image_store_tmpdir(char *out, size_t len, struct err *e);
-/* Removes a working directory and what is in it (one level of files, plus
- * a rootfs/ tree for imports, via the thread pool's caller; blocking). */
+/* Removes a working directory and what is in it. Blocking, but small by
+ * then: the helper processes remove their own large trees (an unpacked OCI
+ * bundle) before they exit, so only a few files are left here. */
 void image_store_rmtree(const char *dir);
 
 /* ---- check.c ---- */

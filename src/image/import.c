@@ -22,6 +22,9 @@
 static const char import_script[] =
 	"set -e\n"
 	"src=$1 tmp=$2\n"
+	/* The unpacked tree can be large: it goes here, in the child, whatever
+	 * happens, not in a loop callback of the parent. */
+	"trap 'rm -rf \"$tmp/bundle\" \"$tmp/oci\"' EXIT\n"
 	"if [ -f \"$src\" ]; then\n"
 	"  echo 'I: ironclaw: converting the docker archive with skopeo'\n"
 	"  skopeo copy -q \"docker-archive:$src\" \"oci:$tmp/oci:latest\"\n"
@@ -39,8 +42,7 @@ static const char import_script[] =
 	"s=$(du -sm \"$r\" | cut -f1)\n"
 	"size=$((s + s / 4 + 64))\n"
 	"echo \"I: ironclaw: packing $s MiB into a $size MiB ext4 image\"\n"
-	"mkfs.ext4 -q -F -L ironclaw -d \"$r\" \"$tmp/rootfs.ext4\" \"${size}M\"\n"
-	"rm -rf \"$tmp/bundle\" \"$tmp/oci\"\n";
+	"mkfs.ext4 -q -F -L ironclaw -d \"$r\" \"$tmp/rootfs.ext4\" \"${size}M\"\n";
 
 struct image_import {
 	uv_loop_t *loop;
