@@ -139,9 +139,8 @@ static int build_diagnose(struct image_build *b, const char *what, int status, c
 			return err_set(e, -EHOSTUNREACH,
 				       "cannot reach the Debian mirror named in %s (hint: check the network and that file's URIs; `apt-get update` shows the same error): %.300s",
 				       b->sources, strstr(tail, unreachable[i]));
-	const char *last = tail + strlen(tail);
-	while (last > tail && last - tail < 400 && last[-1])
-		last--;
+	size_t tl = strlen(tail);
+	const char *last = tl > 400 ? tail + tl - 400 : tail;
 	if (status < 0)
 		return err_set(e, status, "%s could not start", what);
 	return err_set(e, -EIO, "%s failed (exit %d): %s", what, status, last);

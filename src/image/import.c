@@ -84,9 +84,8 @@ static void import_on_exit(void *ctx, int status, const char *tail)
 	char *index = NULL;
 	size_t len = 0;
 	if (status != 0) {
-		const char *last = tail + strlen(tail);
-		while (last > tail && tail + strlen(tail) - last < 500)
-			last--;
+		size_t tl = strlen(tail);
+		const char *last = tl > 500 ? tail + tl - 500 : tail;
 		err_set(&e, -EIO, "importing %s failed (hint: PATH is an OCI layout directory, DIR:TAG, or a `docker save` tar): %s",
 			im->src, last);
 		import_finish(im, NULL, &e);
