@@ -64,11 +64,21 @@ static void proc_emit(struct proc_stream *s)
 	s->len = 0;
 }
 
-static void proc_on_closed(uv_handle_t *h)
+static void proc_release(struct image_proc *p)
 {
-	struct image_proc *p = h->data;
 	if (--p->open_handles == 0)
 		free(p);
+}
+
+static void proc_on_closed(uv_handle_t *h)
+{
+	proc_release(h->data);
+}
+
+/* A pipe's data is its stream, not the process. */
+static void proc_on_pipe_closed(uv_handle_t *h)
+{
+	proc_release(((struct proc_stream *)h->data)->p);
 }
 
 static void proc_maybe_done(struct image_proc *p)
@@ -97,7 +107,7 @@ static void proc_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (n < 0) {
 		if (s->len)
 			proc_emit(s);
-		uv_close((uv_handle_t *)st, proc_on_closed);
+		uv_close((uv_handle_t *)st, proc_on_pipe_closed);
 		s->p->streams_open--;
 		proc_maybe_done(s->p);
 		return;
@@ -162,8 +172,8 @@ int image_proc_start(uv_loop_t *loop, char *const argv[], char *const env[], ima
 	if (rc < 0) {
 		/* libuv initialises the process handle even when the spawn fails. */
 		uv_close((uv_handle_t *)&p->proc, proc_on_closed);
-		uv_close((uv_handle_t *)&p->out.pipe, proc_on_closed);
-		uv_close((uv_handle_t *)&p->err.pipe, proc_on_closed);
+		uv_close((uv_handle_t *)&p->out.pipe, proc_on_pipe_closed);
+		uv_close((uv_handle_t *)&p->err.pipe, proc_on_pipe_closed);
 		if (rc == -ENOENT)
 			return err_set(e, rc, "%s not found (hint: run `make deps`, it installs mmdebstrap, umoci, skopeo and e2fsprogs)",
 				       argv[0]);
