@@ -4,6 +4,8 @@
 #   make                 host CLI + guest agent
 #   make SANITIZE=address,undefined   the same with sanitizers (into build/san-*)
 #   make image           default guest image (kernel + initramfs) under build/image
+#   make image-dev       the development image `dev` (python3, git, make, gcc, curl)
+#   make image-test      the tests' small image (minbase + python3-minimal + git)
 #   make check           every test: sanitized unit tests, then all tests with coverage
 #   make coverage        line coverage with gcovr, compared to coverage-baseline.txt
 #   make bench           benchmarks (ratios against baselines measured in the same run)
@@ -58,7 +60,7 @@ INTEG_LIB_SRC := $(wildcard tests/integration/lib/*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_SRC))
 
-.PHONY: all clean check unit-tests integration-tests tests image coverage bench fuzz deps demo
+.PHONY: all clean check unit-tests integration-tests tests image image-dev image-test coverage bench fuzz deps demo
 
 all: $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
 
@@ -128,10 +130,19 @@ tests: unit-tests integration-tests
 image: build/ironclaw-guest
 	bash image/build.sh
 
+# Debian images (src/image). Content-addressed: with unchanged inputs these only
+# re-resolve the package versions (about 4 s) and reuse the cached file.
+# The tests' image lives in build/images, so CI caches it with the build tree.
+IMAGES_DIR ?= $(CURDIR)/build/images
+image-test: all image
+	IRONCLAW_IMAGES=$(IMAGES_DIR) $(BUILD)/ironclaw image build ci-small --packages python3-minimal,git
+image-dev: all image
+	$(BUILD)/ironclaw image build dev
+
 # The README's test command. Sanitized unit tests first (fast, catch memory bugs),
 # then every test against a coverage build, then the coverage gate.
 check:
-	$(MAKE) all image
+	$(MAKE) all image image-test
 	$(MAKE) SANITIZE=address,undefined unit-tests
 	$(MAKE) COVERAGE=1 tests
 	bash tests/run.sh

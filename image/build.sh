@@ -5,6 +5,10 @@
 #                               QEMU boots it without the ~1 s TCG decompression
 #   build/image/initramfs.cpio  uncompressed newc: /init (= ironclaw-guest),
 #                               busybox-static and the virtio/vsock modules
+#   build/image/modules/        modules outside the initramfs: overlay.ko, which
+#                               `ironclaw image build` injects into Debian images
+#                               (only an image boot needs it: the busybox boot
+#                               stays as small as before)
 #   build/image/manifest.json   versions and hashes of every input and output
 # The kernel .deb is fetched with `apt-get download` into build/image/cache and is
 # never installed on the host. Rebuilds only when an input's hash changes.
@@ -86,6 +90,7 @@ script_sha=$(cat "$ROOT"/image/*.sh | sha256sum | cut -d' ' -f1)
 input_hash=$(printf '%s\n' "$deb_sha" "$busybox_sha" "$guest_sha" "$script_sha" "${WANT_MODULES[*]}" |
 	sha256sum | cut -d' ' -f1)
 if [ -s "$OUT/manifest.json" ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/vmlinux" ] &&
+	[ -s "$OUT/modules/overlay.ko" ] &&
 	[ -s "$OUT/initramfs.cpio" ] && grep -q "\"input_hash\": \"$input_hash\"" "$OUT/manifest.json"; then
 	say "up to date ($pkg $ver)"
 	exit 0
@@ -183,7 +188,20 @@ cp "$work/deb/boot/vmlinuz-$kver" "$work/vmlinuz"
 bash "$ROOT/image/extract-vmlinux.sh" "$work/vmlinuz" "$work/vmlinux" ||
 	die "could not extract vmlinux from vmlinuz-$kver"
 
+# --- 5b. Modules for image boots (loaded from the image, not the initramfs) ---
+overlay_src=$moddir/${mod_path[overlay]:-}
+[ -n "${mod_path[overlay]:-}" ] || die "module overlay not found in $kver"
+case "$overlay_src" in
+*.ko) cp "$overlay_src" "$work/overlay.ko" ;;
+*.ko.xz) xz -dc "$overlay_src" >"$work/overlay.ko" ;;
+*.ko.zst) zstd -q -dc "$overlay_src" >"$work/overlay.ko" ;;
+*) die "unknown module format: $overlay_src" ;;
+esac
+bash "$ROOT/image/strip-module-sig.sh" "$work/overlay.ko"
+
 # --- 6. Publish atomically and write the manifest ---------------------------
+mkdir -p "$OUT/modules"
+mv -f "$work/overlay.ko" "$OUT/modules/overlay.ko"
 for f in vmlinuz vmlinux initramfs.cpio; do mv -f "$work/$f" "$OUT/$f"; done
 mods_json=
 for m in "${order[@]}"; do mods_json+="{\"name\": \"$m\", \"load\": \"${mod_tag[$m]}\"},"; done
@@ -202,6 +220,7 @@ cat >"$OUT/manifest.json.tmp" <<EOF
   "vmlinuz_sha256": "$(sha "$OUT/vmlinuz")",
   "vmlinux_sha256": "$(sha "$OUT/vmlinux")",
   "initramfs_sha256": "$(sha "$OUT/initramfs.cpio")",
+  "overlay_ko_sha256": "$(sha "$OUT/modules/overlay.ko")",
   "initramfs_files": $nfiles,
   "initramfs_bytes": $size
 }

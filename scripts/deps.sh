@@ -12,6 +12,7 @@ APT_PACKAGES=(
 	libcriterion-dev libarchive-dev libgit2-dev libssl-dev
 	nftables iproute2 netcat-openbsd procps
 	curl jq
+	mmdebstrap uidmap e2fsprogs umoci skopeo
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "loop/loop.h"
 #include "vm/template.h"
+#include "image/image.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -51,6 +52,8 @@ const struct option cmd_exec_options[] = {
 	{ "net", required_argument, NULL, 'n' },
 	{ "initrd", required_argument, NULL, 'r' },
 	{ "no-snapshot", no_argument, NULL, 'S' },
+	{ "image", required_argument, NULL, 'I' },
+	{ "disk", required_argument, NULL, 'D' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -105,8 +108,13 @@ static void exec_usage(FILE *f)
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
 		"  --no-snapshot       boot cold even when a template exists for this shape\n"
-		"                      (`ironclaw snapshot create`); VMs with --net always\n"
-		"                      boot cold\n"
+		"                      (`ironclaw snapshot create`); VMs with --net or --image\n"
+		"                      always boot cold\n"
+		"  --image NAME        boot the Debian image NAME (`ironclaw image ls`), or an\n"
+		"                      ext4 image file given by path; read-only, writes go to a\n"
+		"                      throwaway layer in RAM (default: the busybox initramfs)\n"
+		"  --disk MiB          with --image: the throwaway layer is a scratch disk of\n"
+		"                      this size instead of RAM\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -416,6 +424,8 @@ int cmd_exec(int argc, char **argv)
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c, no_snapshot = 0;
+	const char *image_ref = NULL;
+	struct image_info image = { 0 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, cmd_exec_shortopts, cmd_exec_options, NULL)) != -1) {
 		switch (c) {
@@ -475,6 +485,13 @@ int cmd_exec(int argc, char **argv)
 		case 'S':
 			no_snapshot = 1;
 			break;
+		case 'I':
+			image_ref = optarg;
+			break;
+		case 'D':
+			if (cli_parse_uint("exec", "--disk", optarg, 16, 1u << 20, &vo.disk_mib) < 0)
+				return EXEC_EXIT_FAILURE;
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -499,6 +516,13 @@ int cmd_exec(int argc, char **argv)
 		return EXEC_EXIT_FAILURE;
 	}
 	struct err e = { 0 };
+	if (image_ref) {
+		if (image_lookup(image_ref, &image, &e) < 0) {
+			fprintf(stderr, "ironclaw exec: %s\n", e.msg);
+			return EXEC_EXIT_FAILURE;
+		}
+		vo.root_image = image.path;
+	}
 	vm_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
 
@@ -520,7 +544,9 @@ int cmd_exec(int argc, char **argv)
 
 	r.vo = &vo;
 	struct vm_template tpl;
-	if (!no_snapshot && !vo.net) {
+	if (!no_snapshot && !vo.net && !vo.root_image) {
+		/* Templates cover the busybox initramfs's shapes only, so far: an
+		 * image VM (its disk and overlay are part of the state) boots cold. */
 		/* Before the loop runs: hashing the state blocks nothing yet. */
 		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
@@ -544,5 +570,6 @@ int cmd_exec(int argc, char **argv)
 	loop_lag_stop(&lag);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	image_info_free(&image);
 	return r.exit_code;
 }

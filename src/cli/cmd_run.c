@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "cli/commands.h"
+#include "image/image.h"
 #include "mcp/mcp.h"
 
 #define RUN_TASK_MAX (64u * 1024)
@@ -41,6 +42,8 @@ const struct option cmd_run_options[] = {
 	{ "runs-dir", required_argument, NULL, 'R' },
 	{ "no-stream", no_argument, NULL, 'S' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "image", required_argument, NULL, 'I' },
+	{ "disk", required_argument, NULL, 'D' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -70,6 +73,9 @@ static void run_usage(FILE *f)
 		"                      default: every server in the config file)\n"
 		"  --net allow=CIDR[:PORT],...   the VM's network allowlist (default: none)\n"
 		"  --cpus N, --memory MiB        the VM's shape\n"
+		"  --image NAME        the VM's userland: a Debian image (`ironclaw image ls`);\n"
+		"                      default: the config's \"image\", else the busybox image\n"
+		"  --disk MiB          with an image: writes go to a scratch disk, not RAM\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
 		"  --runs-dir DIR      where run logs and undo data go\n"
 		"  --json              print one JSON object at the end (answer, steps, changes,\n"
@@ -171,6 +177,8 @@ int cmd_run(int argc, char **argv)
 	size_t n_mcp = 0, n_ex = 0;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	int no_stream = 0;
+	const char *image_ref = NULL;
+	struct image_info image = { 0 };
 	unsigned u;
 	struct err e = { 0 };
 	int ch;
@@ -230,6 +238,11 @@ int cmd_run(int argc, char **argv)
 		case 'R': o.runs_dir = optarg; break;
 		case 'S': no_stream = 1; break;
 		case 'j': o.json = 1; break;
+		case 'I': image_ref = optarg; break;
+		case 'D':
+			if (cli_parse_uint("run", "--disk", optarg, 16, 1u << 20, &o.vm.disk_mib) < 0)
+				return AGENT_USAGE;
+			break;
 		case 'h': run_usage(stdout); return 0;
 		default:
 			fprintf(stderr, "ironclaw run: see `ironclaw run --help`\n");
@@ -320,6 +333,20 @@ int cmd_run(int argc, char **argv)
 	o.excludes = excludes;
 	o.n_excludes = n_ex;
 	o.progress = stderr;
+	/* The VM's userland: --image, else the config's "image", else the
+	 * busybox initramfs, with a word that a richer one exists. */
+	if (!image_ref)
+		image_ref = json_string_value(json_object_get(mc.root, "image"));
+	if (image_ref) {
+		if (image_lookup(image_ref, &image, &e) < 0) {
+			fprintf(stderr, "ironclaw run: %s\n", e.msg);
+			goto out;
+		}
+		o.vm.root_image = image.path;
+	} else if (!o.json) {
+		fprintf(stderr, "ironclaw run: the VM runs the small busybox image (no python3, git or compiler; "
+			"hint: `ironclaw image build dev`, then --image dev or \"image\": \"dev\" in the config)\n");
+	}
 
 	vm_gc(&e);   /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
@@ -342,6 +369,7 @@ int cmd_run(int argc, char **argv)
 	uv_loop_close(&loop);
 	rc = outcome.code;
 out:
+	image_info_free(&image);
 	json_decref(mc.root);
 	free(cfg_path);
 	return rc;

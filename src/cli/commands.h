@@ -34,6 +34,7 @@ int cmd_undo(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 extern const struct option cmd_exec_options[];
 extern const char cmd_exec_shortopts[];

@@ -25,6 +25,7 @@ static const struct cli_command cli_commands[] = {
 	  cmd_runs_options, cmd_runs_shortopts },
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
 	  NULL, NULL },
+	{ "image", "build, import, list and remove guest images (Debian userlands for --image)", cmd_image, NULL, NULL },
 	{ "undo", "put back the workspace files an applied run changed", cmd_undo, NULL, NULL },
 	{ "snapshot", "VM templates that exec restores instead of booting: create, ls, rm, prune", cmd_snapshot, NULL, NULL },
 };

@@ -1,7 +1,8 @@
 /* PID 1 duties before the agent serves the host: the filesystems every command
  * expects, the virtio modules (the cloud kernel builds them as modules), the
  * hostname and, when the host asks for it on the kernel command line, a static
- * network address (options: cmdline.c). This replaces a shell /init: no fork
+ * network address (options: cmdline.c), and the switch to an image root
+ * (root.c). This replaces a shell /init: no fork
  * per step, no sleeps, no udev (devtmpfs creates the device nodes). */
 #include "guest/guest.h"
 
@@ -222,5 +223,8 @@ void guest_boot_init(struct guest_boot_opts *o)
 	if (sethostname(GUEST_HOSTNAME, strlen(GUEST_HOSTNAME)) < 0)
 		log_error("sethostname: %s", strerror(errno));
 	guest_boot_loopback();
+	/* Before the root switch: it uses the initramfs's busybox ip. */
 	guest_boot_network(o);
+	if (o->root)
+		guest_boot_root(o);
 }

@@ -4,7 +4,9 @@
  *
  *   ironclaw.poweroff=1          power off right after the mounts (boot bench)
  *   ironclaw.ip=ADDR/PREFIX      configure eth0 with busybox ip
- *   ironclaw.gw=ADDR             default route through ADDR */
+ *   ironclaw.gw=ADDR             default route through ADDR
+ *   ironclaw.root=1              switch root to the image disk (boot.c)
+ *   ironclaw.scratch=1           its writable layer is the scratch disk */
 #include "guest/guest.h"
 
 #include <errno.h>
@@ -50,6 +52,10 @@ int guest_boot_parse_cmdline(const char *cmdline, struct guest_boot_opts *o)
 		}
 		if (guest_boot_opt(p, len, "ironclaw.poweroff=", flag, sizeof(flag)) > 0)
 			o->poweroff = !strcmp(flag, "1");
+		if (guest_boot_opt(p, len, "ironclaw.root=", flag, sizeof(flag)) > 0)
+			o->root = !strcmp(flag, "1");
+		if (guest_boot_opt(p, len, "ironclaw.scratch=", flag, sizeof(flag)) > 0)
+			o->scratch = !strcmp(flag, "1");
 		if (guest_boot_opt(p, len, "ironclaw.ip=", o->ip, sizeof(o->ip)) < 0 ||
 		    guest_boot_opt(p, len, "ironclaw.gw=", o->gw, sizeof(o->gw)) < 0)
 			return -EINVAL;

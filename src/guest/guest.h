@@ -184,9 +184,14 @@ struct guest_boot_opts {
 	int poweroff;        /* ironclaw.poweroff=1 */
 	char ip[64];         /* ironclaw.ip=ADDR/PREFIX */
 	char gw[64];         /* ironclaw.gw=ADDR */
+	int root;            /* ironclaw.root=1: boot from the read-only image disk */
+	int scratch;         /* ironclaw.scratch=1: the writable layer is a scratch disk */
 };
 int guest_boot_parse_cmdline(const char *cmdline, struct guest_boot_opts *o);
 void guest_boot_init(struct guest_boot_opts *o);
+/* ironclaw.root=1: makes an overlay on the image disk the root (root.c);
+ * powers off with a console message when it cannot. */
+void guest_boot_root(const struct guest_boot_opts *o);
 /* Syncs and powers the VM off; never returns. */
 void guest_boot_poweroff(void) __attribute__((noreturn));
 

@@ -132,6 +132,7 @@ struct jail_config {
 	int kvm_node;                   /* make a /dev/kvm node owned by the VMM's uid */
 	uint64_t memory_max_bytes;      /* 0 = no memory limit */
 	unsigned cpu_percent;           /* of one CPU; 0 = no CPU limit */
+	uint64_t fsize_max_bytes;       /* RLIMIT_FSIZE; 0 = the default (256 MiB, for the serial log) */
 	unsigned pids_max;              /* 0 = default (JAIL_PIDS_DEFAULT) */
 	int stdin_fd, stdout_fd, stderr_fd;  /* dup'ed onto 0,1,2; -1 = /dev/null */
 	const int *pass_fds;            /* kept open in the VMM after the tap fd, in order */

@@ -270,7 +270,7 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	ch->uid = n->uid;
 	ch->gid = n->gid;
 	ch->nofile = JAIL_NOFILE;
-	ch->fsize = JAIL_FSIZE;
+	ch->fsize = c->fsize_max_bytes > JAIL_FSIZE ? c->fsize_max_bytes : JAIL_FSIZE;
 	ch->sync_fd = s->sync_p[0];
 	ch->err_fd = s->err_p[1];
 	if (snprintf(ch->stage, sizeof(ch->stage), "%s", jail_stage_dir()) >= (int)sizeof(ch->stage))

@@ -57,6 +57,9 @@ struct vm_backend_spec {
 	enum vm_accel accel;
 	int tap_fd;                  /* fd number of the tap in the VMM, or -1 */
 	int restore;                 /* the VMM waits for a saved state (snapshot_load) */
+	const char *root_image;      /* host path of a read-only root disk, or NULL */
+	const char *scratch_image;   /* host path of a writable scratch disk (in dir), or NULL */
+	unsigned scratch_mib;        /* its size */
 };
 
 /* A jailed launch, filled by plan. argv and binds point into this struct (store),
@@ -70,6 +73,7 @@ struct vm_launch_plan {
 	int kvm_node;                /* the VMM needs /dev/kvm */
 	uint64_t memory_max_bytes;
 	unsigned cpu_percent;
+	uint64_t fsize_max_bytes;    /* the largest file the VMM writes (a scratch disk); 0: default */
 };
 
 /* The backend-neutral view of one VM that ops receive. */

@@ -209,6 +209,7 @@ void vm_launch_config(const struct vm_launch_plan *plan, const struct jail_names
 		.kvm_node = plan->kvm_node,
 		.memory_max_bytes = plan->memory_max_bytes,
 		.cpu_percent = plan->cpu_percent,
+		.fsize_max_bytes = plan->fsize_max_bytes,
 		.stdin_fd = -1,
 		.stdout_fd = -1,
 		.stderr_fd = -1,

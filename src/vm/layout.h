@@ -8,6 +8,11 @@
 #include "vm/qemu.h"
 
 #define VM_LAYOUT_BINDS 3
+/* Where an image disk appears in the jail (bound read-only), and the scratch
+ * disk (a file in the per-VM directory, which is /run/vm there). */
+#define VM_LAYOUT_ROOT_IMAGE "/vm/root.img"
+#define VM_LAYOUT_SCRATCH_IMAGE "/run/vm/scratch.img"
+#define VM_LAYOUT_SCRATCH_FILE "scratch.img"
 
 /* Points the spec's kernel, initrd, console, channel and QMP paths into the
  * jail and fills binds (borrowing kernel, initrd and vm_dir: the host's

@@ -90,6 +90,21 @@ int qemu_build_argv(const struct qemu_spec *s, char **argv, char *storage, size_
 	arg_add(&b, "virtserialport,chardev=ch0,name=org.ironclaw.0");
 	arg_add(&b, "-qmp");
 	arg_add(&b, "unix:%s,server=on,wait=off", s->qmp_path);
+	/* Disks carry serials: the guest finds them by serial (src/guest/root.c),
+	 * not by probe order. readonly=on makes QEMU open the image O_RDONLY and
+	 * refuse guest writes, and takes a shared lock, so VMs share one file. */
+	if (s->root_path) {
+		arg_add(&b, "-drive");
+		arg_add(&b, "file=%s,if=none,id=root,format=raw,readonly=on", s->root_path);
+		arg_add(&b, "-device");
+		arg_add(&b, "virtio-blk-device,drive=root,serial=ironclaw-root");
+	}
+	if (s->scratch_path) {
+		arg_add(&b, "-drive");
+		arg_add(&b, "file=%s,if=none,id=scratch,format=raw,discard=unmap", s->scratch_path);
+		arg_add(&b, "-device");
+		arg_add(&b, "virtio-blk-device,drive=scratch,serial=ironclaw-scratch");
+	}
 	if (s->tap_fd >= 0) {
 		arg_add(&b, "-netdev");
 		arg_add(&b, "tap,id=n0,fd=%d", s->tap_fd);

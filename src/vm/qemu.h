@@ -22,6 +22,8 @@ struct qemu_spec {
 	const char *channel_path;   /* Unix socket for the virtio-serial port */
 	const char *qmp_path;       /* Unix socket for QMP */
 	int tap_fd;                 /* >= 0: a tap device for virtio-net */
+	const char *root_path;      /* read-only virtio-blk root image, or NULL */
+	const char *scratch_path;   /* writable virtio-blk scratch disk, or NULL */
 };
 
 /* Fills argv (NULL-terminated) with pointers into storage (strings built there).

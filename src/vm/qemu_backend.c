@@ -22,7 +22,7 @@
 #include "vm/snapshot_qemu.h"
 #include "vm/unix_connect.h"
 
-_Static_assert(VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX <= VM_PLAN_BINDS_MAX, "plan binds");
+_Static_assert(VM_LAYOUT_BINDS + QEMU_FIRMWARE_BINDS_MAX + 1 <= VM_PLAN_BINDS_MAX, "plan binds");
 
 /* Guest RAM plus what QEMU itself needs (TCG's translation cache, device state). */
 #define QEMU_VMM_OVERHEAD_MIB 384
@@ -54,6 +54,18 @@ int qemu_plan_launch(const struct vm_backend_spec *spec, struct vm_launch_plan *
 	vm_layout_apply(&qs, plan->binds, spec->kernel, spec->initrd, spec->dir);
 	plan->n_binds = VM_LAYOUT_BINDS;
 	plan->n_binds += qemu_firmware_binds(plan->binds + plan->n_binds);
+	/* The image is bound read-only: even a VMM that ignored readonly=on
+	 * could not write it. The scratch disk lives in the VM's own directory
+	 * (/run/vm, already writable), so it needs no bind of its own. */
+	if (spec->root_image) {
+		plan->binds[plan->n_binds++] = (struct jail_bind){ spec->root_image, VM_LAYOUT_ROOT_IMAGE, 0 };
+		qs.root_path = VM_LAYOUT_ROOT_IMAGE;
+	}
+	if (spec->scratch_image) {
+		qs.scratch_path = VM_LAYOUT_SCRATCH_IMAGE;
+		/* RLIMIT_FSIZE would stop QEMU's writes at the default 256 MiB. */
+		plan->fsize_max_bytes = (uint64_t)spec->scratch_mib << 20;
+	}
 	if (qemu_build_argv(&qs, plan->argv, plan->store, sizeof(plan->store)) < 0)
 		return err_set(e, -E2BIG, "QEMU command line too long");
 	plan->kvm_node = spec->accel == VM_ACCEL_KVM;

@@ -148,6 +148,10 @@ static const struct qemu_secpol_entry secpol_entries[] = {
 	ALLOW("fdatasync", SECPOL_ALL, "not in the trace; block backends flush"),
 	ALLOW("fsync", SECPOL_ALL, "not in the trace; as fdatasync"),
 	ALLOW("umask", SECPOL_ALL, "not in the trace; GLib and QEMU set it before creating sockets"),
+	/* --- block devices: an image disk (read-only) and a scratch disk ---- */
+	ALLOW("preadv", SECPOL_ALL, "virtio-blk reads of an image or scratch disk (the raw file backend's aio=threads path)"),
+	ALLOW("pwritev", SECPOL_ALL, "virtio-blk writes to the scratch disk (the image is opened O_RDONLY)"),
+	ALLOW("fallocate", SECPOL_ALL, "discard=unmap on the scratch disk punches holes, so host disk use shrinks again"),
 
 	/* --- sockets: only AF_UNIX (QMP, the guest channel) --------------- */
 	ARG_EQ("socket", SECPOL_ALL, 0, AF_UNIX, "QMP and the channel are Unix sockets; any other family (AF_INET, AF_NETLINK, ...) kills"),

@@ -15,6 +15,7 @@
 #include "vm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "vm/image.h"
 #include "vm/launch.h"
 #include "vm/snapshot.h"
+#include "vm/layout.h"
 
 #define VM_SHUTDOWN_GRACE_MS 2000
 #define VM_QUIT_GRACE_MS 1000
@@ -52,6 +54,9 @@ struct vm {
 	const char *dir;        /* host path of the per-VM directory (names.dir) */
 	char console_path[300];
 	struct vm_image img;
+	char root_image[4200];  /* the image disk (vm_options.root_image), or "" */
+	char scratch[340];      /* the scratch disk in the VM's directory, or "" */
+	unsigned disk_mib;
 	char cmdline[1024];
 	unsigned cpus, memory_mib, boot_timeout_ms;
 	int progress;
@@ -577,6 +582,9 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 		.memory_mib = vm->memory_mib, .accel = accel->accel,
 		.tap_fd = vm->net ? JAIL_TAP_FD : -1,
 		.restore = vm->restore_from[0] != '\0',
+		.root_image = vm->root_image[0] ? vm->root_image : NULL,
+		.scratch_image = vm->scratch[0] ? vm->scratch : NULL,
+		.scratch_mib = vm->disk_mib,
 	};
 	if ((rc = vm->ops->plan(&vm->bv, &spec, &vm->plan, e)) < 0)
 		return rc;
@@ -658,6 +666,40 @@ static int vm_copy_options(struct vm *vm, const struct vm_options *o, struct err
 	if (o->n_allow)
 		memcpy(vm->allow, o->allow, o->n_allow * sizeof(*o->allow));
 	snprintf(vm->cmdline, sizeof(vm->cmdline), "%s", o->cmdline_extra ? o->cmdline_extra : "");
+	if (o->root_image) {
+		if (strlen(o->root_image) >= sizeof(vm->root_image))
+			return err_set(e, -ENAMETOOLONG, "image path too long");
+		snprintf(vm->root_image, sizeof(vm->root_image), "%s", o->root_image);
+		vm->disk_mib = o->disk_mib;
+		/* The guest switches root to the image (src/guest/root.c). */
+		size_t n = strlen(vm->cmdline);
+		snprintf(vm->cmdline + n, sizeof(vm->cmdline) - n, "%sironclaw.root=1%s", n ? " " : "",
+			 o->disk_mib ? " ironclaw.scratch=1" : "");
+	} else if (o->disk_mib) {
+		return err_set(e, -EINVAL, "a scratch disk (--disk) needs an image (--image NAME)");
+	}
+	return 0;
+}
+
+/* A sparse file: the scratch disk costs host disk only for what the guest
+ * writes, and never more than disk_mib. It lives in the VM's directory, so
+ * the jail's teardown removes it with the rest. */
+static int vm_make_scratch(struct vm *vm, struct err *e)
+{
+	if (!vm->disk_mib)
+		return 0;
+	if ((size_t)snprintf(vm->scratch, sizeof(vm->scratch), "%s/%s", vm->dir, VM_LAYOUT_SCRATCH_FILE) >=
+	    sizeof(vm->scratch))
+		return err_set(e, -ENAMETOOLONG, "VM directory path too long");
+	int fd = open(vm->scratch, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, -errno, "creating the scratch disk %s: %s", vm->scratch, strerror(errno));
+	/* The VMM runs as the VM's own unprivileged uid, as the directory. */
+	int rc = ftruncate(fd, (off_t)vm->disk_mib << 20) < 0 || fchown(fd, vm->names.uid, vm->names.gid) < 0
+			 ? -errno : 0;
+	close(fd);
+	if (rc < 0)
+		return err_set(e, rc, "sizing the scratch disk to %u MiB: %s", vm->disk_mib, strerror(-rc));
 	return 0;
 }
 
@@ -685,6 +727,10 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 	    (rc = jail_prepare_dir(&vm->names, e)) < 0)
 		goto fail;
 	vm->dir = vm->names.dir;
+	if ((rc = vm_make_scratch(vm, e)) < 0) {
+		rmdir(vm->dir);
+		goto fail;
+	}
 	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
 	vm->bv = (struct vm_backend_vm){ .loop = loop, .id = vm->id, .dir = vm->dir, .state = state };
 	uv_timer_init(loop, &vm->boot_timer);

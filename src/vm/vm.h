@@ -56,6 +56,13 @@ struct vm_options {
 	 * part of the state). The clone gets fresh identity before `ready`:
 	 * entropy, clock, hostname and VM id (vm.identity). */
 	const char *restore_from;
+	/* Boot from this ext4 image (src/image) instead of the busybox initramfs's
+	 * own root: attached read-only, shared by every VM using it, under a
+	 * throwaway overlay. NULL: no image disk. */
+	const char *root_image;
+	/* With root_image: the overlay's writable layer is a fresh sparse disk of
+	 * this many MiB in the VM's directory instead of a tmpfs. 0: tmpfs. */
+	unsigned disk_mib;
 };
 
 struct vm_events {
