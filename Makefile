@@ -27,6 +27,8 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -D_GNU_SOURCE $(WARN) -Isrc -MMD -MP
+# Tests only: libyaml reads Firecracker's OpenAPI spec (test_fc_contract).
+LDLIBS_TEST := -lyaml
 LDLIBS_HOST := -ljansson -lcurl -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -100,7 +102,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_
 
 $(BUILD)/tests/%: tests/%.c $(TEST_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_TEST) $(LDLIBS_HOST)
 
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(HOST_LIB)
 	@mkdir -p $(dir $@)
