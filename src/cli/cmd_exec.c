@@ -49,6 +49,7 @@ const struct option cmd_exec_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "initrd", required_argument, NULL, 'r' },
+	{ "backend", required_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -99,6 +100,8 @@ static void exec_usage(FILE *f)
 		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
+		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
+		"                      it is installed and KVM runs guests; see `ironclaw doctor`)\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -372,6 +375,7 @@ int cmd_exec(int argc, char **argv)
 	char *env[EXEC_ENV_MAX + 1];
 	size_t n_env = 0;
 	unsigned boot_s = 0;
+	enum vm_backend_choice backend = VM_BACKEND_QEMU;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c;
@@ -431,6 +435,12 @@ int cmd_exec(int argc, char **argv)
 		case 'r':
 			vo.initrd = optarg;
 			break;
+		case 'B':
+			if (vm_backend_parse(optarg, &backend, &perr) < 0) {
+				fprintf(stderr, "ironclaw exec: --backend: %s\n", perr.msg);
+				return EXEC_EXIT_FAILURE;
+			}
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -457,6 +467,10 @@ int cmd_exec(int argc, char **argv)
 	struct err e = { 0 };
 	vm_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
+	char backend_why[512];
+	vo.backend = vm_backend_choose(backend, backend_why, sizeof(backend_why));
+	if (vo.progress && backend != VM_BACKEND_QEMU)
+		fprintf(stderr, "ironclaw: backend %s (%s)\n", vo.backend->name, backend_why);
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
