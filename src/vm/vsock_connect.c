@@ -245,10 +245,14 @@ void vsock_connect_cancel(struct vsock_connect *vc)
 	vc_finish(vc, -1, NULL);
 }
 
-/* ---- guest-initiated connections ---- */
+/* ---- guest-initiated connections ----
+ * A plain listening socket watched with uv_poll, so that each connection is
+ * accept4'ed here as an fd of our own (uv_listen would accept it into a libuv
+ * stream instead). */
 
 struct vsock_listen {
-	uv_pipe_t pipe;
+	uv_poll_t poll;
+	int fd;
 	char path[108];
 	vsock_accept_cb cb;
 	void *ctx;
@@ -256,54 +260,58 @@ struct vsock_listen {
 
 static void vl_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct vsock_listen *vl = h->data;
+	close(vl->fd);
+	free(vl);
 }
 
-static void vl_on_conn(uv_stream_t *s, int status)
+static void vl_on_readable(uv_poll_t *p, int status, int events)
 {
-	struct vsock_listen *vl = s->data;
+	struct vsock_listen *vl = p->data;
+	(void)events;
 	if (status < 0)
 		return;
-	uv_os_fd_t lfd;
-	if (uv_fileno((uv_handle_t *)&vl->pipe, &lfd) < 0)
-		return;
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (vl->cb)
-		vl->cb(vl->ctx, fd);
-	else
-		close(fd);
+	for (int i = 0; i < 16; i++) {
+		int fd = accept4(vl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (vl->cb)
+			vl->cb(vl->ctx, fd);
+		else
+			close(fd);
+	}
 }
 
 int vsock_listen_start(uv_loop_t *loop, const char *uds_path, uint32_t port, vsock_accept_cb cb,
 		       void *ctx, struct vsock_listen **out, struct err *e)
 {
-	struct vsock_listen *vl = calloc(1, sizeof(*vl));
-	if (!vl)
-		return err_set(e, -ENOMEM, "out of memory");
-	int n = snprintf(vl->path, sizeof(vl->path), "%s_%u", uds_path, port);
-	if (n < 0 || (size_t)n >= sizeof(vl->path)) {
-		free(vl);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path, sizeof(a.sun_path), "%s_%u", uds_path, port);
+	if (n < 0 || (size_t)n >= sizeof(a.sun_path))
 		return err_set(e, -ENAMETOOLONG, "vsock listen path too long: %s_%u", uds_path, port);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, -errno, "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int rc = -errno;
+		close(fd);
+		return err_set(e, rc, "listening on %s for guest-initiated vsock connections: %s", a.sun_path,
+			       strerror(-rc));
 	}
+	struct vsock_listen *vl = calloc(1, sizeof(*vl));
+	if (!vl || listen(fd, 16) < 0 || uv_poll_init(loop, &vl->poll, fd) < 0) {
+		int rc = vl ? -errno : -ENOMEM;
+		unlink(a.sun_path);
+		close(fd);
+		free(vl);
+		return err_set(e, rc ? rc : -EIO, "listening on %s: %s", a.sun_path, strerror(rc ? -rc : EIO));
+	}
+	vl->fd = fd;
 	vl->cb = cb;
 	vl->ctx = ctx;
-	uv_pipe_init(loop, &vl->pipe, 0);
-	vl->pipe.data = vl;
-	int rc = uv_pipe_bind(&vl->pipe, vl->path);
-	int bound = rc == 0;
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&vl->pipe, 16, vl_on_conn);
-	if (rc < 0) {
-		err_set(e, rc, "listening on %s for guest-initiated vsock connections: %s", vl->path,
-			uv_strerror(rc));
-		if (bound)
-			unlink(vl->path);
-		vl->path[0] = '\0';
-		uv_close((uv_handle_t *)&vl->pipe, vl_closed);
-		return rc;
-	}
+	snprintf(vl->path, sizeof(vl->path), "%s", a.sun_path);
+	vl->poll.data = vl;
+	uv_poll_start(&vl->poll, UV_READABLE, vl_on_readable);
 	*out = vl;
 	return 0;
 }
@@ -313,7 +321,7 @@ void vsock_listen_close(struct vsock_listen *vl)
 	if (!vl)
 		return;
 	vl->cb = NULL;
-	if (vl->path[0])
-		unlink(vl->path);
-	uv_close((uv_handle_t *)&vl->pipe, vl_closed);
+	unlink(vl->path);
+	uv_poll_stop(&vl->poll);
+	uv_close((uv_handle_t *)&vl->poll, vl_closed);
 }
