@@ -159,11 +159,24 @@ static void on_chan_error(struct channel *ch, const struct err *e, void *ctx)
 	t->chan_err++;
 }
 
+static void on_guard(uv_timer_t *g)
+{
+	*(int *)g->data = 1;
+}
+
+/* Runs the loop until *flag, bounded by a guard timer (so a loop with nothing
+ * else to wake it still ends). */
 static void run_until(struct t *t, const int *flag)
 {
-	uint64_t end = uv_hrtime() + 10000000000ull;
-	while (!*flag && uv_hrtime() < end)
+	uv_timer_t guard;
+	int fired = 0;
+	uv_timer_init(&t->loop, &guard);
+	guard.data = &fired;
+	uv_timer_start(&guard, on_guard, 10000, 0);
+	while (!*flag && !fired)
 		uv_run(&t->loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(&t->loop, UV_RUN_NOWAIT);
 	cr_assert(*flag, "nothing happened within 10 s");
 }
 
