@@ -100,6 +100,13 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
 
+# Static stand-ins for a VMM that the integration tests run in the real jail
+# (tests/integration/peers): static, so they need nothing from the jail's root.
+PEER_BINS := $(patsubst tests/integration/peers/%.c,$(BUILD)/tests/integration/peers/%,$(wildcard tests/integration/peers/*.c))
+$(PEER_BINS): $(BUILD)/tests/integration/peers/%: tests/integration/peers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -static -o $@ $<
+
 $(BUILD)/tests/%: tests/%.c $(TEST_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_TEST) $(LDLIBS_HOST)
@@ -119,7 +126,7 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(HOST_LIB) $(LDLIBS_HOST)
 
 unit-tests: $(UNIT_TESTS) $(FUZZ_REPLAY)
-integration-tests: $(INTEG_TESTS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
+integration-tests: $(INTEG_TESTS) $(PEER_BINS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
 tests: unit-tests integration-tests
 
 image: build/ironclaw-guest
