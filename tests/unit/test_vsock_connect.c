@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -114,8 +115,10 @@ static void t_start(struct t *t, enum peer_mode m)
 	cr_assert_eq(listen(ls, 8), 0);
 	fflush(NULL);
 	t->peer = fork();
-	if (t->peer == 0)
+	if (t->peer == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
 		peer_main(ls, m);
+	}
 	close(ls);
 	uv_loop_init(&t->loop);
 }
