@@ -220,6 +220,12 @@ static void fc_on_grace(uv_timer_t *t)
 
 static void fc_fail(struct fc_state *st, const struct err *e)
 {
+	if (st->restore_done) {
+		/* The load never happened: its caller hears why too. */
+		vm_backend_cb rd = st->restore_done;
+		st->restore_done = NULL;
+		rd(st->restore_ctx, e);
+	}
 	/* A refusal is Firecracker's answer: report it now. A broken connection
 	 * means it probably died: give the pidfd's exit report the first word. */
 	if (e->code == -EREMOTEIO || e->code == -EPROTO || !st->grace_init) {
