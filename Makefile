@@ -29,6 +29,8 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -D_GNU_SOURCE $(WARN) -Isrc -MMD -MP
+# Tests only: libyaml reads Firecracker's OpenAPI spec (test_fc_contract).
+LDLIBS_TEST := -lyaml
 LDLIBS_HOST := -ljansson -lcurl -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -100,9 +102,16 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
 
+# Static stand-ins for a VMM that the integration tests run in the real jail
+# (tests/integration/peers): static, so they need nothing from the jail's root.
+PEER_BINS := $(patsubst tests/integration/peers/%.c,$(BUILD)/tests/integration/peers/%,$(wildcard tests/integration/peers/*.c))
+$(PEER_BINS): $(BUILD)/tests/integration/peers/%: tests/integration/peers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -static -o $@ $<
+
 $(BUILD)/tests/%: tests/%.c $(TEST_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_TEST) $(LDLIBS_HOST)
 
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(HOST_LIB)
 	@mkdir -p $(dir $@)
@@ -124,7 +133,7 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(HOST_LIB) | build/bench/raw-port
 	$(CC) $(CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(HOST_LIB) $(LDLIBS_HOST)
 
 unit-tests: $(UNIT_TESTS) $(FUZZ_REPLAY)
-integration-tests: $(INTEG_TESTS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
+integration-tests: $(INTEG_TESTS) $(PEER_BINS) $(BUILD)/ironclaw $(BUILD)/ironclaw-guest
 tests: unit-tests integration-tests
 
 image: build/ironclaw-guest

@@ -86,6 +86,18 @@ static void doctor_accel(const struct vm_image *img, int have_image)
 	doctor_line(tsc > 0, "tsc", tsc ? tscd : "unknown", "TCG guests may hang calibrating; check /proc/cpuinfo");
 }
 
+/* Which backend `--backend auto` picks here and why (informational: QEMU
+ * fully works without Firecracker). */
+static void doctor_backend(int have_image)
+{
+	char why[512];
+	const struct vm_backend_ops *b = have_image ? vm_backend_choose(VM_BACKEND_AUTO, why, sizeof(why)) : NULL;
+	char detail[600];
+	snprintf(detail, sizeof(detail), "qemu by default; --backend auto uses %s (%s)", b ? b->name : "qemu",
+		 b ? why : "no guest image to probe KVM with");
+	doctor_line(1, "backend", detail, NULL);
+}
+
 static void doctor_nft(void)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
@@ -175,6 +187,7 @@ int cmd_doctor(int argc, char **argv)
 	doctor_vmm(version, sizeof(version));
 	int have_image = doctor_image(&img);
 	doctor_accel(&img, have_image);
+	doctor_backend(have_image);
 	doctor_seccomp();
 	doctor_nft();
 	doctor_cgroups();

@@ -54,6 +54,7 @@ const struct option cmd_exec_options[] = {
 	{ "no-snapshot", no_argument, NULL, 'S' },
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
+	{ "backend", required_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -115,6 +116,8 @@ static void exec_usage(FILE *f)
 		"                      throwaway layer in RAM (default: the busybox initramfs)\n"
 		"  --disk MiB          with --image: the throwaway layer is a scratch disk of\n"
 		"                      this size instead of RAM\n"
+		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
+		"                      it is installed and KVM runs guests; see `ironclaw doctor`)\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -421,6 +424,7 @@ int cmd_exec(int argc, char **argv)
 	char *env[EXEC_ENV_MAX + 1];
 	size_t n_env = 0;
 	unsigned boot_s = 0;
+	enum vm_backend_choice backend = VM_BACKEND_QEMU;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c, no_snapshot = 0;
@@ -492,6 +496,12 @@ int cmd_exec(int argc, char **argv)
 			if (cli_parse_uint("exec", "--disk", optarg, 16, 1u << 20, &vo.disk_mib) < 0)
 				return EXEC_EXIT_FAILURE;
 			break;
+		case 'B':
+			if (vm_backend_parse(optarg, &backend, &perr) < 0) {
+				fprintf(stderr, "ironclaw exec: --backend: %s\n", perr.msg);
+				return EXEC_EXIT_FAILURE;
+			}
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -525,6 +535,10 @@ int cmd_exec(int argc, char **argv)
 	}
 	vm_gc(&e); /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
+	char backend_why[512];
+	vo.backend = vm_backend_choose(backend, backend_why, sizeof(backend_why));
+	if (vo.progress && backend != VM_BACKEND_QEMU)
+		fprintf(stderr, "ironclaw: backend %s (%s)\n", vo.backend->name, backend_why);
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -544,10 +558,10 @@ int cmd_exec(int argc, char **argv)
 
 	r.vo = &vo;
 	struct vm_template tpl;
-	if (!no_snapshot && !vo.net && !vo.root_image) {
-		/* Templates cover the busybox initramfs's shapes only, so far: an
-		 * image VM (its disk and overlay are part of the state) boots cold. */
-		/* Before the loop runs: hashing the state blocks nothing yet. */
+	if (!no_snapshot && !vo.net && !vo.root_image && vo.backend == &vm_backend_qemu) {
+		/* Templates are QEMU's and cover the busybox initramfs's shapes only,
+		 * so far: an image VM (its disk and overlay are part of the state)
+		 * boots cold. Before the loop runs: hashing the state blocks nothing. */
 		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
 			vo.restore_from = tpl.state;

@@ -5,6 +5,7 @@
  *     exit 0 at shutdown or clean EOF, 1 on a protocol error;
  *   as a plain process in a VM (debugging): find the port, exit like above. */
 #include "guest/guest.h"
+#include "guest/vsock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,11 +114,14 @@ int main(int argc, char **argv)
 	if (fd < 0) {
 		if (g.vm_mode)
 			guest_warm_up();
-		fd = guest_port_open(GUEST_PORT_NAME, GUEST_PORT_TIMEOUT_MS);
+		/* A vsock device means the host talks AF_VSOCK (guest/vsock.c). */
+		int vsock = guest_vsock_present();
+		fd = vsock ? guest_vsock_accept(GUEST_VSOCK_PORT, GUEST_HOST_TIMEOUT_MS)
+			   : guest_port_open(GUEST_PORT_NAME, GUEST_PORT_TIMEOUT_MS);
 		if (fd < 0)
 			return guest_fatal(&g, 1);
 		log_debug("boot: port open at %llu ms", (unsigned long long)guest_now_ms());
-		if (guest_port_wait_host(fd, GUEST_HOST_TIMEOUT_MS) < 0) {
+		if (!vsock && guest_port_wait_host(fd, GUEST_HOST_TIMEOUT_MS) < 0) {
 			log_error("nobody connected to " GUEST_PORT_NAME " on the host within %d s",
 				  GUEST_HOST_TIMEOUT_MS / 1000);
 			return guest_fatal(&g, 1);

@@ -117,6 +117,7 @@ struct vm_backend_ops {
 };
 
 extern const struct vm_backend_ops vm_backend_qemu;
+extern const struct vm_backend_ops vm_backend_firecracker;
 
 /* The backend a VM gets when vm_options.backend is NULL. */
 const struct vm_backend_ops *vm_backend_default(void);

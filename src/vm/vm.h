@@ -36,6 +36,14 @@
 
 struct vm;
 
+/* `--backend` (backend_select.c). */
+enum vm_backend_choice { VM_BACKEND_QEMU, VM_BACKEND_FIRECRACKER, VM_BACKEND_AUTO };
+int vm_backend_parse(const char *s, enum vm_backend_choice *out, struct err *e);
+/* The ops for a choice, with why in words. auto may run the one-time KVM
+ * probe on a private loop (vm_accel_detect): call it before the caller's loop
+ * runs, as the CLI does. */
+const struct vm_backend_ops *vm_backend_choose(enum vm_backend_choice c, char *why, size_t n);
+
 struct vm_options {
 	unsigned cpus;            /* 0: VM_DEFAULT_CPUS */
 	unsigned memory_mib;      /* 0: VM_DEFAULT_MEMORY_MIB */

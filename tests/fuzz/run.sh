@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out"
-src=$(find src/core src/proto src/mcp src/net src/llm -name '*.c' 2>/dev/null | sort)
+src="$(find src/core src/proto src/mcp src/net src/llm -name '*.c' 2>/dev/null | sort) src/vm/fc_parse.c"
 for f in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$f" .c)
 	corpus=tests/fuzz/corpus/${name#fuzz_}

@@ -95,7 +95,7 @@ int vmrun_start(struct vmrun *r)
 		.failed = vmrun_on_failed,
 		.destroyed = vmrun_on_destroyed,
 	};
-	struct vm_options o = { .net = r->net };
+	struct vm_options o = { .net = r->net, .backend = r->backend };
 	struct err e = { 0 };
 	vmrun_find_image();
 	r->out_hash = VMRUN_FNV_INIT;

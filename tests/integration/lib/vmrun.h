@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "jail/jail.h"
+#include "vm/backend.h"
 
 #define VMRUN_ID_MAX 64
 
@@ -17,6 +18,7 @@ struct vmrun {
 	char *const *argv;          /* the command in the guest */
 	int net;                    /* give the VM a NIC with an empty allowlist */
 	int abandon;                /* destroy it right after creating it (mid-boot) */
+	const struct vm_backend_ops *backend; /* NULL: the default (QEMU) */
 	/* results */
 	char id[VMRUN_ID_MAX];
 	uint64_t out_hash;          /* FNV-1a 64 of stdout */

@@ -1,0 +1,152 @@
+/* The Firecracker backend through vm.h, in the real jail under Firecracker's
+ * seccomp policy, with a stand-in for the firecracker process
+ * (tests/integration/peers/fc_api_peer.c: static, serves the API as
+ * Firecracker does, and dies, refuses or hangs when its script says so).
+ *
+ *   - it dies at each step of the configuration: `failed` says Firecracker
+ *     exited, quotes its log tail, and comes from the exit (the pidfd), not a
+ *     deadline; the time from its exit to `failed` is printed;
+ *   - it refuses a step with a fault_message: that message, verbatim;
+ *   - it hangs: the boot deadline fires and the process is killed;
+ *   - after each: no VM directory, no process left.
+ *
+ * A real Firecracker (boot, exec, snapshot, restore, Seccomp: 2 on every
+ * thread) is test_fc_real.c's, which skips where none can run. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/harness.h"
+#include "vm/vm.h"
+
+struct ft {
+	uv_loop_t loop;
+	struct vm *vm;
+	const char *script;
+	int failed, destroyed;
+	struct err e;
+	uint64_t failed_ns;
+	char console[4096];
+};
+
+static void ft_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	struct ft *t = ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t->failed_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	t->failed++;
+	t->e = *e;
+	/* The log is in the VM's directory, gone after destroy: read it now. */
+	char path[256];
+	snprintf(path, sizeof(path), "/run/ironclaw/%s/console.log", vm_id(vm));
+	FILE *f = fopen(path, "r");
+	if (f) {
+		size_t n = fread(t->console, 1, sizeof(t->console) - 1, f);
+		t->console[n] = '\0';
+		fclose(f);
+	}
+	vm_destroy(vm);
+}
+
+static void ft_ready(struct vm *vm, void *ctx)
+{
+	(void)ctx;
+	vm_destroy(vm);
+}
+
+static void ft_destroyed(struct vm *vm, void *ctx)
+{
+	struct ft *t = ctx;
+	(void)vm;
+	t->destroyed = 1;
+}
+
+static void peer_path(char *out, size_t n)
+{
+	const char *bin = harness_ironclaw();   /* .../build[/cov]/ironclaw */
+	snprintf(out, n, "%.*s/tests/integration/peers/fc_api_peer", (int)(strrchr(bin, '/') - bin), bin);
+}
+
+static void run_script(struct ft *t, const char *script, unsigned boot_timeout_ms)
+{
+	char peer[4096];
+	peer_path(peer, sizeof(peer));
+	cr_assert_eq(access(peer, X_OK), 0, "%s missing (make integration-tests builds it)", peer);
+	setenv("IRONCLAW_FIRECRACKER", peer, 1);
+	if (!getenv("IRONCLAW_IMAGE_DIR")) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
+		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
+	}
+	memset(t, 0, sizeof(*t));
+	uv_loop_init(&t->loop);
+	int dirs0 = harness_count_vm_dirs();
+	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = boot_timeout_ms };
+	static const struct vm_events ev = { .ready = ft_ready, .failed = ft_failed, .destroyed = ft_destroyed };
+	struct err e = { 0 };
+	cr_assert_eq(vm_create(&t->loop, &o, &ev, t, &t->vm, &e), 0, "%s", e.msg);
+	/* Written before the loop runs, so before any API request can arrive. */
+	char path[256];
+	snprintf(path, sizeof(path), "/run/ironclaw/%s/peer-script", vm_id(t->vm));
+	FILE *f = fopen(path, "w");
+	cr_assert(f, "%s", path);
+	fputs(script, f);
+	fclose(f);
+	chmod(path, 0644);
+	while (!t->destroyed && uv_run(&t->loop, UV_RUN_ONCE))
+		;
+	cr_assert(t->destroyed);
+	uv_run(&t->loop, UV_RUN_DEFAULT);
+	cr_expect_eq(uv_loop_close(&t->loop), 0, "a handle was left open");
+	cr_expect_eq(harness_count_vm_dirs(), dirs0, "a VM directory was left behind");
+	pid_t left[4];
+	cr_expect_eq(harness_find_processes("fc_api_peer", getpid(), left, 4), 0, "the VMM outlived its VM");
+	unsetenv("IRONCLAW_FIRECRACKER");
+}
+
+Test(fc_backend, death_at_each_step_is_reported_from_the_exit_with_the_log_tail, .timeout = 300)
+{
+	static const char *paths[] = { "/logger", "/metrics", "/machine-config", "/boot-source", "/vsock",
+				       "/entropy", "/actions" };
+	for (int k = 0; k < 7; k++) {
+		struct ft t;
+		char script[32];
+		snprintf(script, sizeof(script), "die %d\n", k);
+		run_script(&t, script, 60000);
+		cr_assert_eq(t.failed, 1, "step %d", k);
+		cr_expect(strstr(t.e.msg, "Firecracker exited with status 1"), "step %d: %s", k, t.e.msg);
+		char want[64];
+		snprintf(want, sizeof(want), "fc-peer: request PUT %s", paths[k]);
+		cr_expect(strstr(t.e.msg, "fc-peer: exit-at-ns"), "step %d: the log tail is quoted: %s", k, t.e.msg);
+		cr_expect(strstr(t.console, want), "step %d: %s", k, t.console);
+		const char *at = strstr(t.console, "exit-at-ns ");
+		if (at) {
+			unsigned long long exit_ns = strtoull(at + 11, NULL, 10);
+			printf("fc_backend: step %d (%s): failed %.2f ms after Firecracker's exit\n", k, paths[k],
+			       (double)(t.failed_ns - exit_ns) / 1e6);
+		}
+	}
+}
+
+Test(fc_backend, a_refusal_reports_the_fault_message_verbatim, .timeout = 120)
+{
+	struct ft t;
+	run_script(&t, "fault 3 Kernel image path is invalid: /vm/kernel\n", 60000);
+	cr_assert_eq(t.failed, 1);
+	cr_expect(strstr(t.e.msg, "Firecracker refused PUT /boot-source (HTTP 400): Kernel image path is invalid: /vm/kernel"),
+		  "%s", t.e.msg);
+}
+
+Test(fc_backend, a_hung_firecracker_is_killed_at_the_boot_deadline, .timeout = 120)
+{
+	struct ft t;
+	run_script(&t, "hang\n", 2000);
+	cr_assert_eq(t.failed, 1);
+	cr_expect(strstr(t.e.msg, "not ready within 2 s"), "%s", t.e.msg);
+}
