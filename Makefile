@@ -27,7 +27,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -D_GNU_SOURCE $(WARN) -Isrc -MMD -MP
-LDLIBS_HOST := -ljansson -lcurl -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
+LDLIBS_HOST := -ljansson -lcurl -lmicrohttpd -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=$(SANITIZE)

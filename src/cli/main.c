@@ -25,6 +25,8 @@ static const struct cli_command cli_commands[] = {
 	  cmd_runs_options, cmd_runs_shortopts },
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
 	  NULL, NULL },
+	{ "serve", "run the daemon: sandboxes over an HTTP API on a Unix socket", cmd_serve, cmd_serve_options, cmd_serve_shortopts },
+	{ "sandbox", "drive the daemon's sandboxes: create, ls, exec, cp, rm", cmd_sandbox, NULL, NULL },
 	{ "undo", "put back the workspace files an applied run changed", cmd_undo, NULL, NULL },
 };
 #define CLI_N_COMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
