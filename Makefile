@@ -96,7 +96,7 @@ $(INTEG_LIB_OBJ): $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST) -lyaml
 
 $(BUILD)/tests/%: tests/%.c $(TEST_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)

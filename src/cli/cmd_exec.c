@@ -24,6 +24,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "loop/loop.h"
+#include "serve/serve.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -49,6 +50,7 @@ const struct option cmd_exec_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "initrd", required_argument, NULL, 'r' },
+	{ "no-daemon", no_argument, NULL, 'D' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -99,6 +101,9 @@ static void exec_usage(FILE *f)
 		"                      Default: no NIC at all\n"
 		"  --kernel PATH       boot this kernel instead of the default image's\n"
 		"  --initrd PATH       boot this initramfs instead of the default image's\n"
+		"  --no-daemon         boot the VM in this process even when `ironclaw serve`\n"
+		"                      runs (default: use the daemon when it answers on\n"
+		"                      $IRONCLAW_SOCKET or /run/ironclaw/api.sock; no root needed)\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -372,6 +377,8 @@ int cmd_exec(int argc, char **argv)
 	char *env[EXEC_ENV_MAX + 1];
 	size_t n_env = 0;
 	unsigned boot_s = 0;
+	int no_daemon = 0;
+	const char *net_spec = NULL;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c;
@@ -426,10 +433,14 @@ int cmd_exec(int argc, char **argv)
 				return EXEC_EXIT_FAILURE;
 			}
 			vo.net = strcmp(optarg, "none") != 0;
+			net_spec = optarg;
 			vo.allow = allow;
 			break;
 		case 'r':
 			vo.initrd = optarg;
+			break;
+		case 'D':
+			no_daemon = 1;
 			break;
 		case 'h':
 			exec_usage(stdout);
@@ -449,6 +460,19 @@ int cmd_exec(int argc, char **argv)
 	r.spec.timeout_ms = r.timeout_s * 1000;
 	r.spec.want_stdin = r.interactive;
 
+	/* The daemon's pool answers faster and needs no root; a custom kernel or
+	 * a boot timeout is only ours to honour. */
+	if (!no_daemon && !vo.kernel && !vo.initrd && !boot_s &&
+	    serve_client_alive(serve_client_socket())) {
+		struct serve_client_exec_spec dx = { .cpus = vo.cpus, .memory_mib = vo.memory_mib,
+			.net = net_spec, .argv = r.spec.argv, .env = env, .cwd = r.spec.cwd,
+			.timeout_s = r.timeout_s, .stdin_fd = r.interactive ? 0 : -1 };
+		struct err de = { 0 };
+		int code = serve_client_exec_cmd(serve_client_socket(), &dx, &de);
+		if (de.code)
+			fprintf(stderr, "ironclaw: %s\n", de.msg);
+		return code;
+	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "ironclaw exec: must run as root: the VMM's jail needs namespaces, "
 			"cgroups and nftables (hint: run it as root, e.g. with sudo)\n");

@@ -63,4 +63,27 @@ struct serve_client_req {
 int serve_client_do(const char *sock, const struct serve_client_req *r, long *status,
 		    struct buf *out, struct err *e);
 
+/* POST /v1/sandboxes/{id}/exec with body (an ExecRequest), its stdout and
+ * stderr written to fds 1 and 2 as they come. Returns the command's exit
+ * status as `ironclaw exec` reports it, or 125 with e set. */
+int serve_client_exec(const char *sock, const char *id, const char *body, struct err *e);
+/* One-shot: create a sandbox (create_body: a SandboxCreate), exec in it,
+ * delete it. Same return as serve_client_exec. */
+int serve_client_exec_once(const char *sock, const char *create_body, const char *exec_body,
+			   struct err *e);
+
+/* What `ironclaw exec` hands the daemon (cmd_exec's hook). */
+struct serve_client_exec_spec {
+	unsigned cpus, memory_mib;   /* 0: the daemon's default */
+	const char *net;             /* NULL: none */
+	char *const *argv;
+	char *const *env;            /* "K=V", NULL-terminated */
+	const char *cwd;             /* NULL: / */
+	unsigned timeout_s;
+	int stdin_fd;                /* -1: none; else read whole (at most 768 KiB) */
+};
+/* Create, exec, delete; the command's status as `ironclaw exec`, or 125. */
+int serve_client_exec_cmd(const char *sock, const struct serve_client_exec_spec *x,
+			  struct err *e);
+
 #endif
