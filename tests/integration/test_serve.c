@@ -146,17 +146,6 @@ static int read_line(int fd, char *buf, size_t n, int timeout_ms)
 	return (int)k;
 }
 
-static json_t *sb_get(struct serve_d *d, const char *id)
-{
-	char path[128];
-	struct http_ans a;
-	snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
-	http_do(d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
-	cr_assert_eq(a.status, 200, "%s", a.body);
-	json_t *j = json_incref(a.json);
-	http_free(&a);
-	return j;
-}
 
 /* One sandbox through its whole life: create from the pool, list, get, exec
  * (exit codes, env, stdin), files, streaming read by the curl binary, a
@@ -173,7 +162,7 @@ Test(serve, sandbox_lifecycle_streaming_and_disconnect, .timeout = 600)
 	char *id = sb_create(&d, "{\"labels\":{\"who\":\"test\"},\"env\":{\"FOO\":\"bar\"},\"ttl_s\":300}",
 			     made, sizeof(made));
 	cr_assert_str_eq(made, "pool");
-	json_t *sb = sb_get(&d, id);
+	json_t *sb = sb_get_json(&d, id);
 	cr_assert_str_eq(json_string_value(json_object_get(sb, "state")), "ready");
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(sb, "labels"), "who")),
 			 "test");
@@ -276,7 +265,7 @@ Test(serve, sandbox_lifecycle_streaming_and_disconnect, .timeout = 600)
 	cr_assert(read_line(pfd[0], line, sizeof(line), 60000) > 0, "no streamed event");
 	cr_assert(strstr(line, "\"type\":\"stdout\""), "%s", line);
 	cr_assert(strstr(line, "Zmlyc3QK"), "%s", line); /* "first\n" */
-	sb = sb_get(&d, id);
+	sb = sb_get_json(&d, id);
 	cr_assert_str_eq(json_string_value(json_object_get(sb, "state")), "busy");
 	json_decref(sb);
 	double disc0 = metric(&d, "ironclaw_exec_disconnects_total");
@@ -287,7 +276,7 @@ Test(serve, sandbox_lifecycle_streaming_and_disconnect, .timeout = 600)
 	 * again long before the sleep's 600 s. */
 	int ready = 0;
 	for (int i = 0; i < 600 && !ready; i++) {
-		sb = sb_get(&d, id);
+		sb = sb_get_json(&d, id);
 		ready = !strcmp(json_string_value(json_object_get(sb, "state")), "ready");
 		json_decref(sb);
 		if (!ready)
