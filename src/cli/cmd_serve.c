@@ -22,6 +22,8 @@ const struct option cmd_serve_options[] = {
 	{ "pool-idle", required_argument, NULL, 'I' },
 	{ "max-sandboxes", required_argument, NULL, 'n' },
 	{ "memory-cap", required_argument, NULL, 'M' },
+	{ "max-booting", required_argument, NULL, 'B' },
+	{ "boot-timeout", required_argument, NULL, 'b' },
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "help", no_argument, NULL, 'h' },
@@ -48,6 +50,10 @@ static void serve_usage(FILE *f)
 		"  --max-sandboxes N    refuse (429) past N sandboxes (default %d)\n"
 		"  --memory-cap MiB     refuse (429) past this much guest memory over sandboxes\n"
 		"                       and pool together (default %d)\n"
+		"  --max-booting N      VMs booting at once; more wait their turn (default:\n"
+		"                       the number of CPUs)\n"
+		"  --boot-timeout S     a VM not ready S s after its boot started fails\n"
+		"                       (default %d)\n"
 		"  --cpus N             default vCPUs of a sandbox (default %d)\n"
 		"  --memory MiB         default guest memory of a sandbox (default %d)\n"
 		"  -h, --help           show this help\n\n"
@@ -55,7 +61,7 @@ static void serve_usage(FILE *f)
 		"  ironclaw serve --pool 2 &\n"
 		"  curl --unix-socket %s -XPOST http://localhost/v1/sandboxes -d '{}'\n",
 		SERVE_SOCKET_DEFAULT, SERVE_MAX_SANDBOXES_DEFAULT, SERVE_MEMORY_MIB_DEFAULT,
-		VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, SERVE_SOCKET_DEFAULT);
+		VM_DEFAULT_BOOT_TIMEOUT_MS / 1000, VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, SERVE_SOCKET_DEFAULT);
 }
 
 static int serve_parse_group(const char *g, gid_t *out)
@@ -109,6 +115,14 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'M':
 			if (cli_parse_uint("serve", "--memory-cap", optarg, 64, 1u << 22, &c.memory_mib) < 0)
+				return 2;
+			break;
+		case 'B':
+			if (cli_parse_uint("serve", "--max-booting", optarg, 1, 256, &c.max_booting) < 0)
+				return 2;
+			break;
+		case 'b':
+			if (cli_parse_uint("serve", "--boot-timeout", optarg, 1, 3600, &c.boot_timeout_s) < 0)
 				return 2;
 			break;
 		case 'c':

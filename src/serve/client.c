@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "net/net.h"
 #include "serve/serve.h"
 
@@ -113,4 +115,26 @@ int serve_client_alive(const char *sock)
 				 .path = "/v1/health" }, &status, &b, &e);
 	buf_free(&b);
 	return rc == 0 && status == 200;
+}
+
+int serve_client_describe(const char *sock, char *out, size_t n)
+{
+	struct buf b;
+	long status = 0;
+	struct err e = { 0 };
+	buf_init(&b, 65536);
+	int rc = serve_client_do(sock, &(struct serve_client_req){ .method = "GET",
+				 .path = "/v1/health" }, &status, &b, &e);
+	json_t *j = rc == 0 && status == 200 ? json_loadb((const char *)b.data, b.len, 0, NULL) : NULL;
+	buf_free(&b);
+	if (!j) {
+		snprintf(out, n, "not running on %s (optional: `ironclaw serve` gives exec a warm "
+			 "pool and users without root)", sock);
+		return 0;
+	}
+	snprintf(out, n, "serving on %s: %lld sandboxes, %lld pool VMs ready", sock,
+		 (long long)json_integer_value(json_object_get(j, "sandboxes")),
+		 (long long)json_integer_value(json_object_get(j, "pool_ready")));
+	json_decref(j);
+	return 1;
 }

@@ -67,12 +67,17 @@ struct serve_vm {
 	const char *made;       /* "cold" or "snapshot" (the pool says "pool") */
 	double t0_ms, ready_ms; /* clock_now_ms at make and at ready */
 	int ready, failed, destroying;
+	int booting;            /* counted in serve.booting */
+	int queued;             /* waiting for a boot slot; vm is NULL */
+	struct serve_vm *qnext;
 	const struct serve_vm_owner *owner;
 	void *ctx;
 };
 /* Makes a VM of this shape (the only caller of vm_create in the daemon).
  * Returns an owned handle in *out; one of owner->ready/failed follows, and
- * owner->destroyed after serve_vm_destroy. */
+ * owner->destroyed after serve_vm_destroy. At most cfg.max_booting VMs boot
+ * at once (boots on a loaded host slow each other past their deadline); the
+ * rest wait in a queue, and destroying a queued one calls destroyed at once. */
 int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e);
 /* Gives the VM a new owner (a pool VM handed to a sandbox). */
@@ -168,6 +173,8 @@ struct serve {
 	struct serve_pool *pool;
 	struct serve_metrics m;
 	unsigned vms_alive;         /* serve_vm handles not yet destroyed */
+	unsigned booting;           /* VMs between vm_create and ready/failed */
+	struct serve_vm *queue, *queue_tail; /* makes waiting for a boot slot */
 };
 /* Stops serving: closes the socket and the loop handles, destroys every VM. */
 void serve_stop(struct serve *s);

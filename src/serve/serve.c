@@ -46,8 +46,11 @@ void serve_stop(struct serve *s)
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	if (s->cfg.stop_fd >= 0)
 		uv_close((uv_handle_t *)&s->stop_poll, NULL);
-	for (struct serve_sandbox *sb = s->sandboxes; sb; sb = sb->next)
+	struct serve_sandbox *next;
+	for (struct serve_sandbox *sb = s->sandboxes; sb; sb = next) {
+		next = sb->next; /* a queued VM's sandbox is freed at once */
 		serve_sandbox_delete(sb);
+	}
 	if (s->pool)
 		serve_pool_close(s->pool, serve_pool_closed);
 	serve_finish(s);
@@ -82,6 +85,10 @@ int serve_run(const struct serve_config *c, struct err *e)
 		s.cfg.socket_path = SERVE_SOCKET_DEFAULT;
 	if (!s.cfg.max_sandboxes)
 		s.cfg.max_sandboxes = SERVE_MAX_SANDBOXES_DEFAULT;
+	if (!s.cfg.max_booting) {
+		long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+		s.cfg.max_booting = n_cpu > 0 ? (unsigned)n_cpu : 1;
+	}
 	if (!s.cfg.memory_mib)
 		s.cfg.memory_mib = SERVE_MEMORY_MIB_DEFAULT;
 	s.default_shape.cpus = c->cpus ? c->cpus : VM_DEFAULT_CPUS;

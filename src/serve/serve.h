@@ -28,6 +28,8 @@ struct serve_config {
 	unsigned pool_idle_s;     /* drain the pool after this long without demand (0: never) */
 	unsigned cpus;            /* the default shape: 0 = VM_DEFAULT_CPUS */
 	unsigned memory_default_mib; /* 0: VM_DEFAULT_MEMORY_MIB */
+	unsigned max_booting;     /* VMs booting at once; 0: the host's CPU count */
+	unsigned boot_timeout_s;  /* 0: VM_DEFAULT_BOOT_TIMEOUT_MS; counted from the boot's start */
 	int stop_fd;              /* tests: -1, or an fd whose readability stops the daemon */
 };
 
@@ -41,6 +43,9 @@ int serve_run(const struct serve_config *c, struct err *e);
 
 /* The socket to use: $IRONCLAW_SOCKET, else SERVE_SOCKET_DEFAULT (borrowed). */
 const char *serve_client_socket(void);
+/* For `doctor`: one line on the daemon (running, sandboxes, pool). Returns 1
+ * when it runs, else 0 (the line says so). */
+int serve_client_describe(const char *sock, char *out, size_t n);
 /* 1 when a daemon answers GET /v1/health on the socket, else 0. */
 int serve_client_alive(const char *sock);
 

@@ -113,7 +113,7 @@ Test(serve_load, twenty_sandboxes_at_once_nothing_lost_nothing_left, .timeout = 
 	struct serve_d d;
 	struct par p[N_PAR];
 	pthread_t t[N_PAR];
-	serve_d_start(&d, (char *[]){ "--max-sandboxes", "20", NULL });
+	serve_d_start(&d, (char *[]){ "--max-sandboxes", "20", "--max-booting", "2", "--boot-timeout", "300", NULL });
 	for (int i = 0; i < N_PAR; i++) {
 		memset(&p[i], 0, sizeof(p[i]));
 		p[i].d = &d;
