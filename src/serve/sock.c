@@ -65,8 +65,9 @@ int serve_sock_listen(const char *path, gid_t group, int *out, struct err *e)
 		goto fail;
 	}
 	if (group != (gid_t)-1 && (chown(path, (uid_t)-1, group) < 0 || chmod(path, 0660) < 0)) {
-		rc = err_set(e, -errno, "giving %s to group %u: %s", path, (unsigned)group,
-			     strerror(errno));
+		int er = errno;
+		rc = err_set(e, -er, "giving %s to group %u: %s", a.sun_path, (unsigned)group,
+			     strerror(er));
 		unlink(path);
 		goto fail;
 	}
