@@ -336,6 +336,8 @@ static void serve_d_stop(struct serve_d *d)
 		  "ironclaw serve did not stop cleanly (status %d); see %s", st, d->log);
 	struct stat sb;
 	cr_assert(stat(d->sock, &sb) < 0, "the socket was left behind");
+	unlink(d->log); /* kept when a test fails, for its message */
+	rmdir(d->dir);
 }
 
 struct http_ans {
