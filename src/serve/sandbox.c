@@ -6,7 +6,8 @@
  * `waiter`; the two point at each other and whichever goes first unlinks.
  * Caps: the number of sandboxes (deleting ones count until their VM is gone)
  * and the daemon's memory (sandboxes plus pool). Each sandbox has a TTL; the
- * sweep (once a second) deletes expired ones. */
+ * sweep (once a second) deletes expired ones; the TTL starts when the
+ * sandbox is ready (a boot has its own deadline). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,8 @@ static void sb_on_ready(struct serve_vm *sv, void *ctx)
 	struct serve_sandbox *sb = ctx;
 	sb->state = SB_READY;
 	sb->ms = sv->ready_ms - sb->t0_ms;
+	/* The TTL is the user's time with a ready sandbox, not the boot's. */
+	sb->expires = uv_now(sb->s->loop) + (uint64_t)sb->ttl_s * 1000;
 	sb_count_made(sb->s, sb->made);
 	struct serve_req *w = sb_take_waiter(sb);
 	if (w)
@@ -243,8 +246,8 @@ void serve_sandbox_sweep(struct serve *s)
 	struct serve_sandbox *next;
 	for (struct serve_sandbox *sb = s->sandboxes; sb; sb = next) {
 		next = sb->next;
-		if (sb->deleting || now < sb->expires)
-			continue;
+		if (sb->deleting || sb->state == SB_STARTING || now < sb->expires)
+			continue; /* a boot has its own deadline */
 		log_info("serve: sandbox %s passed its TTL (%u s); destroying it", sb->id, sb->ttl_s);
 		s->m.expired++;
 		serve_sandbox_delete(sb);

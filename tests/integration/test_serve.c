@@ -352,3 +352,45 @@ Test(serve, group_member_execs_without_root, .timeout = 600)
 	}
 	serve_d_stop(&d);
 }
+
+/* Every sandbox has a TTL: an expired one is destroyed with its VM; the
+ * sandbox cap answers 429 until then. */
+Test(serve, ttl_expires_and_the_sandbox_cap_answers_429, .timeout = 600)
+{
+	struct serve_d d;
+	struct http_ans a;
+	serve_d_start(&d, (char *[]){ "--max-sandboxes", "1", "--memory", "128", NULL });
+	char *id = sb_create(&d, "{\"ttl_s\":3}", NULL, 0);
+	json_t *j = sb_get_json(&d, id);
+	char vm[64];
+	snprintf(vm, sizeof(vm), "%s", json_string_value(json_object_get(j, "vm")));
+	cr_assert_leq(json_integer_value(json_object_get(j, "expires_in_s")), 3);
+	json_decref(j);
+	http_do(&d, "POST", "/v1/sandboxes", "/v1/sandboxes", "{}", -1, NULL, &a);
+	cr_assert_eq(a.status, 429, "%ld %s", a.status, a.body);
+	cr_assert(strstr(a.body, "--max-sandboxes"), "%s", a.body);
+	http_free(&a);
+	/* The sweep runs once a second: gone within a few. */
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
+	long st = 200;
+	for (int i = 0; i < 600 && st == 200; i++) {
+		http_do(&d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
+		st = a.status;
+		http_free(&a);
+		if (st == 200)
+			usleep(50000);
+	}
+	cr_assert_eq(st, 404, "the sandbox outlived its TTL");
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_expired_total"), 1);
+	/* Its VM is gone once the count drops (a VM being destroyed still counts). */
+	for (int i = 0; i < 600 && metric(&d, "ironclaw_sandboxes") > 0; i++)
+		usleep(50000);
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes"), 0);
+	cr_assert_not(vm_dir_exists(vm), "the expired sandbox's VM left %s", vm);
+	char *id2 = sb_create(&d, "{}", NULL, 0);
+	sb_delete(&d, id2);
+	free(id);
+	free(id2);
+	serve_d_stop(&d);
+}
