@@ -56,6 +56,7 @@ int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b);
 /* ---- vmmake.c: the seam where VMs are made ---- */
 struct serve_vm;
 struct serve_vm_owner {
+	int background;         /* pool refills: queued behind a waiting request's boot */
 	void (*ready)(struct serve_vm *sv, void *ctx);
 	void (*failed)(struct serve_vm *sv, const struct err *e, void *ctx);
 	void (*destroyed)(struct serve_vm *sv, void *ctx);

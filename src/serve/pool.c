@@ -111,6 +111,7 @@ static void pool_on_failed(struct serve_vm *sv, const struct err *e, void *ctx)
 }
 
 static const struct serve_vm_owner pool_owner = {
+	.background = 1,
 	.ready = pool_on_ready,
 	.failed = pool_on_failed,
 	.destroyed = pool_on_destroyed,

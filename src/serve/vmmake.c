@@ -141,12 +141,15 @@ int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 	*out = sv;
 	s->vms_alive++;
 	if (s->booting >= s->cfg.max_booting) {
+		/* A client waits on this boot; a pool refill can wait longer. */
 		sv->queued = 1;
-		if (s->queue_tail)
-			s->queue_tail->qnext = sv;
-		else
-			s->queue = sv;
-		s->queue_tail = sv;
+		struct serve_vm **pp = &s->queue;
+		while (*pp && (o->background || !(*pp)->owner->background))
+			pp = &(*pp)->qnext;
+		sv->qnext = *pp;
+		*pp = sv;
+		if (!sv->qnext)
+			s->queue_tail = sv;
 		return 0;
 	}
 	int rc = vmmake_start(sv, e);
