@@ -29,9 +29,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -D_GNU_SOURCE $(WARN) -Isrc -MMD -MP
-# Tests only: libyaml reads Firecracker's OpenAPI spec (test_fc_contract).
+# Tests only: libyaml reads the OpenAPI documents (test_fc_contract, test_serve).
 LDLIBS_TEST := -lyaml
-LDLIBS_HOST := -ljansson -lcurl -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
+LDLIBS_HOST := -ljansson -lcurl -lmicrohttpd -lseccomp -lnftables -lmnl -luv -larchive -lgit2 -lcrypto -lpthread
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=$(SANITIZE)
@@ -100,7 +100,7 @@ $(INTEG_LIB_OBJ): $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(INTEG_LIB_OBJ) $(HOST_LIB) -lcriterion $(LDLIBS_HOST) $(LDLIBS_TEST)
 
 # Static stand-ins for a VMM that the integration tests run in the real jail
 # (tests/integration/peers): static, so they need nothing from the jail's root.

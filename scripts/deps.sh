@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev gcovr
 	qemu-system-x86 busybox-static cpio zstd xz-utils kmod
 	libjansson-dev libcurl4-openssl-dev libseccomp-dev libnftables-dev libmnl-dev libuv1-dev
-	libcriterion-dev libyaml-dev libarchive-dev libgit2-dev libssl-dev
+	libcriterion-dev libyaml-dev libarchive-dev libgit2-dev libssl-dev libmicrohttpd-dev bubblewrap
 	nftables iproute2 netcat-openbsd procps
 	curl jq
 	mmdebstrap uidmap e2fsprogs umoci skopeo

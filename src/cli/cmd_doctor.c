@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "serve/serve.h"
 #include "core/io.h"
 #include "vm/vm.h"
 
@@ -191,6 +192,9 @@ int cmd_doctor(int argc, char **argv)
 	doctor_seccomp();
 	doctor_nft();
 	doctor_cgroups();
+	char daemon[512];
+	int up = serve_client_describe(serve_client_socket(), daemon, sizeof(daemon));
+	printf("%-4s %-13s %s\n", up ? "ok" : "--", "daemon", daemon);
 	printf("\n%s\n", doctor_problems ? "Some checks failed; see the fixes above." : "All checks passed.");
 	return doctor_problems ? 1 : 0;
 }

@@ -26,6 +26,7 @@
 #include "loop/loop.h"
 #include "vm/template.h"
 #include "image/image.h"
+#include "serve/serve.h"
 #include "vm/vm.h"
 
 #define EXEC_EXIT_NOT_EXECUTABLE 126
@@ -55,6 +56,7 @@ const struct option cmd_exec_options[] = {
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
+	{ "no-daemon", no_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -118,6 +120,9 @@ static void exec_usage(FILE *f)
 		"                      this size instead of RAM\n"
 		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
 		"                      it is installed and KVM runs guests; see `ironclaw doctor`)\n"
+		"  --no-daemon         boot the VM in this process even when `ironclaw serve`\n"
+		"                      runs (default: use the daemon when it answers on\n"
+		"                      $IRONCLAW_SOCKET or /run/ironclaw/api.sock; no root needed)\n"
 		"  -h, --help          show this help\n\n"
 		"exit status (as shells and Docker use them):\n"
 		"  N       CMD's own exit status\n"
@@ -425,6 +430,8 @@ int cmd_exec(int argc, char **argv)
 	size_t n_env = 0;
 	unsigned boot_s = 0;
 	enum vm_backend_choice backend = VM_BACKEND_QEMU;
+	int no_daemon = 0;
+	const char *net_spec = NULL;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
 	struct err perr = { 0 };
 	int c, no_snapshot = 0;
@@ -481,6 +488,7 @@ int cmd_exec(int argc, char **argv)
 				return EXEC_EXIT_FAILURE;
 			}
 			vo.net = strcmp(optarg, "none") != 0;
+			net_spec = optarg;
 			vo.allow = allow;
 			break;
 		case 'r':
@@ -502,6 +510,9 @@ int cmd_exec(int argc, char **argv)
 				return EXEC_EXIT_FAILURE;
 			}
 			break;
+		case 'N':
+			no_daemon = 1;
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -520,6 +531,21 @@ int cmd_exec(int argc, char **argv)
 	r.spec.timeout_ms = r.timeout_s * 1000;
 	r.spec.want_stdin = r.interactive;
 
+	/* The daemon's pool answers faster and needs no root; a custom kernel, an
+	 * image, a scratch disk, another backend or a boot timeout is only ours
+	 * to honour. */
+	if (!no_daemon && !vo.kernel && !vo.initrd && !boot_s && !image_ref && !vo.disk_mib &&
+	    backend == VM_BACKEND_QEMU &&
+	    serve_client_alive(serve_client_socket())) {
+		struct serve_client_exec_spec dx = { .cpus = vo.cpus, .memory_mib = vo.memory_mib,
+			.net = net_spec, .argv = r.spec.argv, .env = env, .cwd = r.spec.cwd,
+			.timeout_s = r.timeout_s, .stdin_fd = r.interactive ? 0 : -1 };
+		struct err de = { 0 };
+		int code = serve_client_exec_cmd(serve_client_socket(), &dx, &de);
+		if (de.code)
+			fprintf(stderr, "ironclaw: %s\n", de.msg);
+		return code;
+	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "ironclaw exec: must run as root: the VMM's jail needs namespaces, "
 			"cgroups and nftables (hint: run it as root, e.g. with sudo)\n");

@@ -35,11 +35,15 @@ int cmd_runs(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_sandbox(int argc, char **argv);
 
 extern const struct option cmd_exec_options[];
 extern const char cmd_exec_shortopts[];
 extern const struct option cmd_run_options[];
 extern const char cmd_run_shortopts[];
+extern const struct option cmd_serve_options[];
+extern const char cmd_serve_shortopts[];
 extern const struct option cmd_runs_options[];
 extern const char cmd_runs_shortopts[];
 

@@ -26,6 +26,8 @@ static const struct cli_command cli_commands[] = {
 	{ "gc", "remove leftovers (netns, veth, nft, cgroups, dirs) of VMs that are gone", cmd_gc,
 	  NULL, NULL },
 	{ "image", "build, import, list and remove guest images (Debian userlands for --image)", cmd_image, NULL, NULL },
+	{ "serve", "run the daemon: sandboxes over an HTTP API on a Unix socket", cmd_serve, cmd_serve_options, cmd_serve_shortopts },
+	{ "sandbox", "drive the daemon's sandboxes: create, ls, exec, cp, rm", cmd_sandbox, NULL, NULL },
 	{ "undo", "put back the workspace files an applied run changed", cmd_undo, NULL, NULL },
 	{ "snapshot", "VM templates that exec restores instead of booting: create, ls, rm, prune", cmd_snapshot, NULL, NULL },
 };

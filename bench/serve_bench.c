@@ -1,0 +1,202 @@
+/* `make bench`, the daemon: a sandbox from the warm pool + `exec -- true` +
+ * delete, p50 and p99 over SERVE_BENCH_N (default 100) rounds, beside
+ * `bwrap --unshare-all true` (bubblewrap, Debian) measured in the same run;
+ * then sandboxes created per second over SERVE_BENCH_RATE_S (default 30) s
+ * with as many requests in flight as the pool is deep.
+ *
+ * Between timed rounds the bench waits (untimed) for the pool to have a ready
+ * VM: the round measures the hand-over, the exec and the teardown, not a
+ * boot. Target: pool round p50 <= 2x bwrap's p50. Exits 1 when missed. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/benchlib.h"
+
+#define SB_POOL 4
+
+static char sock[128];
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+struct ans {
+	char body[65536];
+	size_t len;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ctx)
+{
+	struct ans *a = ctx;
+	size_t k = sz * n;
+	if (a->len + k < sizeof(a->body)) {
+		memcpy(a->body + a->len, p, k);
+		a->len += k;
+		a->body[a->len] = 0;
+	}
+	return k;
+}
+
+static long call(CURL *c, const char *method, const char *path, const char *body, struct ans *a)
+{
+	char url[256];
+	long st = 0;
+	a->len = 0;
+	a->body[0] = 0;
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (curl_easy_perform(c) != CURLE_OK)
+		return -1;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	return st;
+}
+
+static int pool_ready(CURL *c)
+{
+	struct ans a;
+	if (call(c, "GET", "/v1/health", NULL, &a) != 200)
+		return -1;
+	json_t *j = json_loads(a.body, 0, NULL);
+	int n = (int)json_integer_value(json_object_get(j, "pool_ready"));
+	json_decref(j);
+	return n;
+}
+
+/* One round: create, exec true, delete. Returns ms, or -1; *made gets how. */
+static double round_once(CURL *c, char *made, size_t n)
+{
+	struct ans a;
+	char path[128];
+	double t0 = now_ms();
+	if (call(c, "POST", "/v1/sandboxes", "{}", &a) != 201)
+		return -1;
+	json_t *j = json_loads(a.body, 0, NULL);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+	snprintf(made, n, "%s", json_string_value(json_object_get(j, "made")));
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s/exec", id);
+	if (call(c, "POST", path, "{\"argv\":[\"true\"]}", &a) != 200 ||
+	    !strstr(a.body, "\"type\":\"exit\",\"code\":0"))
+		return -1;
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
+	if (call(c, "DELETE", path, NULL, &a) != 204)
+		return -1;
+	return now_ms() - t0;
+}
+
+static double bwrap_once(void)
+{
+	double t0 = now_ms();
+	pid_t p = fork();
+	if (p == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 1);
+		dup2(dn, 2);
+		execlp("bwrap", "bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev",
+		       "--proc", "/proc", "true", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? now_ms() - t0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *bin = argc > 1 ? argv[1] : "build/ironclaw";
+	int n = getenv("SERVE_BENCH_N") ? atoi(getenv("SERVE_BENCH_N")) : 100;
+	int rate_s = getenv("SERVE_BENCH_RATE_S") ? atoi(getenv("SERVE_BENCH_RATE_S")) : 30;
+	char dir[] = "/tmp/ic-serve-bench-XXXXXX";
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	pid_t d = fork();
+	if (d == 0) {
+		char pool[8];
+		snprintf(pool, sizeof(pool), "%d", SB_POOL);
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 1);
+		dup2(dn, 2);
+		execl(bin, "ironclaw", "serve", "--socket", sock, "--pool", pool, "--memory", "128",
+		      (char *)NULL);
+		_exit(127);
+	}
+	CURL *c = curl_easy_init();
+	int status = 1;
+	double *pool_ms = calloc((size_t)n, sizeof(double)), *bw_ms = calloc((size_t)n, sizeof(double));
+	for (int i = 0; i < 6000 && pool_ready(c) < SB_POOL; i++)
+		usleep(50000);
+	if (pool_ready(c) < 1) {
+		fprintf(stderr, "serve_bench: the daemon's pool never filled\n");
+		goto out;
+	}
+	int cold = 0;
+	for (int i = 0; i < n; i++) {
+		while (pool_ready(c) < 1)
+			usleep(20000); /* untimed: wait for a refill */
+		char made[16] = "";
+		pool_ms[i] = round_once(c, made, sizeof(made));
+		cold += strcmp(made, "pool") != 0;
+		bw_ms[i] = bwrap_once();
+		if (pool_ms[i] < 0 || bw_ms[i] < 0) {
+			fprintf(stderr, "serve_bench: round %d failed (pool %.1f, bwrap %.1f)\n", i,
+				pool_ms[i], bw_ms[i]);
+			goto out;
+		}
+	}
+	double p50 = bench_percentile(pool_ms, n, 50), p99 = bench_percentile(pool_ms, n, 99);
+	double b50 = bench_percentile(bw_ms, n, 50), b99 = bench_percentile(bw_ms, n, 99);
+	printf("serve: pool sandbox + exec true + delete, %d rounds (%d not from the pool): "
+	       "p50 %.1f ms, p99 %.1f ms\n", n, cold, p50, p99);
+	printf("serve: bwrap --unshare-all true, same run: p50 %.1f ms, p99 %.1f ms\n", b50, b99);
+	printf("serve: ratio p50 %.2fx (target <= 2x)\n", p50 / b50);
+	/* Sandboxes per second: create+delete as fast as they come, pool or cold. */
+	double t0 = now_ms();
+	int made_n = 0;
+	while (now_ms() - t0 < rate_s * 1000.0) {
+		char made[16];
+		struct ans a;
+		if (call(c, "POST", "/v1/sandboxes", "{}", &a) != 201)
+			break;
+		json_t *j = json_loads(a.body, 0, NULL);
+		char path[128];
+		snprintf(path, sizeof(path), "/v1/sandboxes/%s", json_string_value(json_object_get(j, "id")));
+		snprintf(made, sizeof(made), "%s", json_string_value(json_object_get(j, "made")));
+		json_decref(j);
+		call(c, "DELETE", path, NULL, &a);
+		made_n++;
+	}
+	double el = (now_ms() - t0) / 1000.0;
+	printf("serve: %d sandboxes created and deleted in %.1f s: %.2f per second (one client, "
+	       "pool of %d, cold boots once it is empty)\n", made_n, el, made_n / el, SB_POOL);
+	status = p50 <= 2 * b50 ? 0 : 1;
+out:
+	kill(d, SIGTERM);
+	waitpid(d, NULL, 0);
+	curl_easy_cleanup(c);
+	free(pool_ms);
+	free(bw_ms);
+	rmdir(dir);
+	return status;
+}

@@ -1,0 +1,259 @@
+/* What the pieces of the daemon share. One concept per file:
+ *
+ *   serve.c     the daemon's lifetime: gc, socket, loop, signals, TTL sweep
+ *   sock.c      the Unix socket: create, bind with the right mode and group
+ *   http.c      libmicrohttpd driven from the one libuv loop (epoll fd + timer)
+ *   api.c       routing, request bodies, JSON responses, errors
+ *   body.c      strict checks of request bodies (400 naming the field)
+ *   sandbox.c   the sandbox registry: ids, TTLs, caps, create and delete
+ *   vmmake.c    THE one place a VM is made (cold boot today; template restore
+ *               when snapshots land) and the owner indirection pool VMs need
+ *   pool.c      warm pool: N ready VMs per shape, refilled, capped, used once
+ *   exec.c      streamed exec: NDJSON events, suspend/resume, disconnect kill
+ *   files.c     PUT/GET of files and directory listings
+ *   metrics.c   counters and histograms, Prometheus text
+ *   client.c    the CLI's client (not part of the daemon)
+ */
+#ifndef IRONCLAW_SERVE_INTERNAL_H
+#define IRONCLAW_SERVE_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "serve/serve.h"
+#include "vm/vm.h"
+
+#define SERVE_JSON_BODY_MAX (1u << 20)        /* JSON request bodies */
+#define SERVE_FILE_BODY_MAX (8u << 20)        /* PUT /files: one guest file.put */
+#define SERVE_HEADER_MEMORY (32u * 1024)      /* MHD's per-connection header memory */
+#define SERVE_CONNECTIONS_MAX 256
+#define SERVE_EXEC_BUFFER_MAX (16u << 20)     /* unread exec output per stream */
+#define SERVE_ID_LEN 16
+#define SERVE_LABELS_MAX 32
+#define SERVE_POOL_MAX 64                     /* pool VMs per shape */
+#define SERVE_NET_SPEC_MAX 1024
+#define SERVE_FIELD_MAX 64                    /* a request field's name in a 400 */
+
+struct serve;
+struct serve_req;
+
+/* ---- a VM's shape ---- */
+struct serve_shape {
+	unsigned cpus;
+	unsigned memory_mib;
+	int net;                               /* 1: a NIC limited to allow */
+	char net_spec[SERVE_NET_SPEC_MAX];     /* "none" or "allow=..." as given */
+	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
+	size_t n_allow;
+};
+int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b);
+
+/* ---- vmmake.c: the seam where VMs are made ---- */
+struct serve_vm;
+struct serve_vm_owner {
+	int background;         /* pool refills: queued behind a waiting request's boot */
+	void (*ready)(struct serve_vm *sv, void *ctx);
+	void (*failed)(struct serve_vm *sv, const struct err *e, void *ctx);
+	void (*destroyed)(struct serve_vm *sv, void *ctx);
+};
+struct serve_vm {
+	struct serve *s;
+	struct vm *vm;
+	struct serve_shape shape;
+	const char *made;       /* "cold" or "snapshot" (the pool says "pool") */
+	double t0_ms, ready_ms; /* clock_now_ms at make and at ready */
+	int ready, failed, destroying;
+	int booting;            /* counted in serve.booting */
+	int queued;             /* waiting for a boot slot; vm is NULL */
+	struct serve_vm *qnext;
+	const struct serve_vm_owner *owner;
+	void *ctx;
+};
+/* Makes a VM of this shape (the only caller of vm_create in the daemon).
+ * Returns an owned handle in *out; one of owner->ready/failed follows, and
+ * owner->destroyed after serve_vm_destroy. At most cfg.max_booting VMs boot
+ * at once (boots on a loaded host slow each other past their deadline); the
+ * rest wait in a queue, and destroying a queued one calls destroyed at once. */
+int serve_vm_make(struct serve *s, const struct serve_shape *shape,
+		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e);
+/* Gives the VM a new owner (a pool VM handed to a sandbox). */
+void serve_vm_handover(struct serve_vm *sv, const struct serve_vm_owner *o, void *ctx);
+void serve_vm_destroy(struct serve_vm *sv);
+
+/* ---- pool.c ---- */
+struct serve_pool;
+int serve_pool_new(struct serve *s, const struct serve_shape *shape, unsigned size,
+		   unsigned memory_mib, unsigned idle_s, struct serve_pool **out, struct err *e);
+/* A ready VM of this shape, now the caller's (used once), or NULL. Starts a
+ * refill either way. */
+struct serve_vm *serve_pool_acquire(struct serve_pool *p, const struct serve_shape *shape);
+/* Once a second (the daemon's sweep): drains the pool after idle_s without
+ * demand. */
+void serve_pool_tick(struct serve_pool *p);
+unsigned serve_pool_ready(const struct serve_pool *p);
+unsigned serve_pool_booting(const struct serve_pool *p);
+unsigned serve_pool_memory_mib(const struct serve_pool *p);
+/* Destroys every pool VM; closed(s) once all are gone and the pool is freed. */
+void serve_pool_close(struct serve_pool *p, void (*closed)(struct serve *s));
+
+/* ---- metrics.c ---- */
+#define SERVE_HIST_BUCKETS 12
+struct serve_hist {
+	uint64_t bucket[SERVE_HIST_BUCKETS + 1]; /* last: +Inf */
+	uint64_t count;
+	double sum;
+};
+struct serve_metrics {
+	uint64_t created[3];        /* by made: pool, snapshot, cold */
+	uint64_t create_failures;
+	uint64_t deleted, expired;
+	uint64_t execs, exec_failures, exec_disconnects;
+	uint64_t rejected_429, rejected_400, rejected_413;
+	uint64_t pool_made, pool_failures, pool_drained;
+	struct serve_hist boot_ms, restore_ms, acquire_ms;
+};
+void serve_hist_add(struct serve_hist *h, double ms);
+int serve_metrics_text(struct serve *s, struct buf *out);
+
+/* ---- sandbox.c ---- */
+enum serve_sb_state { SB_STARTING, SB_READY, SB_FAILED };
+struct serve_sandbox {
+	struct serve *s;
+	char id[SERVE_ID_LEN + 1];
+	struct serve_vm *sv;
+	struct serve_shape shape;
+	enum serve_sb_state state;
+	const char *made;
+	double t0_ms, ms;
+	unsigned ttl_s;
+	uint64_t expires;           /* uv_now */
+	json_t *labels, *env;       /* owned objects of strings */
+	int busy;                   /* execs and file calls running */
+	int deleting;
+	struct serve_req *waiter;   /* the create request, until ready/failed, or
+				     * the delete request until the VM is gone */
+	int waiter_delete;
+	struct err why;             /* when failed */
+	struct serve_sandbox *next;
+};
+struct serve_sandbox *serve_sandbox_find(struct serve *s, const char *id);
+/* Validated create: takes a pool VM or makes one. On 0, *out is registered and
+ * STARTING or READY; the waiter is resumed when it settles. Returns the HTTP
+ * status to answer otherwise (429, 503) with e set. */
+int serve_sandbox_create(struct serve *s, const struct serve_shape *shape, unsigned ttl_s,
+			 json_t *env, json_t *labels, struct serve_req *waiter,
+			 struct serve_sandbox **out, struct err *e);
+void serve_sandbox_delete(struct serve_sandbox *sb);
+/* Deletes and answers r (204) once every per-VM object is gone. */
+void serve_sandbox_delete_for(struct serve_sandbox *sb, struct serve_req *r);
+json_t *serve_sandbox_json(const struct serve_sandbox *sb);
+unsigned serve_sandbox_count(const struct serve *s);
+unsigned serve_sandbox_memory_mib(const struct serve *s);
+void serve_sandbox_sweep(struct serve *s);
+/* The waiter went away (client disconnected while waiting). */
+void serve_sandbox_forget_waiter(struct serve_sandbox *sb);
+
+/* ---- the daemon (serve.c) ---- */
+struct serve {
+	uv_loop_t *loop;
+	struct serve_config cfg;
+	struct serve_shape default_shape;
+	struct MHD_Daemon *mhd;
+	uv_poll_t mhd_poll;
+	uv_timer_t mhd_timer;
+	uv_timer_t sweep;
+	uv_signal_t sigint, sigterm;
+	uv_poll_t stop_poll;
+	int stopping;
+	struct serve_sandbox *sandboxes;
+	struct serve_pool *pool;
+	struct serve_metrics m;
+	unsigned vms_alive;         /* serve_vm handles not yet destroyed */
+	unsigned booting;           /* VMs between vm_create and ready/failed */
+	struct serve_vm *queue, *queue_tail; /* makes waiting for a boot slot */
+};
+/* Stops serving: closes the socket and the loop handles, destroys every VM. */
+void serve_stop(struct serve *s);
+/* A serve_vm is gone: lets serve.c finish a stop. */
+void serve_vm_gone(struct serve *s);
+
+/* ---- sock.c ---- */
+/* Binds and listens on path: 0600, or 0660 for group (not (gid_t)-1). */
+int serve_sock_listen(const char *path, gid_t group, int *out, struct err *e);
+
+/* ---- http.c ---- */
+int serve_http_start(struct serve *s, int listen_fd, struct err *e);
+/* MHD has work that no fd shows (a resumed connection): run it soon. */
+void serve_http_kick(struct serve *s);
+void serve_http_stop(struct serve *s);
+
+/* ---- api.c: requests ---- */
+struct serve_req {
+	struct serve *s;
+	struct MHD_Connection *conn;
+	struct buf body;
+	size_t body_max;
+	int too_big;
+	int suspended;
+	int started;                /* the route ran; waiting or streaming */
+	unsigned status;            /* a later answer, 0 until set */
+	struct MHD_Response *resp;  /* a later answer */
+	struct serve_sandbox *sb;   /* a sandbox this request waits on (create, delete) */
+	/* An operation in flight that outlives nothing: an exec stream or a file
+	 * call. op_detach runs when the request ends (completed or client gone). */
+	void *op;
+	void (*op_detach)(void *op, enum MHD_RequestTerminationCode toe);
+	int op_queued;              /* the op queued its own (streamed) response */
+	char route[16];             /* for metrics and logs */
+};
+enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char *url,
+				 const char *method, const char *version, const char *upload,
+				 size_t *upload_size, void **con_cls);
+void serve_api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe);
+/* Answers a suspended request later: status and a JSON body (stolen), or raw
+ * bytes (copied) with a content type; resumes the connection. */
+void serve_req_answer_json(struct serve_req *r, unsigned status, json_t *body);
+void serve_req_answer_error(struct serve_req *r, unsigned status, const char *field,
+			    const char *msg);
+void serve_req_answer_bytes(struct serve_req *r, unsigned status, const char *type,
+			    const void *p, size_t n);
+/* Resumes a suspended request's connection (and runs MHD soon). */
+void serve_req_resume(struct serve_req *r);
+
+/* ---- body.c ---- */
+/* Fills shape/ttl/env/labels from a POST /v1/sandboxes body; on a bad field
+ * returns -EINVAL with *field set and e saying why. */
+int serve_body_create(struct serve *s, const char *p, size_t n, struct serve_shape *shape,
+		      unsigned *ttl_s, json_t **env, json_t **labels, char *field,
+		      struct err *e);
+struct serve_exec_req {
+	char **argv;                /* owned, NULL-terminated */
+	char **env;                 /* owned "K=V", NULL-terminated */
+	char *cwd;                  /* owned or NULL */
+	unsigned timeout_s;
+	uint8_t *stdin_data;        /* owned or NULL */
+	size_t stdin_len;
+	int has_stdin;
+};
+int serve_body_exec(const char *p, size_t n, json_t *sandbox_env, struct serve_exec_req *x,
+		    char *field, struct err *e);
+void serve_exec_req_free(struct serve_exec_req *x);
+
+/* ---- exec.c / files.c ---- */
+/* Starts the exec and queues its streamed response; returns an MHD result. */
+enum MHD_Result serve_exec_begin(struct serve_req *r, struct serve_sandbox *sb,
+				 struct serve_exec_req *x);
+/* Starts a file operation; the request is answered later. Returns 0 or the
+ * HTTP status to answer now with e set. */
+int serve_files_put(struct serve_req *r, struct serve_sandbox *sb, const char *path,
+		    const uint8_t *p, size_t n, struct err *e);
+int serve_files_get(struct serve_req *r, struct serve_sandbox *sb, const char *path, int list,
+		    struct err *e);
+
+#endif

@@ -1,0 +1,241 @@
+/* The warm pool: for one shape, N VMs booted ahead of demand, so that a
+ * sandbox is a hand-over instead of a boot.
+ *
+ * A pool VM is used once: acquire hands it to the caller, who destroys it when
+ * done; it never comes back, so no state crosses from one user to the next.
+ * Every acquire (hit or miss) starts a refill. The pool stays within its size,
+ * within its memory cap (VMs booting count), and within the daemon's total
+ * memory cap. After idle_s without any acquire the pool drains to nothing and
+ * refills only when demand returns. A VM that fails while waiting in the pool
+ * is destroyed and counted; refills after failures are spaced out so that a
+ * broken host does not boot-loop. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "serve/internal.h"
+
+#define POOL_RETRY_MS 2000
+
+struct pool_entry {
+	struct serve_pool *p;
+	struct serve_vm *sv;
+	int ready;
+};
+
+struct serve_pool {
+	struct serve *s;
+	struct serve_shape shape;
+	unsigned size, memory_mib, idle_s;
+	struct pool_entry *e[SERVE_POOL_MAX];
+	unsigned n;                /* entries held (booting + ready) */
+	unsigned n_dying;          /* entries destroyed, not yet gone */
+	uint64_t last_demand;      /* uv_now of the last acquire */
+	int drained;               /* idle: no refill until the next acquire */
+	int closing;
+	void (*closed)(struct serve *s);
+	uv_timer_t timer;          /* refill retry and idle check */
+	int timer_open;
+	unsigned fail_streak;
+};
+
+static void pool_fill(struct serve_pool *p);
+
+static void pool_remove(struct serve_pool *p, struct pool_entry *pe)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		if (p->e[i] == pe) {
+			p->e[i] = p->e[--p->n];
+			return;
+		}
+	}
+}
+
+static void pool_timer_closed(uv_handle_t *h)
+{
+	struct serve_pool *p = h->data;
+	void (*closed)(struct serve *s) = p->closed;
+	struct serve *s = p->s;
+	free(p);
+	if (closed)
+		closed(s);
+}
+
+static void pool_maybe_closed(struct serve_pool *p)
+{
+	if (p->closing && p->n == 0 && p->n_dying == 0 && p->timer_open) {
+		p->timer_open = 0;
+		uv_close((uv_handle_t *)&p->timer, pool_timer_closed);
+	}
+}
+
+static void pool_on_ready(struct serve_vm *sv, void *ctx)
+{
+	struct pool_entry *pe = ctx;
+	(void)sv;
+	pe->ready = 1;
+	pe->p->fail_streak = 0;
+	pe->p->s->m.pool_made++;
+	log_debug("serve: pool VM %s ready in %.0f ms", vm_id(sv->vm), sv->ready_ms - sv->t0_ms);
+}
+
+static void pool_on_destroyed(struct serve_vm *sv, void *ctx)
+{
+	struct pool_entry *pe = ctx;
+	struct serve_pool *p = pe->p;
+	(void)sv;
+	p->n_dying--;
+	free(pe);
+	pool_maybe_closed(p);
+}
+
+static void pool_kill(struct serve_pool *p, struct pool_entry *pe)
+{
+	pool_remove(p, pe);
+	p->n_dying++;
+	serve_vm_destroy(pe->sv);
+}
+
+static void pool_on_failed(struct serve_vm *sv, const struct err *e, void *ctx)
+{
+	struct pool_entry *pe = ctx;
+	struct serve_pool *p = pe->p;
+	(void)sv;
+	log_warn("serve: a pool VM failed: %s", e->msg);
+	p->s->m.pool_failures++;
+	p->fail_streak++;
+	pool_kill(p, pe);
+	if (!p->closing)
+		uv_timer_start(&p->timer, (uv_timer_cb)pool_fill, POOL_RETRY_MS * p->fail_streak, 0);
+}
+
+static const struct serve_vm_owner pool_owner = {
+	.background = 1,
+	.ready = pool_on_ready,
+	.failed = pool_on_failed,
+	.destroyed = pool_on_destroyed,
+};
+
+/* Memory the daemon may still give to a new VM, over sandboxes and pool. */
+static int pool_has_room(struct serve_pool *p)
+{
+	struct serve *s = p->s;
+	unsigned mine = (p->n + p->n_dying) * p->shape.memory_mib;
+	if (mine + p->shape.memory_mib > p->memory_mib)
+		return 0;
+	unsigned total = serve_sandbox_memory_mib(s) + serve_pool_memory_mib(p);
+	if (total + p->shape.memory_mib > s->cfg.memory_mib)
+		return 0;
+	return 1;
+}
+
+static void pool_fill(struct serve_pool *p)
+{
+	if (p->closing || p->drained || p->s->stopping)
+		return;
+	while (p->n < p->size && p->n < SERVE_POOL_MAX && pool_has_room(p)) {
+		struct pool_entry *pe = calloc(1, sizeof(*pe));
+		struct err e = { 0 };
+		if (!pe)
+			return;
+		pe->p = p;
+		p->e[p->n++] = pe;
+		if (serve_vm_make(p->s, &p->shape, &pool_owner, pe, &pe->sv, &e) < 0) {
+			log_warn("serve: refilling the pool: %s", e.msg);
+			pool_remove(p, pe);
+			free(pe);
+			p->s->m.pool_failures++;
+			p->fail_streak++;
+			uv_timer_start(&p->timer, (uv_timer_cb)pool_fill,
+				       POOL_RETRY_MS * p->fail_streak, 0);
+			return;
+		}
+	}
+}
+
+void serve_pool_tick(struct serve_pool *p)
+{
+	uint64_t now = uv_now(p->s->loop);
+	if (p->closing || !p->idle_s || p->drained)
+		return;
+	if (now - p->last_demand < (uint64_t)p->idle_s * 1000)
+		return;
+	log_info("serve: no demand for %u s; draining the pool", p->idle_s);
+	p->drained = 1;
+	p->s->m.pool_drained++;
+	while (p->n)
+		pool_kill(p, p->e[0]);
+}
+
+int serve_pool_new(struct serve *s, const struct serve_shape *shape, unsigned size,
+		   unsigned memory_mib, unsigned idle_s, struct serve_pool **out, struct err *e)
+{
+	struct serve_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return err_set(e, -ENOMEM, "out of memory");
+	p->s = s;
+	p->shape = *shape;
+	p->size = size > SERVE_POOL_MAX ? SERVE_POOL_MAX : size;
+	p->memory_mib = memory_mib ? memory_mib : p->size * shape->memory_mib;
+	p->idle_s = idle_s;
+	p->last_demand = uv_now(s->loop);
+	uv_timer_init(s->loop, &p->timer);
+	p->timer.data = p;
+	p->timer_open = 1;
+	*out = p;
+	pool_fill(p);
+	return 0;
+}
+
+struct serve_vm *serve_pool_acquire(struct serve_pool *p, const struct serve_shape *shape)
+{
+	struct serve_vm *got = NULL;
+	if (p->closing)
+		return NULL;
+	p->last_demand = uv_now(p->s->loop);
+	p->drained = 0;
+	if (serve_shape_equal(&p->shape, shape)) {
+		for (unsigned i = 0; i < p->n; i++) {
+			struct pool_entry *pe = p->e[i];
+			if (!pe->ready || pe->sv->failed)
+				continue;
+			pool_remove(p, pe);
+			got = pe->sv;
+			free(pe);
+			break;
+		}
+	}
+	pool_fill(p);
+	return got;
+}
+
+unsigned serve_pool_ready(const struct serve_pool *p)
+{
+	unsigned k = 0;
+	if (!p)
+		return 0;
+	for (unsigned i = 0; i < p->n; i++)
+		k += p->e[i]->ready;
+	return k;
+}
+
+unsigned serve_pool_booting(const struct serve_pool *p)
+{
+	return p ? p->n - serve_pool_ready(p) : 0;
+}
+
+unsigned serve_pool_memory_mib(const struct serve_pool *p)
+{
+	return p ? (p->n + p->n_dying) * p->shape.memory_mib : 0;
+}
+
+void serve_pool_close(struct serve_pool *p, void (*closed)(struct serve *s))
+{
+	p->closing = 1;
+	p->closed = closed;
+	uv_timer_stop(&p->timer);
+	while (p->n)
+		pool_kill(p, p->e[0]);
+	pool_maybe_closed(p);
+}

@@ -1,0 +1,194 @@
+/* The one place the daemon makes a VM, and the owner indirection around it.
+ *
+ * Today every VM is a cold boot (vm_create); when snapshot templates land, the
+ * template lookup and `restore_from` go here and nowhere else, and `made`
+ * becomes "snapshot" for a restored VM. Everyone above (the pool, sandboxes)
+ * only sees a serve_vm and the word in `made`.
+ *
+ * Boots are admitted a few at a time (cfg.max_booting): twenty cold boots at
+ * once on two cores each take long enough to miss their readiness deadline,
+ * while queued ones start only when a slot frees, with their own deadline.
+ *
+ * vm_create fixes a VM's event context for its whole life, but a pool VM
+ * changes hands: it is made for the pool and used by a sandbox. So vm events
+ * go to the serve_vm, which forwards them to its current owner. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "serve/internal.h"
+
+int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b)
+{
+	return a->cpus == b->cpus && a->memory_mib == b->memory_mib && a->net == b->net &&
+	       !strcmp(a->net_spec, b->net_spec);
+}
+
+static void vmmake_pump(struct serve *s);
+
+/* The VM left the booting state (ready, failed or destroyed first). */
+static void vmmake_unbook(struct serve_vm *sv)
+{
+	if (!sv->booting)
+		return;
+	sv->booting = 0;
+	sv->s->booting--;
+	vmmake_pump(sv->s);
+}
+
+static void vmmake_on_ready(struct vm *vm, void *ctx)
+{
+	struct serve_vm *sv = ctx;
+	(void)vm;
+	vmmake_unbook(sv);
+	sv->ready = 1;
+	sv->ready_ms = clock_now_ms();
+	double ms = sv->ready_ms - sv->t0_ms;
+	serve_hist_add(!strcmp(sv->made, "snapshot") ? &sv->s->m.restore_ms : &sv->s->m.boot_ms,
+		       ms);
+	if (sv->owner->ready)
+		sv->owner->ready(sv, sv->ctx);
+}
+
+static void vmmake_on_failed(struct vm *vm, const struct err *e, void *ctx)
+{
+	struct serve_vm *sv = ctx;
+	(void)vm;
+	vmmake_unbook(sv);
+	sv->failed = 1;
+	if (sv->owner->failed)
+		sv->owner->failed(sv, e, sv->ctx);
+}
+
+static void vmmake_on_destroyed(struct vm *vm, void *ctx)
+{
+	struct serve_vm *sv = ctx;
+	struct serve *s = sv->s;
+	(void)vm;
+	sv->vm = NULL;
+	vmmake_unbook(sv);
+	if (sv->owner->destroyed)
+		sv->owner->destroyed(sv, sv->ctx);
+	free(sv);
+	serve_vm_gone(s);
+}
+
+static const struct vm_events vmmake_events = {
+	.ready = vmmake_on_ready,
+	.failed = vmmake_on_failed,
+	.destroyed = vmmake_on_destroyed,
+};
+
+static int vmmake_start(struct serve_vm *sv, struct err *e)
+{
+	struct serve *s = sv->s;
+	/* The seam: a template restore (vo.restore_from, made = "snapshot")
+	 * replaces this cold boot once snapshots land. */
+	sv->made = "cold";
+	sv->t0_ms = clock_now_ms(); /* boot latency: from the boot's start, not the queue's */
+	struct vm_options vo = {
+		.cpus = sv->shape.cpus,
+		.memory_mib = sv->shape.memory_mib,
+		.boot_timeout_ms = s->cfg.boot_timeout_s * 1000,
+		.net = sv->shape.net,
+		.allow = sv->shape.allow,
+		.n_allow = sv->shape.n_allow,
+	};
+	sv->booting = 1;
+	s->booting++;
+	int rc = vm_create(s->loop, &vo, &vmmake_events, sv, &sv->vm, e);
+	if (rc < 0) {
+		sv->booting = 0;
+		s->booting--;
+		sv->vm = NULL;
+	}
+	return rc;
+}
+
+static void vmmake_pump(struct serve *s)
+{
+	while (s->queue && s->booting < s->cfg.max_booting) {
+		struct serve_vm *sv = s->queue;
+		struct err e = { 0 };
+		s->queue = sv->qnext;
+		if (!s->queue)
+			s->queue_tail = NULL;
+		sv->queued = 0;
+		sv->qnext = NULL;
+		if (vmmake_start(sv, &e) < 0) {
+			sv->failed = 1;
+			if (sv->owner->failed)
+				sv->owner->failed(sv, &e, sv->ctx);
+		}
+	}
+}
+
+int serve_vm_make(struct serve *s, const struct serve_shape *shape,
+		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e)
+{
+	struct serve_vm *sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return err_set(e, -ENOMEM, "out of memory");
+	sv->s = s;
+	sv->shape = *shape;
+	sv->owner = o;
+	sv->ctx = ctx;
+	sv->t0_ms = clock_now_ms();
+	sv->made = "cold";
+	/* *out first: an owner callback may look at it before we return. */
+	*out = sv;
+	s->vms_alive++;
+	if (s->booting >= s->cfg.max_booting) {
+		/* A client waits on this boot; a pool refill can wait longer. */
+		sv->queued = 1;
+		struct serve_vm **pp = &s->queue;
+		while (*pp && (o->background || !(*pp)->owner->background))
+			pp = &(*pp)->qnext;
+		sv->qnext = *pp;
+		*pp = sv;
+		if (!sv->qnext)
+			s->queue_tail = sv;
+		return 0;
+	}
+	int rc = vmmake_start(sv, e);
+	if (rc < 0) {
+		s->vms_alive--;
+		*out = NULL;
+		free(sv);
+	}
+	return rc;
+}
+
+void serve_vm_handover(struct serve_vm *sv, const struct serve_vm_owner *o, void *ctx)
+{
+	sv->owner = o;
+	sv->ctx = ctx;
+}
+
+void serve_vm_destroy(struct serve_vm *sv)
+{
+	if (sv->destroying)
+		return;
+	sv->destroying = 1;
+	if (sv->vm) {
+		vm_destroy(sv->vm);
+		return;
+	}
+	/* Queued (or its start failed): nothing was made; gone at once. */
+	struct serve *s = sv->s;
+	for (struct serve_vm **pp = &s->queue; *pp; pp = &(*pp)->qnext) {
+		if (*pp == sv) {
+			*pp = sv->qnext;
+			break;
+		}
+	}
+	s->queue_tail = NULL;
+	for (struct serve_vm *q = s->queue; q; q = q->qnext)
+		s->queue_tail = q;
+	if (sv->owner->destroyed)
+		sv->owner->destroyed(sv, sv->ctx);
+	free(sv);
+	serve_vm_gone(s);
+}
