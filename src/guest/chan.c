@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/io.h"
@@ -144,6 +145,30 @@ void guest_in_free(struct guest_in *in)
 	memset(in, 0, sizeof(*in));
 }
 
+/* A port read returns one receive buffer (a page) at most, and the port has
+ * no read_iter, so readv calls it once per iovec until one comes back
+ * short: page-sized iovecs take up to GUEST_READV_PAGES buffers per
+ * syscall. */
+#define GUEST_READV_PAGES 16
+static ssize_t guest_chan_readv(int fd, uint8_t *p, size_t room)
+{
+	struct iovec iov[GUEST_READV_PAGES];
+	int n = 0;
+	while (room > 0 && n < GUEST_READV_PAGES) {
+		size_t len = room < 4096 ? room : 4096;
+		iov[n++] = (struct iovec){ .iov_base = p, .iov_len = len };
+		p += len;
+		room -= len;
+	}
+	for (;;) {
+		ssize_t r = readv(fd, iov, n);
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 ssize_t guest_chan_read(struct guest *g)
 {
 	uint8_t chunk[GUEST_READ_CHUNK];
@@ -155,7 +180,7 @@ ssize_t guest_chan_read(struct guest *g)
 		/* Inside a large body (stdin): read straight into it, one copy
 		 * less per byte. Never past its end, so the next frame's header
 		 * still goes through feed. */
-		r = io_read(g->chan_fd, body, room);
+		r = guest_chan_readv(g->chan_fd, body, room);
 		if (r <= 0)
 			return r;
 		rc = frame_decoder_body_filled(&g->dec, (size_t)r, guest_chan_queue, g);
