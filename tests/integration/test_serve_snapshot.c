@@ -9,6 +9,8 @@
  * template was built. */
 #include "test_serve_util.h"
 
+#include <dirent.h>
+#include <glob.h>
 #include <openssl/evp.h>
 
 #define BIG (8u << 20)
@@ -206,5 +208,56 @@ Test(serve_snapshot, pool_vms_restored_from_one_template_have_their_own_identity
 		free(id[i]);
 		free(o[i]);
 	}
+	serve_d_stop(&d);
+}
+
+/* A sandbox is never reused, so delete kills its VMM at once (vm_destroy_now)
+ * instead of asking the guest to power off, and still leaves nothing: no
+ * VMM, no netns (its nft table lived in it), no cgroup, no directory. */
+Test(serve_snapshot, delete_kills_at_once_and_leaves_nothing, .timeout = 600)
+{
+	char cache[4096];
+	tpl_cache(cache, sizeof(cache), "serve-snapshot-pool", 0);
+	setenv("IRONCLAW_LOG", "debug", 1);
+	struct serve_d d;
+	serve_d_start(&d, NULL);
+	unsetenv("IRONCLAW_LOG");
+	char made[16];
+	char *id = sb_create(&d, "{\"net\": \"allow=192.0.2.1:80\"}", made, sizeof(made));
+	json_t *j = sb_get_json(&d, id);
+	char vm[64];
+	snprintf(vm, sizeof(vm), "%s", json_string_value(json_object_get(j, "vm")));
+	json_decref(j);
+	pid_t pids[4];
+	cr_assert_eq(harness_find_processes("qemu-system-x86_64", d.pid, pids, 4), 1);
+	char p[320];
+	struct stat ns;
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pids[0]);
+	cr_assert_eq(stat(p, &ns), 0);
+	/* Its cgroups: <root>/ironclaw/<vm> (v2) or <root>/<controller>/ironclaw/<vm>. */
+	char pat[256];
+	glob_t g;
+	snprintf(pat, sizeof(pat), "/sys/fs/cgroup{,/*}/ironclaw/%s", vm);
+	cr_assert_eq(glob(pat, GLOB_BRACE, NULL, &g), 0, "the VM has no cgroup (%s)", pat);
+	globfree(&g);
+	struct stat st;
+	sb_delete(&d, id);
+	free(id);
+	cr_assert_eq(vmm_count(d.pid), 0, "the VMM outlived the delete");
+	cr_assert_not(vm_dir_exists(vm), "the VM's directory was left behind");
+	cr_assert_neq(glob(pat, GLOB_BRACE, NULL, &g), 0, "the VM's cgroup was left behind");
+	DIR *nd = opendir("/run/netns");
+	for (struct dirent *de; nd && (de = readdir(nd));) {
+		snprintf(p, sizeof(p), "/run/netns/%s", de->d_name);
+		cr_assert(stat(p, &st) < 0 || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev,
+			  "the VM's netns %s was left behind", p);
+	}
+	if (nd)
+		closedir(nd);
+	/* How it stopped, from the daemon's own account (its log). */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "grep -q 'VM %s stopped: the VMM was killed' %s", vm, d.log);
+	cr_assert_eq(system(cmd), 0,
+		     "the sandbox's guest was asked to power off instead of killed at once");
 	serve_d_stop(&d);
 }
