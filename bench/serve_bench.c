@@ -8,6 +8,7 @@
  * VM: the round measures the hand-over, the exec and the teardown, not a
  * boot. Target: pool round p50 <= 2x bwrap's p50. Exits 1 when missed. */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -105,6 +106,85 @@ static double round_once(CURL *c, char *made, size_t n)
 	return now_ms() - t0;
 }
 
+/* Runs `bin exec [opts] -- true` (with IRONCLAW_SOCKET set to the daemon's
+ * socket when via_daemon); returns ms or -1. */
+static double exec_once(const char *bin, int via_daemon)
+{
+	double t0 = now_ms();
+	pid_t p = fork();
+	if (p == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 1);
+		dup2(dn, 2);
+		if (via_daemon) {
+			setenv("IRONCLAW_SOCKET", sock, 1);
+			execl(bin, "ironclaw", "exec", "--memory", "128", "--", "true", (char *)NULL);
+		} else {
+			execl(bin, "ironclaw", "exec", "--no-daemon", "--no-snapshot", "--memory", "128",
+			      "--", "true", (char *)NULL);
+		}
+		_exit(127);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? now_ms() - t0 : -1;
+}
+
+/* Rss and Pss (MB) summed over the VMMs descended from pid; returns their count. */
+static int vmm_memory(pid_t root, double *rss, double *pss)
+{
+	int n = 0;
+	*rss = *pss = 0;
+	DIR *d = opendir("/proc");
+	for (struct dirent *de; d && (de = readdir(d));) {
+		int pid = atoi(de->d_name), pp = pid;
+		char path[64], comm[64] = "";
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+		if (strncmp(comm, "qemu-system", 11))
+			continue;
+		for (int hop = 0; hop < 8 && pp > 1 && pp != root; hop++) {
+			snprintf(path, sizeof(path), "/proc/%d/stat", pp);
+			f = fopen(path, "r");
+			char buf[512];
+			int next = 0;
+			if (f && fgets(buf, sizeof(buf), f)) {
+				char *q = strrchr(buf, ')');
+				if (q)
+					sscanf(q + 2, "%*c %d", &next);
+			}
+			if (f)
+				fclose(f);
+			pp = next;
+		}
+		if (pp != root)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+		f = fopen(path, "r");
+		char line[256];
+		unsigned long long kb;
+		while (f && fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "Rss: %llu kB", &kb) == 1)
+				*rss += (double)kb / 1024.0;
+			else if (sscanf(line, "Pss: %llu kB", &kb) == 1)
+				*pss += (double)kb / 1024.0;
+		}
+		if (f)
+			fclose(f);
+		n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static double bwrap_once(void)
 {
 	double t0 = now_ms();
@@ -151,6 +231,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "serve_bench: the daemon's pool never filled\n");
 		goto out;
 	}
+	/* Idle pooled VMs' memory (restored from the template unless started
+	 * with --no-snapshot), after they settle. */
+	sleep(5);
+	double rss, pss;
+	int nv = vmm_memory(d, &rss, &pss);
+	if (nv > 0)
+		printf("serve: %d idle pooled VMs (128 MiB guests): Rss %.1f MB, Pss %.1f MB per VM\n",
+		       nv, rss / nv, pss / nv);
 	int cold = 0;
 	for (int i = 0; i < n; i++) {
 		while (pool_ready(c) < 1)
@@ -171,6 +259,21 @@ int main(int argc, char **argv)
 	       "p50 %.1f ms, p99 %.1f ms\n", n, cold, p50, p99);
 	printf("serve: bwrap --unshare-all true, same run: p50 %.1f ms, p99 %.1f ms\n", b50, b99);
 	printf("serve: ratio p50 %.2fx (target <= 2x)\n", p50 / b50);
+	/* `ironclaw exec -- true` through the daemon vs a cold in-process boot. */
+	int ne = getenv("SERVE_BENCH_EXEC_N") ? atoi(getenv("SERVE_BENCH_EXEC_N")) : 10;
+	double *ex = calloc((size_t)ne, sizeof(double)), ec[3];
+	for (int i = 0; i < ne; i++) {
+		while (pool_ready(c) < 1)
+			usleep(20000);
+		ex[i] = exec_once(bin, 1);
+	}
+	for (int i = 0; i < 3; i++)
+		ec[i] = exec_once(bin, 0);
+	double e50 = bench_percentile(ex, ne, 50), c50 = bench_percentile(ec, 3, 50);
+	printf("serve: ironclaw exec -- true via the daemon: p50 %.1f ms of %d; cold (--no-daemon "
+	       "--no-snapshot): p50 %.1f ms of 3; ratio %.3fx (target < 0.2x)\n", e50, ne, c50,
+	       e50 / c50);
+	free(ex);
 	/* Sandboxes per second: create+delete as fast as they come, pool or cold. */
 	double t0 = now_ms();
 	int made_n = 0;

@@ -26,6 +26,7 @@ const struct option cmd_serve_options[] = {
 	{ "boot-timeout", required_argument, NULL, 'b' },
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
+	{ "no-snapshot", no_argument, NULL, 'S' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -56,6 +57,8 @@ static void serve_usage(FILE *f)
 		"                       (default %d)\n"
 		"  --cpus N             default vCPUs of a sandbox (default %d)\n"
 		"  --memory MiB         default guest memory of a sandbox (default %d)\n"
+		"  --no-snapshot        boot every VM cold; by default VMs of a shape restore\n"
+		"                       from its template, built in the background when missing\n"
 		"  -h, --help           show this help\n\n"
 		"example:\n"
 		"  ironclaw serve --pool 2 &\n"
@@ -91,6 +94,9 @@ int cmd_serve(int argc, char **argv)
 		switch (ch) {
 		case 's':
 			c.socket_path = optarg;
+			break;
+		case 'S':
+			c.no_snapshot = 1;
 			break;
 		case 'g':
 			if (serve_parse_group(optarg, &c.group) < 0)

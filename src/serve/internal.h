@@ -6,8 +6,9 @@
  *   api.c       routing, request bodies, JSON responses, errors
  *   body.c      strict checks of request bodies (400 naming the field)
  *   sandbox.c   the sandbox registry: ids, TTLs, caps, create and delete
- *   vmmake.c    THE one place a VM is made (cold boot today; template restore
- *               when snapshots land) and the owner indirection pool VMs need
+ *   vmmake.c    THE one place a VM is made (a template restore, else a cold
+ *               boot) and the owner indirection pool VMs need
+ *   tpl.c       the daemon's templates: per shape, found or built once
  *   pool.c      warm pool: N ready VMs per shape, refilled, capped, used once
  *   exec.c      streamed exec: NDJSON events, suspend/resume, disconnect kill
  *   files.c     PUT/GET of files and directory listings
@@ -26,6 +27,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "serve/serve.h"
+#include "vm/template.h"
 #include "vm/vm.h"
 
 #define SERVE_JSON_BODY_MAX (1u << 20)        /* JSON request bodies */
@@ -61,11 +63,17 @@ struct serve_vm_owner {
 	void (*failed)(struct serve_vm *sv, const struct err *e, void *ctx);
 	void (*destroyed)(struct serve_vm *sv, void *ctx);
 };
+struct serve_tpl;
 struct serve_vm {
 	struct serve *s;
 	struct vm *vm;
 	struct serve_shape shape;
 	const char *made;       /* "cold" or "snapshot" (the pool says "pool") */
+	struct serve_tpl *tpl;  /* the template being restored (made = "snapshot") */
+	int tpl_wait;           /* waiting for its shape's template lookup */
+	int cold_only;          /* a restore failed: this one boots cold */
+	int fallback;           /* destroying a failed restore to boot cold */
+	struct serve_vm *tnext; /* in its template's waiters */
 	double t0_ms, ready_ms; /* clock_now_ms at make and at ready */
 	int ready, failed, destroying;
 	int booting;            /* counted in serve.booting */
@@ -84,6 +92,33 @@ int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 /* Gives the VM a new owner (a pool VM handed to a sandbox). */
 void serve_vm_handover(struct serve_vm *sv, const struct serve_vm_owner *o, void *ctx);
 void serve_vm_destroy(struct serve_vm *sv);
+
+/* ---- tpl.c: templates per shape ---- */
+enum serve_tpl_state { TPL_UNKNOWN, TPL_FINDING, TPL_BUILDING, TPL_READY, TPL_FAILED };
+#define SERVE_TPL_MAX 8                       /* shapes with a template */
+#define SERVE_TPL_RETRY_MS 60000              /* after a failed build or restore */
+struct serve_tpl {
+	struct serve *s;
+	unsigned cpus, memory_mib;
+	enum serve_tpl_state state;
+	struct vm_template t;                 /* when READY */
+	uint64_t retry_at;                    /* uv_now, when FAILED */
+	struct serve_vm *waiters;             /* makes waiting for the lookup */
+};
+/* The template a VM of this shape restores from: NULL when it boots cold
+ * (a NIC, snapshots off, a lookup or build not done or failed). When the
+ * lookup is still running, *wait is set and sv is queued on it; vmmake_admit
+ * runs again for sv once it settles. */
+struct serve_tpl *serve_tpl_for(struct serve *s, struct serve_vm *sv, int *wait);
+/* A restore from tp failed (QEMU refused the state, or the guest): no more
+ * restores from it until it is looked up again, SERVE_TPL_RETRY_MS later. */
+void serve_tpl_restore_failed(struct serve_tpl *tp, const struct err *e);
+/* Takes a waiting sv off its template's list (destroyed while waiting). */
+void serve_tpl_unwait(struct serve_vm *sv);
+void serve_tpl_free_all(struct serve *s);
+/* vmmake.c: admit a made sv (template choice, then a boot slot or the queue).
+ * Failures go to the owner. */
+void serve_vm_admit(struct serve_vm *sv);
 
 /* ---- pool.c ---- */
 struct serve_pool;
@@ -115,6 +150,9 @@ struct serve_metrics {
 	uint64_t execs, exec_failures, exec_disconnects;
 	uint64_t rejected_429, rejected_400, rejected_413;
 	uint64_t pool_made, pool_failures, pool_drained;
+	uint64_t vms_made[2];       /* VMs ready, by how: snapshot, cold */
+	uint64_t restore_fallbacks; /* restores that failed and booted cold */
+	uint64_t tpl_built, tpl_build_failures, tpl_unusable;
 	struct serve_hist boot_ms, restore_ms, acquire_ms;
 };
 void serve_hist_add(struct serve_hist *h, double ms);
@@ -176,6 +214,7 @@ struct serve {
 	unsigned vms_alive;         /* serve_vm handles not yet destroyed */
 	unsigned booting;           /* VMs between vm_create and ready/failed */
 	struct serve_vm *queue, *queue_tail; /* makes waiting for a boot slot */
+	struct serve_tpl *tpls[SERVE_TPL_MAX];
 };
 /* Stops serving: closes the socket and the loop handles, destroys every VM. */
 void serve_stop(struct serve *s);

@@ -88,6 +88,20 @@ int serve_metrics_text(struct serve *s, struct buf *b)
 			    "ironclaw_requests_rejected_total{code=\"429\"} %llu\n",
 			 (unsigned long long)m->rejected_400, (unsigned long long)m->rejected_413,
 			 (unsigned long long)m->rejected_429);
+	rc |= buf_printf(b, "# HELP ironclaw_vms_made_total VMs made ready (pool and sandboxes), by how.\n"
+			    "# TYPE ironclaw_vms_made_total counter\n"
+			    "ironclaw_vms_made_total{how=\"snapshot\"} %llu\n"
+			    "ironclaw_vms_made_total{how=\"cold\"} %llu\n",
+			 (unsigned long long)m->vms_made[0], (unsigned long long)m->vms_made[1]);
+	rc |= metrics_counter(b, "ironclaw_restore_fallbacks_total",
+			      "Template restores that failed and booted cold instead.",
+			      m->restore_fallbacks);
+	rc |= metrics_counter(b, "ironclaw_templates_built_total", "Templates built by the daemon.",
+			      m->tpl_built);
+	rc |= metrics_counter(b, "ironclaw_template_build_failures_total",
+			      "Template builds that failed.", m->tpl_build_failures);
+	rc |= metrics_counter(b, "ironclaw_templates_unusable_total",
+			      "Templates found corrupt or truncated (rebuilt).", m->tpl_unusable);
 	rc |= metrics_hist(b, "ironclaw_boot_ms", "Cold boot to ready, ms.", &m->boot_ms);
 	rc |= metrics_hist(b, "ironclaw_restore_ms", "Snapshot restore to ready, ms.", &m->restore_ms);
 	rc |= metrics_hist(b, "ironclaw_pool_acquire_ms", "Pool hand-over, ms.", &m->acquire_ms);

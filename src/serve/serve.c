@@ -141,6 +141,7 @@ int serve_run(const struct serve_config *c, struct err *e)
 	loop_lag_stop(&lag);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	serve_tpl_free_all(&s);
 	close(fd);
 	unlink(s.cfg.socket_path);
 	return 0;

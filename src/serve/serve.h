@@ -31,6 +31,7 @@ struct serve_config {
 	unsigned max_booting;     /* VMs booting at once; 0: the host's CPU count */
 	unsigned boot_timeout_s;  /* 0: VM_DEFAULT_BOOT_TIMEOUT_MS; counted from the boot's start */
 	int stop_fd;              /* tests: -1, or an fd whose readability stops the daemon */
+	int no_snapshot;          /* 1: every VM boots cold (no templates found or built) */
 };
 
 /* Runs the daemon until SIGINT/SIGTERM: gc of leftovers first, then the socket,

@@ -1,13 +1,19 @@
 /* The one place the daemon makes a VM, and the owner indirection around it.
  *
- * Today every VM is a cold boot (vm_create); when snapshot templates land, the
- * template lookup and `restore_from` go here and nowhere else, and `made`
- * becomes "snapshot" for a restored VM. Everyone above (the pool, sandboxes)
+ * A VM is restored from its shape's template when there is one (tpl.c), and
+ * `made` says "snapshot"; else it boots cold and says "cold". A restore that
+ * fails before the VM is ready (QEMU refused the state, the guest did not
+ * answer) is not the owner's problem: the VM is destroyed and booted cold in
+ * the same serve_vm, the reason logged and counted
+ * (ironclaw_restore_fallbacks_total). Everyone above (the pool, sandboxes)
  * only sees a serve_vm and the word in `made`.
  *
  * Boots are admitted a few at a time (cfg.max_booting): twenty cold boots at
  * once on two cores each take long enough to miss their readiness deadline,
  * while queued ones start only when a slot frees, with their own deadline.
+ *
+ * A VM is destroyed with vm_destroy_now: it is never reused, so its VMM is
+ * killed at once rather than its guest asked to power off.
  *
  * vm_create fixes a VM's event context for its whole life, but a pool VM
  * changes hands: it is made for the pool and used by a sandbox. So vm events
@@ -46,8 +52,9 @@ static void vmmake_on_ready(struct vm *vm, void *ctx)
 	sv->ready = 1;
 	sv->ready_ms = clock_now_ms();
 	double ms = sv->ready_ms - sv->t0_ms;
-	serve_hist_add(!strcmp(sv->made, "snapshot") ? &sv->s->m.restore_ms : &sv->s->m.boot_ms,
-		       ms);
+	int restored = !strcmp(sv->made, "snapshot");
+	serve_hist_add(restored ? &sv->s->m.restore_ms : &sv->s->m.boot_ms, ms);
+	sv->s->m.vms_made[restored ? 0 : 1]++;
 	if (sv->owner->ready)
 		sv->owner->ready(sv, sv->ctx);
 }
@@ -55,8 +62,16 @@ static void vmmake_on_ready(struct vm *vm, void *ctx)
 static void vmmake_on_failed(struct vm *vm, const struct err *e, void *ctx)
 {
 	struct serve_vm *sv = ctx;
-	(void)vm;
 	vmmake_unbook(sv);
+	if (sv->tpl && !sv->ready && !sv->destroying && !sv->s->stopping) {
+		/* Boot it cold instead, once this VM is gone (vmmake_on_destroyed). */
+		serve_tpl_restore_failed(sv->tpl, e);
+		sv->tpl = NULL;
+		sv->cold_only = 1;
+		sv->fallback = 1;
+		vm_destroy(vm);
+		return;
+	}
 	sv->failed = 1;
 	if (sv->owner->failed)
 		sv->owner->failed(sv, e, sv->ctx);
@@ -66,9 +81,14 @@ static void vmmake_on_destroyed(struct vm *vm, void *ctx)
 {
 	struct serve_vm *sv = ctx;
 	struct serve *s = sv->s;
-	(void)vm;
+	log_debug("serve: VM %s stopped: %s", vm_id(vm), vm_stop_how(vm));
 	sv->vm = NULL;
 	vmmake_unbook(sv);
+	if (sv->fallback && !sv->destroying) {
+		sv->fallback = 0;
+		serve_vm_admit(sv);
+		return;
+	}
 	if (sv->owner->destroyed)
 		sv->owner->destroyed(sv, sv->ctx);
 	free(sv);
@@ -84,9 +104,7 @@ static const struct vm_events vmmake_events = {
 static int vmmake_start(struct serve_vm *sv, struct err *e)
 {
 	struct serve *s = sv->s;
-	/* The seam: a template restore (vo.restore_from, made = "snapshot")
-	 * replaces this cold boot once snapshots land. */
-	sv->made = "cold";
+	sv->made = sv->tpl ? "snapshot" : "cold";
 	sv->t0_ms = clock_now_ms(); /* boot latency: from the boot's start, not the queue's */
 	struct vm_options vo = {
 		.cpus = sv->shape.cpus,
@@ -95,6 +113,7 @@ static int vmmake_start(struct serve_vm *sv, struct err *e)
 		.net = sv->shape.net,
 		.allow = sv->shape.allow,
 		.n_allow = sv->shape.n_allow,
+		.restore_from = sv->tpl ? sv->tpl->t.state : NULL,
 	};
 	sv->booting = 1;
 	s->booting++;
@@ -125,6 +144,47 @@ static void vmmake_pump(struct serve *s)
 	}
 }
 
+/* Queues sv for a boot slot: a client waits on this boot; a pool refill can
+ * wait longer. */
+static void vmmake_enqueue(struct serve_vm *sv)
+{
+	struct serve *s = sv->s;
+	sv->queued = 1;
+	struct serve_vm **pp = &s->queue;
+	while (*pp && (sv->owner->background || !(*pp)->owner->background))
+		pp = &(*pp)->qnext;
+	sv->qnext = *pp;
+	*pp = sv;
+	if (!sv->qnext)
+		s->queue_tail = sv;
+}
+
+/* 0: started, queued or waiting for its template lookup; < 0: the start
+ * failed with e set (nothing was made). */
+static int vmmake_try(struct serve_vm *sv, struct err *e)
+{
+	struct serve *s = sv->s;
+	int wait = 0;
+	sv->tpl = serve_tpl_for(s, sv, &wait);
+	if (wait)
+		return 0;
+	if (s->booting >= s->cfg.max_booting) {
+		vmmake_enqueue(sv);
+		return 0;
+	}
+	return vmmake_start(sv, e);
+}
+
+void serve_vm_admit(struct serve_vm *sv)
+{
+	struct err e = { 0 };
+	if (vmmake_try(sv, &e) < 0) {
+		sv->failed = 1;
+		if (sv->owner->failed)
+			sv->owner->failed(sv, &e, sv->ctx);
+	}
+}
+
 int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e)
 {
@@ -140,19 +200,7 @@ int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 	/* *out first: an owner callback may look at it before we return. */
 	*out = sv;
 	s->vms_alive++;
-	if (s->booting >= s->cfg.max_booting) {
-		/* A client waits on this boot; a pool refill can wait longer. */
-		sv->queued = 1;
-		struct serve_vm **pp = &s->queue;
-		while (*pp && (o->background || !(*pp)->owner->background))
-			pp = &(*pp)->qnext;
-		sv->qnext = *pp;
-		*pp = sv;
-		if (!sv->qnext)
-			s->queue_tail = sv;
-		return 0;
-	}
-	int rc = vmmake_start(sv, e);
+	int rc = vmmake_try(sv, e);
 	if (rc < 0) {
 		s->vms_alive--;
 		*out = NULL;
@@ -173,11 +221,16 @@ void serve_vm_destroy(struct serve_vm *sv)
 		return;
 	sv->destroying = 1;
 	if (sv->vm) {
-		vm_destroy(sv->vm);
+		/* Every daemon VM is used once: nothing of its guest is kept, so
+		 * it is not asked to power off (which costs tens of ms). */
+		vm_destroy_now(sv->vm);
 		return;
 	}
-	/* Queued (or its start failed): nothing was made; gone at once. */
+	/* Queued, waiting for its template, or its start failed: nothing was
+	 * made; gone at once. */
 	struct serve *s = sv->s;
+	if (sv->tpl_wait)
+		serve_tpl_unwait(sv);
 	for (struct serve_vm **pp = &s->queue; *pp; pp = &(*pp)->qnext) {
 		if (*pp == sv) {
 			*pp = sv->qnext;

@@ -306,7 +306,7 @@ static void vm_on_shutdown_reply(struct channel *ch, json_t *result, json_t *err
 	(void)ctx;
 }
 
-void vm_destroy(struct vm *vm)
+static void vm_destroy_how(struct vm *vm, int now)
 {
 	if (!vm || vm->state == VM_STOPPING || vm->state == VM_GONE)
 		return;
@@ -323,16 +323,26 @@ void vm_destroy(struct vm *vm)
 		vm_cleanup(vm);
 		return;
 	}
-	if (was == VM_READY && vm->channel &&
+	if (!now && was == VM_READY && vm->channel &&
 	    channel_request(vm->channel, "shutdown", json_object(), vm_on_shutdown_reply, vm) > 0) {
 		vm->stop = VM_STOP_GUEST;
 		uv_timer_start(&vm->stop_timer, vm_on_stop_timer, VM_SHUTDOWN_GRACE_MS, 0);
 		return;
 	}
-	/* No working guest to ask: stop the VMM now. */
+	/* No working guest to ask, or nothing of it is kept: stop the VMM now. */
 	vm->stop = VM_STOP_KILL;
 	vm->ops->force_stop(&vm->bv);
 	uv_timer_start(&vm->stop_timer, vm_on_stop_timer, VM_KILL_GRACE_MS, 0);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	vm_destroy_how(vm, 0);
+}
+
+void vm_destroy_now(struct vm *vm)
+{
+	vm_destroy_how(vm, 1);
 }
 
 /* ---- the guest channel ---- */

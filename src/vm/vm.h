@@ -93,6 +93,11 @@ long vm_request(struct vm *vm, const char *method, json_t *params, channel_reply
 		void *ctx);
 size_t vm_write_backlog(const struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* vm_destroy without asking the guest: the VMM is killed at once (the
+ * backend's force_stop), for a VM nothing of which is kept (a used-once
+ * sandbox: its guest's unsynced writes go nowhere anyway). The cleanup is the
+ * same: every per-VM object and file is gone before `destroyed`. */
+void vm_destroy_now(struct vm *vm);
 
 /* Pauses or resumes the guest's vCPUs through the backend; done runs once.
  * -ENOTSUP when the backend cannot. */
