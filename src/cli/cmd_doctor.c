@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "image/image.h"
 #include "serve/serve.h"
 #include "core/io.h"
 #include "vm/vm.h"
@@ -168,14 +169,94 @@ static void doctor_privileges(void)
 		    "run ironclaw as root (sudo)");
 }
 
+/* Guest images (docs/images.md) are optional: exec boots the busybox
+ * initramfs without them, so nothing here fails the doctor; "--" marks what
+ * is missing, with the command that adds it. */
+static int doctor_in_path(const char *tool)
+{
+	const char *path = getenv("PATH");
+	char buf[4096], file[4200];
+	snprintf(buf, sizeof(buf), "%s", path && path[0] ? path : "/usr/bin:/bin:/usr/sbin:/sbin");
+	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(file, sizeof(file), "%s/%s", d, tool);
+		if (access(file, X_OK) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void doctor_note(int ok, const char *what, const char *detail, const char *fix)
+{
+	printf("%-4s %-13s %s\n", ok ? "ok" : "--", what, detail);
+	if (!ok && fix)
+		printf("     %-13s fix: %s\n", "", fix);
+}
+
+static void doctor_images(void)
+{
+	const char *tools[] = { "mmdebstrap", "umoci", "skopeo", "mkfs.ext4" };
+	char missing[80] = "";
+	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
+		if (!doctor_in_path(tools[i]))
+			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s", tools[i]);
+	char detail[IMAGE_PATH_MAX + 200];
+	snprintf(detail, sizeof(detail), "%s%s", missing[0] ? "missing:" : "mmdebstrap, umoci, skopeo, mkfs.ext4 found",
+		 missing);
+	doctor_note(!missing[0], "image tools", detail, "make deps (image build and import need them)");
+
+	struct err e = { 0 };
+	char store[IMAGE_PATH_MAX];
+	json_t *list = NULL;
+	if (image_store_dir(store, sizeof(store), &e) < 0 || image_list(&list, &e) < 0) {
+		doctor_note(0, "image store", e.msg, "set IRONCLAW_IMAGES to a writable directory");
+		return;
+	}
+	/* Names share ids (a rebuild relinks), so each file counts once. */
+	size_t n_ids = 0;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *o = json_array_get(list, i);
+		const char *id = json_string_value(json_object_get(o, "id"));
+		int seen = 0;
+		for (size_t j = 0; j < i && id && !seen; j++) {
+			const char *other = json_string_value(json_object_get(json_array_get(list, j), "id"));
+			seen = other && !strcmp(id, other);
+		}
+		if (id && !seen) {
+			n_ids++;
+			bytes += (uint64_t)json_integer_value(json_object_get(o, "bytes"));
+		}
+	}
+	snprintf(detail, sizeof(detail), "%s: %zu name%s, %zu image%s, %.1f MiB", store, json_array_size(list),
+		 json_array_size(list) == 1 ? "" : "s", n_ids, n_ids == 1 ? "" : "s", bytes / 1048576.0);
+	json_decref(list);
+	doctor_note(1, "image store", detail, NULL);
+
+	struct image_info dev;
+	e = (struct err){ 0 };
+	int rc = image_lookup("dev", &dev, &e);
+	if (rc == 0) {
+		snprintf(detail, sizeof(detail), "'dev' is %s (%.1f MiB)", dev.id, dev.bytes / 1048576.0);
+		image_info_free(&dev);
+		doctor_note(1, "dev image", detail, NULL);
+	} else if (rc == -ENOENT) {
+		doctor_note(0, "dev image", "'dev' (python3, git, make, gcc) is not built; exec uses the busybox initramfs",
+			    "make image-dev (or: ironclaw image build dev)");
+	} else {
+		doctor_note(0, "dev image", e.msg, "rebuild it: ironclaw image rm dev && make image-dev");
+	}
+}
+
 int cmd_doctor(int argc, char **argv)
 {
 	(void)argv;
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("usage: ironclaw doctor\n\n"
 		       "Explain this host: QEMU, the guest image, the accelerator (KVM only when a\n"
-		       "probe boot proves it works, else TCG), nftables, seccomp, cgroups and\n"
-		       "privileges. Each problem comes with a fix. Exits 1 if any check fails.\n");
+		       "probe boot proves it works, else TCG), nftables, seccomp, cgroups,\n"
+		       "privileges and guest images (their tools, the store, the dev image; these\n"
+		       "are optional, marked -- when missing). Each problem comes with a fix.\n"
+		       "Exits 1 if any required check fails.\n");
 		return 0;
 	}
 	if (argc > 1) {
@@ -192,6 +273,7 @@ int cmd_doctor(int argc, char **argv)
 	doctor_seccomp();
 	doctor_nft();
 	doctor_cgroups();
+	doctor_images();
 	char daemon[512];
 	int up = serve_client_describe(serve_client_socket(), daemon, sizeof(daemon));
 	printf("%-4s %-13s %s\n", up ? "ok" : "--", "daemon", daemon);
