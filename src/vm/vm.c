@@ -37,6 +37,7 @@
 #define VM_QUIT_GRACE_MS 1000
 #define VM_KILL_GRACE_MS 2000
 #define VM_EOF_GRACE_MS 500
+#define VM_CONNECT_MARGIN_MS 250  /* the connect step gives up this much before the boot deadline */
 
 enum vm_state { VM_PROBING, VM_SPAWNING, VM_BOOTING, VM_READY, VM_STOPPING, VM_GONE };
 enum vm_stop_stage { VM_STOP_NONE, VM_STOP_GUEST, VM_STOP_VMM, VM_STOP_KILL, VM_STOP_CLEANUP };
@@ -569,7 +570,15 @@ static void vm_on_vmm_started(struct vm_launch *l, const struct err *le, void *c
 		return;
 	}
 	vm->state = VM_BOOTING;
-	if (vm->ops->connect(&vm->bv, vm->boot_timeout_ms, vm_on_connected, vm, &e) < 0)
+	/* The connect step's deadline ends just before the VM's readiness
+	 * deadline (both run from the spawn), so a connect that never got through
+	 * fails with its own reason ("nothing answered on vsock port 53") rather
+	 * than the generic "not ready within N s". */
+	uv_update_time(vm->loop);
+	uint64_t spent = uv_now(vm->loop) - vm->started_ms;
+	uint64_t left = vm->boot_timeout_ms > spent ? vm->boot_timeout_ms - spent : 1;
+	unsigned connect_ms = (unsigned)(left > 2 * VM_CONNECT_MARGIN_MS ? left - VM_CONNECT_MARGIN_MS : left);
+	if (vm->ops->connect(&vm->bv, connect_ms, vm_on_connected, vm, &e) < 0)
 		vm_fail(vm, &e);
 }
 
