@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "serve/internal.h"
@@ -301,9 +302,18 @@ enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char
 		buf_init(&r->body, r->body_max);
 		*con_cls = r;
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > r->body_max) {
-			r->started = 1;
-			return api_error(r, 413, NULL, "the body is over %zu bytes", r->body_max);
+		unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+		if (len > r->body_max) {
+			/* A client waiting for 100-continue gets the 413 instead, and
+			 * sends nothing; one that sends at once has the body dropped
+			 * first (below), else it may fail sending before it reads. */
+			const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+			if ((ex && !strcasecmp(ex, "100-continue")) || len > SERVE_BODY_DRAIN_MAX) {
+				r->started = 1;
+				return api_error(r, 413, NULL, "the body is over %zu bytes", r->body_max);
+			}
+			r->too_big = 1;
+			buf_free(&r->body);
 		}
 		return MHD_YES;
 	}
@@ -312,6 +322,8 @@ enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char
 			r->too_big = 1;
 			buf_free(&r->body);
 		}
+		if (r->too_big && (r->drained += *upload_size) > SERVE_BODY_DRAIN_MAX)
+			return MHD_NO;   /* an endless body: close the connection */
 		*upload_size = 0;
 		return MHD_YES;
 	}

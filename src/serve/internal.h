@@ -31,6 +31,10 @@
 #include "vm/vm.h"
 
 #define SERVE_JSON_BODY_MAX (1u << 20)        /* JSON request bodies */
+/* A body over its cap is read and dropped up to this much before the 413, so
+ * a client that sends without waiting for 100-continue still reads the
+ * answer; beyond it the connection is closed. */
+#define SERVE_BODY_DRAIN_MAX (64ull << 20)
 #define SERVE_FILE_BODY_MAX (8u << 20)        /* PUT /files: one guest file.put */
 #define SERVE_HEADER_MEMORY (32u * 1024)      /* MHD's per-connection header memory */
 #define SERVE_CONNECTIONS_MAX 256
@@ -238,6 +242,7 @@ struct serve_req {
 	struct buf body;
 	size_t body_max;
 	int too_big;
+	unsigned long long drained;   /* bytes of an over-cap body dropped so far */
 	int suspended;
 	int started;                /* the route ran; waiting or streaming */
 	unsigned status;            /* a later answer, 0 until set */
