@@ -99,7 +99,14 @@ int qemu_build_argv(const struct qemu_spec *s, char **argv, char *storage, size_
 	 * refuse guest writes, and takes a shared lock, so VMs share one file. */
 	if (s->root_path) {
 		arg_add(&b, "-drive");
-		arg_add(&b, "file=%s,if=none,id=root,format=raw,readonly=on", s->root_path);
+		/* file.drop-cache=off: after a restore (vm/template.h) QEMU would
+		 * otherwise drop the host's page cache of the image with
+		 * fadvise(DONTNEED), a syscall the filter rightly kills, and one
+		 * that would evict the pages every other VM of the image shares.
+		 * The image is read-only and never written under a VM, so no
+		 * stale page can be in that cache. */
+		arg_add(&b, "file=%s,if=none,id=root,format=raw,readonly=on,file.drop-cache=off",
+			s->root_path);
 		arg_add(&b, "-device");
 		arg_add(&b, "virtio-blk-device,drive=root,serial=ironclaw-root");
 	}

@@ -148,9 +148,13 @@ static int template_hash_input(const char *root, const char *path, char hex[65],
 static int template_argv_text(const struct vm_template *t, enum vm_accel accel, char *out,
 			      size_t len, struct err *e)
 {
+	/* An image VM's command line as vm.c makes it (the guest switches root
+	 * to the disk); the disk itself is the jail path, the same for all. */
 	struct vm_backend_spec spec = { .id = "template", .dir = "/run/vm", .kernel = t->kernel,
 					.initrd = t->initrd, .cpus = t->cpus,
-					.memory_mib = t->memory_mib, .accel = accel, .tap_fd = -1 };
+					.memory_mib = t->memory_mib, .accel = accel, .tap_fd = -1,
+					.root_image = t->root_image[0] ? t->root_image : NULL,
+					.cmdline_extra = t->root_image[0] ? "ironclaw.root=1" : NULL };
 	static __thread struct vm_launch_plan plan;
 	int rc = qemu_plan_launch(&spec, &plan, e);
 	if (rc < 0)
@@ -176,19 +180,27 @@ int vm_template_key(const struct vm_template_shape *s, struct vm_template *t, st
 	snprintf(t->initrd, sizeof(t->initrd), "%s", s->initrd ? s->initrd : img.initrd);
 	t->cpus = s->cpus ? s->cpus : VM_DEFAULT_CPUS;
 	t->memory_mib = s->memory_mib ? s->memory_mib : VM_DEFAULT_MEMORY_MIB;
+	if (s->root_image && strlen(s->root_image) >= sizeof(t->root_image))
+		return err_set(e, -ENAMETOOLONG, "image path too long");
+	snprintf(t->root_image, sizeof(t->root_image), "%s", s->root_image ? s->root_image : "");
 	char root[4096];
 	if ((rc = vm_template_root(root, sizeof(root), e)) < 0)
 		return rc;
-	char hk[65], hi[65], hq[65];
+	char hk[65], hi[65], hq[65], hr[65] = "";
+	/* The image by content, not by name or id: a rebuilt or edited file
+	 * (another id, or the same path with other bytes) is another key. */
 	if ((rc = template_hash_input(root, t->kernel, hk, e)) < 0 ||
 	    (rc = template_hash_input(root, t->initrd, hi, e)) < 0 ||
-	    (rc = template_hash_input(root, QEMU_BINARY, hq, e)) < 0)
+	    (rc = template_hash_input(root, QEMU_BINARY, hq, e)) < 0 ||
+	    (t->root_image[0] && (rc = template_hash_input(root, t->root_image, hr, e)) < 0))
 		return err_wrap(e, "computing the template key");
 	struct vm_accel_verdict v;
 	vm_accel_detect(QEMU_BINARY, t->kernel, t->initrd, &v);
 	static __thread char text[VM_PLAN_STORE + 1024];
-	int n = snprintf(text, sizeof(text), "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n",
-			 VM_TEMPLATE_FORMAT, hk, hi, hq);
+	/* No image: no line, so the initramfs shapes keep the keys they had. */
+	int n = snprintf(text, sizeof(text), "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n%s%s%s",
+			 VM_TEMPLATE_FORMAT, hk, hi, hq, t->root_image[0] ? "root-image " : "",
+			 t->root_image[0] ? hr : "", t->root_image[0] ? "\n" : "");
 	if ((rc = template_argv_text(t, v.accel, text + n, sizeof(text) - (size_t)n, e)) < 0)
 		return rc;
 	unsigned char d[32];
@@ -216,12 +228,12 @@ static int template_read_manifest(const char *dir, struct vm_template *t, char s
 		return err_set(e, -EBADMSG, "its manifest is not valid JSON (%.100s)", je.text);
 	}
 	json_int_t fmt = 0, cpus = 0, mem = 0, bytes = -1, created = 0;
-	const char *key = NULL, *k = NULL, *i = NULL, *h = NULL;
+	const char *key = NULL, *k = NULL, *i = NULL, *h = NULL, *r = "";
 	double save_ms = 0;
-	int rc = json_unpack(m, "{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s?F}", "format", &fmt,
+	int rc = json_unpack(m, "{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s?F,s?s}", "format", &fmt,
 			     "key", &key, "kernel", &k, "initrd", &i, "cpus", &cpus,
 			     "memory_mib", &mem, "state_bytes", &bytes, "state_sha256", &h,
-			     "created", &created, "save_ms", &save_ms);
+			     "created", &created, "save_ms", &save_ms, "root_image", &r);
 	if (rc < 0 || fmt != VM_TEMPLATE_FORMAT || strlen(key) != VM_TEMPLATE_KEY_LEN ||
 	    strlen(h) != 64 || cpus <= 0 || cpus > 1024 || mem <= 0 || mem > (1 << 24) || bytes < 0) {
 		json_decref(m);
@@ -230,6 +242,7 @@ static int template_read_manifest(const char *dir, struct vm_template *t, char s
 	memcpy(t->key, key, VM_TEMPLATE_KEY_LEN + 1);
 	snprintf(t->kernel, sizeof(t->kernel), "%s", k);
 	snprintf(t->initrd, sizeof(t->initrd), "%s", i);
+	snprintf(t->root_image, sizeof(t->root_image), "%s", r);
 	t->cpus = (unsigned)cpus;
 	t->memory_mib = (unsigned)mem;
 	t->state_bytes = (uint64_t)bytes;
@@ -252,11 +265,12 @@ int vm_template_write_manifest(const struct vm_template *t, const char *dir, str
 	int rc = template_sha256_file(state, sha, &size, e);
 	if (rc < 0)
 		return rc;
-	json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:i,s:i,s:I,s:s,s:I,s:f}", "format",
+	json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:s,s:I,s:f}", "format",
 			      VM_TEMPLATE_FORMAT, "key", t->key, "kernel", t->kernel, "initrd",
-			      t->initrd, "cpus", (int)t->cpus, "memory_mib", (int)t->memory_mib,
-			      "state_bytes", (json_int_t)size, "state_sha256", sha, "created",
-			      (json_int_t)time(NULL), "save_ms", t->save_ms);
+			      t->initrd, "root_image", t->root_image, "cpus", (int)t->cpus,
+			      "memory_mib", (int)t->memory_mib, "state_bytes", (json_int_t)size,
+			      "state_sha256", sha, "created", (json_int_t)time(NULL), "save_ms",
+			      t->save_ms);
 	snprintf(path, sizeof(path), "%s/manifest.json", dir);
 	rc = m && json_dump_file(m, path, JSON_INDENT(2)) == 0 ? 0 : -EIO;
 	json_decref(m);
@@ -360,7 +374,8 @@ static int template_stale(const struct vm_template *t)
 {
 	struct vm_template now;
 	struct err e = { 0 };
-	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib };
+	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib,
+				       t->root_image[0] ? t->root_image : NULL };
 	return vm_template_key(&s, &now, &e) < 0 || strcmp(now.key, t->key) != 0;
 }
 

@@ -3,9 +3,11 @@
  *
  * A template is keyed by a content hash of everything the saved state depends
  * on: the kernel and initramfs bytes (the initramfs holds the guest agent), the
- * VMM binary's bytes, the VMM command line this ironclaw builds for the shape
- * (cpus, memory, accelerator; with jail paths, so it is the same for every VM),
- * and a format number. Any change gives another key, so a template made from an
+ * VMM binary's bytes, the root image's bytes for an image VM (vm_options.
+ * root_image: the guest's page cache and mounts of it are in the saved state),
+ * the VMM command line this ironclaw builds for the shape (cpus, memory,
+ * accelerator, the image disk; with jail paths, so it is the same for every
+ * VM), and a format number. Any change gives another key, so a template made from an
  * older agent, image or QEMU is never found, let alone used. Templates live
  * under the cache directory ($XDG_CACHE_HOME/ironclaw/templates, else
  * ~/.cache/ironclaw/templates, the accelerator cache's neighbour):
@@ -37,10 +39,14 @@
 #define VM_TEMPLATE_SHORT 12
 
 /* The shape a template is for. NULL kernel/initrd: the default image; 0 cpus or
- * memory: the VM defaults (vm.h). */
+ * memory: the VM defaults (vm.h). root_image: an ext4 image (src/image) the VM
+ * boots from under a tmpfs overlay, as vm_options.root_image; NULL: none. A
+ * VM with a scratch disk (vm_options.disk_mib) has no template: its fresh disk
+ * would not match the filesystem the saved guest made on the template's. */
 struct vm_template_shape {
 	const char *kernel, *initrd;
 	unsigned cpus, memory_mib;
+	const char *root_image;
 };
 
 struct vm_template {
@@ -48,6 +54,7 @@ struct vm_template {
 	char dir[VM_TEMPLATE_PATH_MAX];
 	char state[VM_TEMPLATE_PATH_MAX + 16];   /* pass as vm_options.restore_from */
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
+	char root_image[VM_TEMPLATE_PATH_MAX];   /* "" when none */
 	unsigned cpus, memory_mib;
 	uint64_t state_bytes;
 	long long created;                  /* Unix time */

@@ -23,6 +23,7 @@ struct tfind {
 	uv_work_t work;
 	struct vm_template_shape shape;
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
+	char root_image[VM_TEMPLATE_PATH_MAX];
 	struct vm_template t;
 	struct err e;
 	int rc;
@@ -46,9 +47,13 @@ static void tfind_done(uv_work_t *w, int status)
 
 /* Copies the shape's strings: the job reads them on another thread later. */
 static void template_copy_shape(const struct vm_template_shape *in, struct vm_template_shape *out,
-				char *kernel, char *initrd)
+				char *kernel, char *initrd, char *root_image)
 {
 	*out = *in;
+	if (in->root_image) {
+		snprintf(root_image, VM_TEMPLATE_PATH_MAX, "%s", in->root_image);
+		out->root_image = root_image;
+	}
 	if (in->kernel) {
 		snprintf(kernel, VM_TEMPLATE_PATH_MAX, "%s", in->kernel);
 		out->kernel = kernel;
@@ -65,7 +70,7 @@ int vm_template_find(uv_loop_t *loop, const struct vm_template_shape *s, vm_temp
 	struct tfind *f = calloc(1, sizeof(*f));
 	if (!f)
 		return err_set(e, -ENOMEM, "out of memory");
-	template_copy_shape(s, &f->shape, f->kernel, f->initrd);
+	template_copy_shape(s, &f->shape, f->kernel, f->initrd, f->root_image);
 	f->cb = cb;
 	f->ctx = ctx;
 	f->work.data = f;
@@ -84,6 +89,7 @@ struct tbuild {
 	uv_work_t work;
 	struct vm_template_shape shape;
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
+	char root_image[VM_TEMPLATE_PATH_MAX];
 	struct vm_template t;
 	char build_dir[VM_TEMPLATE_PATH_MAX + 64];
 	char state[VM_TEMPLATE_PATH_MAX + 80];
@@ -214,7 +220,8 @@ static void tbuild_after_prepare(uv_work_t *w, int status)
 	static const struct vm_events ev = { .ready = tbuild_on_ready, .failed = tbuild_on_failed,
 					     .destroyed = tbuild_on_destroyed };
 	struct vm_options o = { .kernel = b->t.kernel, .initrd = b->t.initrd, .cpus = b->t.cpus,
-				.memory_mib = b->t.memory_mib };
+				.memory_mib = b->t.memory_mib,
+				.root_image = b->t.root_image[0] ? b->t.root_image : NULL };
 	if (vm_create(b->loop, &o, &ev, b, &b->vm, &b->e) < 0) {
 		struct err ignore = { 0 };
 		vm_template_remove_dir(b->build_dir, &ignore);
@@ -228,7 +235,7 @@ int vm_template_build(uv_loop_t *loop, const struct vm_template_shape *s, vm_tem
 	struct tbuild *b = calloc(1, sizeof(*b));
 	if (!b)
 		return err_set(e, -ENOMEM, "out of memory");
-	template_copy_shape(s, &b->shape, b->kernel, b->initrd);
+	template_copy_shape(s, &b->shape, b->kernel, b->initrd, b->root_image);
 	b->loop = loop;
 	b->cb = cb;
 	b->ctx = ctx;
