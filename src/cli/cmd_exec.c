@@ -588,7 +588,7 @@ int cmd_exec(int argc, char **argv)
 		/* Templates are QEMU's and cover the busybox initramfs's shapes only,
 		 * so far: an image VM (its disk and overlay are part of the state)
 		 * boots cold. Before the loop runs: hashing the state blocks nothing. */
-		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib };
+		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib, NULL };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
 			vo.restore_from = tpl.state;
 			r.restoring = 1;

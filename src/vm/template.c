@@ -18,6 +18,7 @@
 #include "vm/template_internal.h"
 
 #include "vm/image.h"
+#include "vm/fc_backend.h"
 #include "vm/qemu.h"
 #include "vm/vm.h"
 
@@ -180,15 +181,23 @@ int vm_template_key(const struct vm_template_shape *s, struct vm_template *t, st
 	if ((rc = vm_template_root(root, sizeof(root), e)) < 0)
 		return rc;
 	char hk[65], hi[65], hq[65];
+	/* The backend is in the key (its name, its binary): a QEMU state is never
+	 * offered to Firecracker, nor the other way round. */
+	const char *backend = s->backend ? s->backend : "qemu";
+	char vmm[4096] = QEMU_BINARY;
+	if (strcmp(backend, "qemu") && fc_binary_find(vmm, sizeof(vmm)) < 0)
+		return err_set(e, -ENOENT, "no %s binary to key a template by", backend);
 	if ((rc = template_hash_input(root, t->kernel, hk, e)) < 0 ||
 	    (rc = template_hash_input(root, t->initrd, hi, e)) < 0 ||
-	    (rc = template_hash_input(root, QEMU_BINARY, hq, e)) < 0)
+	    (rc = template_hash_input(root, vmm, hq, e)) < 0)
 		return err_wrap(e, "computing the template key");
 	struct vm_accel_verdict v;
 	vm_accel_detect(QEMU_BINARY, t->kernel, t->initrd, &v);
 	static __thread char text[VM_PLAN_STORE + 1024];
-	int n = snprintf(text, sizeof(text), "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n",
-			 VM_TEMPLATE_FORMAT, hk, hi, hq);
+	/* QEMU's keys stay what they were (no backend line): its templates remain valid. */
+	int n = snprintf(text, sizeof(text), "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n%s%s%s",
+			 VM_TEMPLATE_FORMAT, hk, hi, hq, strcmp(backend, "qemu") ? "backend " : "",
+			 strcmp(backend, "qemu") ? backend : "", strcmp(backend, "qemu") ? "\n" : "");
 	if ((rc = template_argv_text(t, v.accel, text + n, sizeof(text) - (size_t)n, e)) < 0)
 		return rc;
 	unsigned char d[32];
@@ -360,7 +369,7 @@ static int template_stale(const struct vm_template *t)
 {
 	struct vm_template now;
 	struct err e = { 0 };
-	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib };
+	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib, NULL };
 	return vm_template_key(&s, &now, &e) < 0 || strcmp(now.key, t->key) != 0;
 }
 

@@ -41,6 +41,7 @@
 struct vm_template_shape {
 	const char *kernel, *initrd;
 	unsigned cpus, memory_mib;
+	const char *backend;   /* the backend's name (vm_backend_ops.name); NULL: "qemu" */
 };
 
 struct vm_template {
