@@ -590,7 +590,7 @@ int cmd_exec(int argc, char **argv)
 		 * guest's filesystem on it would not be on the fresh disk). Before
 		 * the loop runs: hashing the state and image blocks nothing. */
 		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib,
-						   vo.root_image };
+						   vo.root_image, NULL };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
 			vo.restore_from = tpl.state;
 			r.restoring = 1;

@@ -44,6 +44,7 @@ const struct option cmd_run_options[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
+	{ "backend", required_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -76,6 +77,8 @@ static void run_usage(FILE *f)
 		"  --image NAME        the VM's userland: a Debian image (`ironclaw image ls`);\n"
 		"                      default: the config's \"image\", else the busybox image\n"
 		"  --disk MiB          with an image: writes go to a scratch disk, not RAM\n"
+		"  --backend B         the VMM: qemu (default), firecracker, or auto (Firecracker\n"
+		"                      when it is installed and KVM runs guests; see `ironclaw doctor`)\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
 		"  --runs-dir DIR      where run logs and undo data go\n"
 		"  --json              print one JSON object at the end (answer, steps, changes,\n"
@@ -179,6 +182,7 @@ int cmd_run(int argc, char **argv)
 	int no_stream = 0;
 	const char *image_ref = NULL;
 	struct image_info image = { 0 };
+	enum vm_backend_choice backend = VM_BACKEND_QEMU;
 	unsigned u;
 	struct err e = { 0 };
 	int ch;
@@ -242,6 +246,12 @@ int cmd_run(int argc, char **argv)
 		case 'D':
 			if (cli_parse_uint("run", "--disk", optarg, 16, 1u << 20, &o.vm.disk_mib) < 0)
 				return AGENT_USAGE;
+			break;
+		case 'B':
+			if (vm_backend_parse(optarg, &backend, &e) < 0) {
+				fprintf(stderr, "ironclaw run: --backend: %s\n", e.msg);
+				return AGENT_USAGE;
+			}
 			break;
 		case 'h': run_usage(stdout); return 0;
 		default:
@@ -350,6 +360,12 @@ int cmd_run(int argc, char **argv)
 
 	vm_gc(&e);   /* leftovers of VMs whose ironclaw was killed; best effort */
 	err_clear(&e);
+	/* An explicit firecracker is taken as given, binary or not: its backend
+	 * reports what is missing, and the run fails as a sandbox failure. */
+	char backend_why[512];
+	o.vm.backend = vm_backend_choose(backend, backend_why, sizeof(backend_why));
+	if (backend != VM_BACKEND_QEMU && !o.json)
+		fprintf(stderr, "ironclaw run: backend %s (%s)\n", o.vm.backend->name, backend_why);
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_t loop;
 	uv_loop_init(&loop);

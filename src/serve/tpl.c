@@ -58,7 +58,7 @@ static void tpl_on_built(void *ctx, const struct vm_template *t, const struct er
 static void tpl_build(struct serve_tpl *tp)
 {
 	struct err e = { 0 };
-	struct vm_template_shape shape = { NULL, NULL, tp->cpus, tp->memory_mib, NULL };
+	struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib };
 	tp->state = TPL_BUILDING;
 	if (tp->s->stopping) {
 		tpl_fail(tp);
@@ -118,7 +118,7 @@ struct serve_tpl *serve_tpl_for(struct serve *s, struct serve_vm *sv, int *wait)
 	if (tp->state == TPL_FAILED && uv_now(s->loop) >= tp->retry_at)
 		tp->state = TPL_UNKNOWN;
 	if (tp->state == TPL_UNKNOWN) {
-		struct vm_template_shape shape = { NULL, NULL, tp->cpus, tp->memory_mib, NULL };
+		struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib };
 		struct err e = { 0 };
 		if (vm_template_find(s->loop, &shape, tpl_on_found, tp, &e) < 0) {
 			log_warn("serve: looking up a template: %s", e.msg);

@@ -57,6 +57,7 @@ struct vm_backend_spec {
 	enum vm_accel accel;
 	int tap_fd;                  /* fd number of the tap in the VMM, or -1 */
 	int restore;                 /* the VMM waits for a saved state (snapshot_load) */
+	const char *restore_from;    /* with restore: vm_options.restore_from, for a backend that binds it */
 	const char *root_image;      /* host path of a read-only root disk, or NULL */
 	const char *scratch_image;   /* host path of a writable scratch disk (in dir), or NULL */
 	unsigned scratch_mib;        /* its size */

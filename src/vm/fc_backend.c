@@ -12,7 +12,11 @@
  * better, is what the user reads.
  *
  * Every file Firecracker writes is in the per-VM directory, which the jail
- * removes. */
+ * removes. Snapshots through vm.h work as QEMU's do: vm_snapshot_save(path)
+ * leaves the guest paused and a new directory at path holding vmstate and
+ * mem (Firecracker writes them into the VM directory, the pool moves them
+ * out); vm_options.restore_from names such a directory, bound read-only into
+ * the jail and loaded before any other configuration. */
 #include "vm/fc_backend.h"
 
 #include <errno.h>
@@ -24,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/io.h"
 #include "core/log.h"
 #include "vm/accel.h"
 #include "vm/fc_api.h"
@@ -47,6 +52,9 @@
 #define FC_JAIL_INITRD "/vm/initramfs.cpio"
 #define FC_JAIL_FILTER "/vm/seccomp.bpf"
 #define FC_JAIL_SNAPSHOT "/vm/snapshot"
+/* Where Firecracker writes a snapshot before it is moved to the caller's path. */
+#define FC_SAVE_SUBDIR "snapshot-save"
+#define FC_SAVE_CHUNK (1u << 20)
 
 enum fc_phase { FC_IDLE, FC_WAIT_API, FC_CONFIGURING, FC_VSOCK, FC_DONE };
 
@@ -73,6 +81,9 @@ struct fc_state {
 	/* A pause/resume/snapshot in flight. */
 	vm_backend_cb op_done;
 	void *op_ctx;
+	/* A saved snapshot being moved out of the VM directory on the pool. */
+	struct fc_save_job *save_job;
+	char save_to[PATH_MAX];
 };
 
 int fc_binary_find(char *out, size_t n)
@@ -169,7 +180,30 @@ int fc_plan_launch(const struct vm_backend_spec *spec, const char *filter, struc
 	plan->kvm_node = 1;
 	plan->seccomp = fc_seccomp_policy();
 	plan->memory_max_bytes = (uint64_t)(spec->memory_mib + FC_VMM_OVERHEAD_MIB) << 20;
+	/* A snapshot's mem file is as large as guest RAM. */
+	plan->fsize_max_bytes = (uint64_t)(spec->memory_mib + 1) << 20;
 	plan->cpu_percent = spec->cpus * 100;
+	return 0;
+}
+
+/* A Firecracker snapshot is a directory with vmstate and mem (what
+ * fc_snapshot_save leaves); a QEMU state file is not one. */
+static int fc_snapshot_check(const char *dir, struct err *e)
+{
+	char p[PATH_MAX + 16];
+	struct stat sb;
+	if (stat(dir, &sb) < 0)
+		return err_set(e, -errno, "the snapshot %.200s: %s", dir, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return err_set(e, -EINVAL, "%.200s is not a Firecracker snapshot (a directory with vmstate and mem; "
+			       "a QEMU template's state is one file): restore it with the backend that saved it",
+			       dir);
+	static const char *const parts[] = { "vmstate", "mem" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, parts[i]);
+		if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
+			return err_set(e, -ENOENT, "the Firecracker snapshot %.200s has no %s file", dir, parts[i]);
+	}
 	return 0;
 }
 
@@ -186,7 +220,17 @@ static int fc_plan(struct vm_backend_vm *bv, const struct vm_backend_spec *spec,
 	int rc = fc_plan_launch(spec, filter, plan, e);
 	if (rc < 0)
 		return rc;
+	if (spec->restore && spec->restore_from && !st->restore_dir[0]) {
+		/* vm_options.restore_from: loaded during connect, acknowledged by
+		 * the snapshot_load vm.c sends once the channel is up. */
+		if (spec->restore_from[0] != '/' || strlen(spec->restore_from) >= sizeof(st->restore_dir))
+			return err_set(e, -EINVAL, "a Firecracker snapshot must be an absolute path: %.200s",
+				       spec->restore_from);
+		snprintf(st->restore_dir, sizeof(st->restore_dir), "%s", spec->restore_from);
+	}
 	if (st->restore_dir[0]) {
+		if ((rc = fc_snapshot_check(st->restore_dir, e)) < 0)
+			return rc;
 		if (plan->n_binds >= VM_PLAN_BINDS_MAX)
 			return err_set(e, -E2BIG, "too many binds");
 		plan->binds[plan->n_binds++] = (struct jail_bind){ st->restore_dir, FC_JAIL_SNAPSHOT, 0 };
@@ -402,32 +446,194 @@ static int fc_resume(struct vm_backend_vm *bv, vm_backend_cb done, void *ctx)
 	return fc_run_op(bv->state, &r, 1, FC_API_TIMEOUT_MS, done, ctx);
 }
 
-/* path: a directory inside the VM's directory (the only place Firecracker may
- * write); it gets vmstate and mem. The guest is paused for the snapshot and
- * resumed after it. */
-static int fc_snapshot_save(struct vm_backend_vm *bv, const char *path, vm_backend_cb done, void *ctx)
+/* ---- snapshot save: Firecracker writes in the VM directory, the pool moves it ---- */
+
+struct fc_save_job {
+	uv_work_t work;
+	struct fc_state *st;    /* NULL once released: nobody is told */
+	vm_backend_cb done;
+	void *ctx;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct err e;
+};
+
+/* Pool: one file from the VM directory to the caller's directory, ours and
+ * 0600. rename when both are on one filesystem; a copy otherwise (the VM
+ * directory is under /run, a template under the cache directory). */
+static int fc_save_move(const char *from, const char *to, struct err *e)
 {
-	size_t dl = strlen(bv->dir);
-	if (strncmp(path, bv->dir, dl) != 0 || path[dl] != '/' || strstr(path, "/.."))
-		return -EXDEV;
-	char vmstate[PATH_MAX], mem[PATH_MAX];
-	snprintf(vmstate, sizeof(vmstate), FC_JAIL_DIR "%s/vmstate", path + dl);
-	snprintf(mem, sizeof(mem), FC_JAIL_DIR "%s/mem", path + dl);
-	struct fc_api_req r[3] = { 0 };
-	if (fc_api_req_vm_state(&r[0], 1) < 0 || fc_api_req_snapshot_create(&r[1], vmstate, mem) < 0 ||
-	    fc_api_req_vm_state(&r[2], 0) < 0) {
-		fc_api_reqs_free(r, 3);
-		return -ENOMEM;
+	if (rename(from, to) == 0)
+		return chown(to, getuid(), getgid()) < 0 || chmod(to, 0600) < 0
+			       ? err_set(e, -errno, "%s: %s", to, strerror(errno)) : 0;
+	if (errno != EXDEV)
+		return err_set(e, -errno, "moving %s to %s: %s", from, to, strerror(errno));
+	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return err_set(e, -errno, "%s: %s", from, strerror(errno));
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		int rc = -errno;
+		close(in);
+		return err_set(e, rc, "%s: %s", to, strerror(-rc));
 	}
-	return fc_run_op(bv->state, r, 3, FC_API_SNAPSHOT_TIMEOUT_MS, done, ctx);
+	int rc = 0, plain = 0;
+	char *buf = NULL;
+	for (;;) {
+		ssize_t n;
+		if (!plain) {
+			n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+			/* Across filesystems of different types the kernel refuses it. */
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+				plain = 1;
+				continue;
+			}
+		} else {
+			if (!buf && !(buf = malloc(FC_SAVE_CHUNK))) {
+				rc = err_set(e, -ENOMEM, "out of memory copying %s", from);
+				break;
+			}
+			n = read(in, buf, FC_SAVE_CHUNK);
+			if (n > 0 && io_write_all(out, buf, (size_t)n) < 0)
+				n = -1;
+		}
+		if (n == 0)
+			break;
+		if (n < 0) {
+			rc = err_set(e, -errno, "copying %s to %s: %s", from, to, strerror(errno));
+			break;
+		}
+	}
+	free(buf);
+	if (rc == 0 && fsync(out) < 0)
+		rc = err_set(e, -errno, "%s: %s", to, strerror(errno));
+	close(in);
+	close(out);
+	if (rc < 0)
+		unlink(to);
+	else
+		unlink(from);
+	return rc;
 }
 
-/* Before the VMM starts (a restore replaces the boot): path is a host
- * directory holding vmstate and mem, bound read-only into the jail. done runs
- * when Firecracker has loaded it. */
+static void fc_save_job_run(uv_work_t *w)
+{
+	struct fc_save_job *j = w->data;
+	static const char *const parts[] = { "vmstate", "mem" };
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+	if (mkdir(j->to, 0700) < 0) {
+		err_set(&j->e, -errno, "creating the snapshot directory %s: %s", j->to, strerror(errno));
+		rmdir(j->from);
+		return;
+	}
+	for (size_t i = 0; i < 2 && !j->e.code; i++) {
+		snprintf(a, sizeof(a), "%s/%s", j->from, parts[i]);
+		snprintf(b, sizeof(b), "%s/%s", j->to, parts[i]);
+		fc_save_move(a, b, &j->e);
+	}
+	if (j->e.code) {
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(b, sizeof(b), "%s/%s", j->to, parts[i]);
+			unlink(b);
+		}
+		rmdir(j->to);
+	}
+	rmdir(j->from);
+}
+
+static void fc_save_job_after(uv_work_t *w, int status)
+{
+	struct fc_save_job *j = w->data;
+	(void)status;
+	if (j->st) {
+		j->st->save_job = NULL;
+		if (j->done)
+			j->done(j->ctx, j->e.code ? &j->e : NULL);
+	}
+	free(j);
+}
+
+/* The snapshot was created (or refused) in the VM directory. */
+static void fc_on_saved(void *ctx, const struct err *e)
+{
+	struct fc_state *st = ctx;
+	vm_backend_cb done = st->op_done;
+	void *dctx = st->op_ctx;
+	st->op_done = NULL;
+	struct fc_save_job *j = e ? NULL : calloc(1, sizeof(*j));
+	if (!j) {
+		struct err ne = { 0 };
+		err_set(&ne, -ENOMEM, "out of memory moving the snapshot");
+		if (done)
+			done(dctx, e ? e : &ne);
+		return;
+	}
+	j->st = st;
+	j->done = done;
+	j->ctx = dctx;
+	j->work.data = j;
+	snprintf(j->from, sizeof(j->from), "%s/" FC_SAVE_SUBDIR, st->dir);
+	snprintf(j->to, sizeof(j->to), "%s", st->save_to);
+	st->save_job = j;
+	if (uv_queue_work(st->loop, &j->work, fc_save_job_run, fc_save_job_after) < 0) {
+		fc_save_job_run(&j->work);   /* no pool: do it here rather than lose it */
+		fc_save_job_after(&j->work, 0);
+	}
+}
+
+/* As QEMU's: pauses the guest and saves its state into a new directory at
+ * path (vmstate and mem); the guest stays paused, resume or destroy it. */
+static int fc_snapshot_save(struct vm_backend_vm *bv, const char *path, vm_backend_cb done, void *ctx)
+{
+	struct fc_state *st = bv->state;
+	if (path[0] != '/' || strstr(path, "/..") || strlen(path) >= sizeof(st->save_to) - 16)
+		return -EINVAL;
+	if (access(path, F_OK) == 0)
+		return -EEXIST;
+	if (st->save_job)
+		return -EBUSY;
+	char where[PATH_MAX];
+	snprintf(where, sizeof(where), "%s/" FC_SAVE_SUBDIR, bv->dir);
+	struct stat d;
+	if (stat(bv->dir, &d) < 0)
+		return -errno;
+	/* Firecracker runs as the VM directory's owner and writes only there. */
+	if (mkdir(where, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (chown(where, d.st_uid, d.st_gid) < 0 && geteuid() == 0)
+		return -errno;
+	snprintf(st->save_to, sizeof(st->save_to), "%s", path);
+	struct fc_api_req r[2] = { 0 };
+	if (fc_api_req_vm_state(&r[0], 1) < 0 ||
+	    fc_api_req_snapshot_create(&r[1], FC_JAIL_DIR "/" FC_SAVE_SUBDIR "/vmstate",
+				       FC_JAIL_DIR "/" FC_SAVE_SUBDIR "/mem") < 0) {
+		fc_api_reqs_free(r, 2);
+		return -ENOMEM;
+	}
+	if (!st->api || st->phase != FC_DONE || fc_api_busy(st->api) || st->op_done) {
+		fc_api_reqs_free(r, 2);
+		return st->api ? -EBUSY : -ENOTCONN;
+	}
+	st->op_done = done;
+	st->op_ctx = ctx;
+	struct err e = { 0 };
+	int rc = fc_api_run(st->api, r, 2, FC_API_SNAPSHOT_TIMEOUT_MS, fc_on_saved, st, &e);
+	if (rc < 0)
+		st->op_done = NULL;
+	return rc;
+}
+
+/* path: a host directory holding vmstate and mem, bound read-only into the
+ * jail. Called before the VMM starts (a restore replaces the boot: done runs
+ * when Firecracker has loaded it), or, as vm.c does for vm_options.
+ * restore_from, after connect, when plan already took the path from the spec
+ * and the load happened before the channel came up: done runs at once. */
 static int fc_snapshot_load(struct vm_backend_vm *bv, const char *path, vm_backend_cb done, void *ctx)
 {
 	struct fc_state *st = bv->state;
+	if (st->phase == FC_DONE && st->restore_dir[0] && !strcmp(path, st->restore_dir) && !st->restore_done) {
+		done(ctx, NULL);
+		return 0;
+	}
 	if (st->phase != FC_IDLE || bv->launch)
 		return -EALREADY;
 	if (path[0] != '/' || strlen(path) >= sizeof(st->restore_dir))
@@ -461,6 +667,9 @@ static void fc_release(struct vm_backend_vm *bv)
 	st->done = NULL;
 	st->op_done = NULL;
 	st->restore_done = NULL;
+	if (st->save_job)
+		st->save_job->st = NULL;   /* the move finishes on the pool, unheard */
+	st->save_job = NULL;
 	unix_connect_cancel(st->api_wait);
 	st->api_wait = NULL;
 	vsock_connect_cancel(st->vsock);

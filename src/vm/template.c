@@ -18,6 +18,7 @@
 #include "vm/template_internal.h"
 
 #include "vm/image.h"
+#include "vm/fc_backend.h"
 #include "vm/qemu.h"
 #include "vm/vm.h"
 
@@ -187,20 +188,30 @@ int vm_template_key(const struct vm_template_shape *s, struct vm_template *t, st
 	if ((rc = vm_template_root(root, sizeof(root), e)) < 0)
 		return rc;
 	char hk[65], hi[65], hq[65], hr[65] = "";
+	/* The backend is in the key (its name, its binary): a QEMU state is never
+	 * offered to Firecracker, nor the other way round. */
+	const char *backend = s->backend ? s->backend : "qemu";
+	int is_qemu = !strcmp(backend, "qemu");
+	char vmm[4096] = QEMU_BINARY;
+	if (!is_qemu && fc_binary_find(vmm, sizeof(vmm)) < 0)
+		return err_set(e, -ENOENT, "no %s binary to key a template by", backend);
 	/* The image by content, not by name or id: a rebuilt or edited file
 	 * (another id, or the same path with other bytes) is another key. */
 	if ((rc = template_hash_input(root, t->kernel, hk, e)) < 0 ||
 	    (rc = template_hash_input(root, t->initrd, hi, e)) < 0 ||
-	    (rc = template_hash_input(root, QEMU_BINARY, hq, e)) < 0 ||
+	    (rc = template_hash_input(root, vmm, hq, e)) < 0 ||
 	    (t->root_image[0] && (rc = template_hash_input(root, t->root_image, hr, e)) < 0))
 		return err_wrap(e, "computing the template key");
 	struct vm_accel_verdict v;
 	vm_accel_detect(QEMU_BINARY, t->kernel, t->initrd, &v);
 	static __thread char text[VM_PLAN_STORE + 1024];
-	/* No image: no line, so the initramfs shapes keep the keys they had. */
-	int n = snprintf(text, sizeof(text), "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n%s%s%s",
+	/* No image and QEMU: no extra lines, so the initramfs shapes keep the
+	 * keys they had and their templates remain valid. */
+	int n = snprintf(text, sizeof(text),
+			 "ironclaw-template %d\nkernel %s\ninitrd %s\nvmm %s\n%s%s%s%s%s%s",
 			 VM_TEMPLATE_FORMAT, hk, hi, hq, t->root_image[0] ? "root-image " : "",
-			 t->root_image[0] ? hr : "", t->root_image[0] ? "\n" : "");
+			 t->root_image[0] ? hr : "", t->root_image[0] ? "\n" : "",
+			 is_qemu ? "" : "backend ", is_qemu ? "" : backend, is_qemu ? "" : "\n");
 	if ((rc = template_argv_text(t, v.accel, text + n, sizeof(text) - (size_t)n, e)) < 0)
 		return rc;
 	unsigned char d[32];
@@ -375,7 +386,7 @@ static int template_stale(const struct vm_template *t)
 	struct vm_template now;
 	struct err e = { 0 };
 	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib,
-				       t->root_image[0] ? t->root_image : NULL };
+				       t->root_image[0] ? t->root_image : NULL, NULL };
 	return vm_template_key(&s, &now, &e) < 0 || strcmp(now.key, t->key) != 0;
 }
 

@@ -47,6 +47,7 @@ struct vm_template_shape {
 	const char *kernel, *initrd;
 	unsigned cpus, memory_mib;
 	const char *root_image;
+	const char *backend;   /* the backend's name (vm_backend_ops.name); NULL: "qemu" */
 };
 
 struct vm_template {

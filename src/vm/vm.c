@@ -601,6 +601,7 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 		.memory_mib = vm->memory_mib, .accel = accel->accel,
 		.tap_fd = vm->net ? JAIL_TAP_FD : -1,
 		.restore = vm->restore_from[0] != '\0',
+		.restore_from = vm->restore_from[0] ? vm->restore_from : NULL,
 		.root_image = vm->root_image[0] ? vm->root_image : NULL,
 		.scratch_image = vm->scratch[0] ? vm->scratch : NULL,
 		.scratch_mib = vm->disk_mib,

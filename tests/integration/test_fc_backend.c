@@ -8,6 +8,11 @@
  *     deadline; the time from its exit to `failed` is printed;
  *   - it refuses a step with a fault_message: that message, verbatim;
  *   - it hangs: the boot deadline fires and the process is killed;
+ *   - a restore (vm_options.restore_from): only logger and metrics before
+ *     /snapshot/load, the snapshot visible read-only at /vm/snapshot, a
+ *     refused load quoted; a QEMU template's state file is refused before
+ *     any process starts;
+ *   - template keys differ by backend, and QEMU's are unchanged;
  *   - after each: no VM directory, no process left.
  *
  * A real Firecracker (boot, exec, snapshot, restore, Seccomp: 2 on every
@@ -22,6 +27,7 @@
 #include <unistd.h>
 
 #include "lib/harness.h"
+#include "vm/template.h"
 #include "vm/vm.h"
 
 struct ft {
@@ -73,7 +79,7 @@ static void peer_path(char *out, size_t n)
 	snprintf(out, n, "%.*s/tests/integration/peers/fc_api_peer", (int)(strrchr(bin, '/') - bin), bin);
 }
 
-static void run_script(struct ft *t, const char *script, unsigned boot_timeout_ms)
+static void run_script_from(struct ft *t, const char *script, unsigned boot_timeout_ms, const char *restore_from)
 {
 	char peer[4096];
 	peer_path(peer, sizeof(peer));
@@ -86,20 +92,24 @@ static void run_script(struct ft *t, const char *script, unsigned boot_timeout_m
 	}
 	memset(t, 0, sizeof(*t));
 	uv_loop_init(&t->loop);
-	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = boot_timeout_ms };
+	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = boot_timeout_ms,
+				.restore_from = restore_from };
 	static const struct vm_events ev = { .ready = ft_ready, .failed = ft_failed, .destroyed = ft_destroyed };
 	struct err e = { 0 };
 	cr_assert_eq(vm_create(&t->loop, &o, &ev, t, &t->vm, &e), 0, "%s", e.msg);
 	/* Written before the loop runs, so before any API request can arrive. */
-	char path[256], vm_dir[128];
-	snprintf(path, sizeof(path), "/run/ironclaw/%s/peer-script", vm_id(t->vm));
+	char vm_dir[128];
 	/* This VM's own directory, not a count: other VMs may come and go meanwhile. */
 	snprintf(vm_dir, sizeof(vm_dir), "/run/ironclaw/%s", vm_id(t->vm));
-	FILE *f = fopen(path, "w");
-	cr_assert(f, "%s", path);
-	fputs(script, f);
-	fclose(f);
-	chmod(path, 0644);
+	if (script[0]) {
+		char path[256];
+		snprintf(path, sizeof(path), "/run/ironclaw/%s/peer-script", vm_id(t->vm));
+		FILE *f = fopen(path, "w");
+		cr_assert(f, "%s", path);
+		fputs(script, f);
+		fclose(f);
+		chmod(path, 0644);
+	}
 	while (!t->destroyed && uv_run(&t->loop, UV_RUN_ONCE))
 		;
 	cr_assert(t->destroyed);
@@ -110,6 +120,11 @@ static void run_script(struct ft *t, const char *script, unsigned boot_timeout_m
 	pid_t left[4];
 	cr_expect_eq(harness_find_processes("fc_api_peer", getpid(), left, 4), 0, "the VMM outlived its VM");
 	unsetenv("IRONCLAW_FIRECRACKER");
+}
+
+static void run_script(struct ft *t, const char *script, unsigned boot_timeout_ms)
+{
+	run_script_from(t, script, boot_timeout_ms, NULL);
 }
 
 Test(fc_backend, death_at_each_step_is_reported_from_the_exit_with_the_log_tail, .timeout = 300)
@@ -151,4 +166,62 @@ Test(fc_backend, a_hung_firecracker_is_killed_at_the_boot_deadline, .timeout = 1
 	run_script(&t, "hang\n", 2000);
 	cr_assert_eq(t.failed, 1);
 	cr_expect(strstr(t.e.msg, "not ready within 2 s"), "%s", t.e.msg);
+}
+
+Test(fc_backend, a_restore_loads_first_from_the_read_only_snapshot_and_a_refusal_is_quoted, .timeout = 120)
+{
+	char snap[] = "/tmp/ic-fcsnap-XXXXXX", f[64];
+	cr_assert(mkdtemp(snap));
+	chmod(snap, 0755);   /* the jail's VMM user reads it */
+	for (int i = 0; i < 2; i++) {
+		snprintf(f, sizeof(f), "%s/%s", snap, i ? "mem" : "vmstate");
+		FILE *q = fopen(f, "w");
+		fputs("x", q);
+		fclose(q);
+		chmod(f, 0644);
+	}
+	struct ft t;
+	run_script_from(&t, "fault 2 Cannot restore microvm state: peer says no\n", 60000, snap);
+	cr_assert_eq(t.failed, 1);
+	cr_expect(strstr(t.e.msg, "Firecracker refused PUT /snapshot/load (HTTP 400): Cannot restore microvm state: peer says no"),
+		  "%s", t.e.msg);
+	const char *l = strstr(t.console, "request PUT /logger"), *m = strstr(t.console, "request PUT /metrics"),
+		   *s = strstr(t.console, "request PUT /snapshot/load");
+	cr_expect(l && m && s && l < m && m < s, "logger, metrics, then the load:\n%s", t.console);
+	cr_expect_null(strstr(t.console, "machine-config"), "%s", t.console);
+	cr_expect(strstr(t.console, "snapshot vmstate=readable mem=readable writable=no"), "%s", t.console);
+
+	/* A QEMU template's state is one file: refused before anything starts. */
+	snprintf(f, sizeof(f), "%s/vmstate", snap);
+	run_script_from(&t, "", 60000, f);
+	cr_assert_eq(t.failed, 1);
+	cr_expect(strstr(t.e.msg, "is not a Firecracker snapshot"), "%s", t.e.msg);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", snap);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(fc_backend, template_keys_differ_by_backend_and_qemu_keys_are_unchanged, .timeout = 300)
+{
+	if (!getenv("IRONCLAW_IMAGE_DIR")) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
+		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
+	}
+	char peer[4096];
+	peer_path(peer, sizeof(peer));
+	setenv("IRONCLAW_FIRECRACKER", peer, 1);
+	struct vm_template a, b, c;
+	struct err e = { 0 };
+	struct vm_template_shape s = { 0 };
+	cr_assert_eq(vm_template_key(&s, &a, &e), 0, "%s", e.msg);
+	s.backend = "qemu";
+	cr_assert_eq(vm_template_key(&s, &b, &e), 0, "%s", e.msg);
+	s.backend = "firecracker";
+	cr_assert_eq(vm_template_key(&s, &c, &e), 0, "%s", e.msg);
+	cr_expect_str_eq(a.key, b.key, "NULL is qemu");
+	cr_expect_str_neq(a.key, c.key, "a QEMU template is never Firecracker's");
+	setenv("IRONCLAW_FIRECRACKER", "/nonexistent/firecracker", 1);
+	cr_expect_eq(vm_template_key(&s, &c, &e), -ENOENT, "no binary, no key");
+	unsetenv("IRONCLAW_FIRECRACKER");
 }

@@ -45,6 +45,30 @@ static inline void fc_peer_send(int c, const char *head, const char *body, size_
 		_exit(3);
 }
 
+/* As Firecracker does on an accepted /snapshot/create: writes the two files
+ * it names. Their jail paths (/run/vm/...) are the VM directory's, which is
+ * where the log lives. */
+static inline void fc_peer_write_snapshot(const char *log, const char *body)
+{
+	static const char *const keys[] = { "\"snapshot_path\":\"", "\"mem_file_path\":\"" };
+	for (int i = 0; i < 2; i++) {
+		const char *at = strstr(body, keys[i]);
+		if (!at)
+			continue;
+		at += strlen(keys[i]);
+		size_t n = strcspn(at, "\"");
+		if (n < 8 || strncmp(at, "/run/vm/", 8))
+			continue;
+		char host[512];
+		snprintf(host, sizeof(host), "%.*s/%.*s", (int)(strrchr(log, '/') - log), log, (int)n - 8, at + 8);
+		FILE *f = fopen(host, "w");
+		if (f) {
+			fprintf(f, "%s of the peer\n", i ? "mem" : "vmstate");
+			fclose(f);
+		}
+	}
+}
+
 static inline void fc_peer_serve(int ls, const char *log, const struct fc_peer_step *script)
 {
 	for (int idx = 0;; idx++) {
@@ -96,6 +120,8 @@ static inline void fc_peer_serve(int ls, const char *log, const struct fc_peer_s
 		static char huge[80 * 1024];
 		switch (act) {
 		case PEER_OK:
+			if (!strcmp(path, "/snapshot/create"))
+				fc_peer_write_snapshot(log, req + body_at);
 			fc_peer_send(c, "HTTP/1.1 204 No Content\r\n", NULL, 0);
 			break;
 		case PEER_FAULT: {

@@ -11,7 +11,10 @@
  *                   of its exit first ("exit-at-ns <t>")
  *   "fault N MSG"   answer request N with 400 and fault_message MSG
  *   "hang"          accept and never answer
+ * On PUT /snapshot/load it logs what it sees of the snapshot bound at
+ * /vm/snapshot ("snapshot vmstate=readable mem=readable writable=no").
  * It cannot boot a guest: success paths are for the real-binary test. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +84,22 @@ int main(int argc, char **argv)
 		char line[160];
 		snprintf(line, sizeof(line), "%.*s", (int)strcspn(req, "\r\n"), req);
 		logf_line("request", line);
+		if (!strncmp(line, "PUT /snapshot/load ", 19)) {
+			/* open, not access: the VMM's seccomp policy has no access(2). */
+			int fv = open("/vm/snapshot/vmstate", O_RDONLY | O_CLOEXEC);
+			int fm = open("/vm/snapshot/mem", O_RDONLY | O_CLOEXEC);
+			int fw = open("/vm/snapshot/mem", O_WRONLY | O_CLOEXEC);
+			char seen[128];
+			snprintf(seen, sizeof(seen), "vmstate=%s mem=%s writable=%s", fv >= 0 ? "readable" : "missing",
+				 fm >= 0 ? "readable" : "missing", fw >= 0 ? "yes" : "no");
+			if (fv >= 0)
+				close(fv);
+			if (fm >= 0)
+				close(fm);
+			if (fw >= 0)
+				close(fw);
+			logf_line("snapshot", seen);
+		}
 		int n_at = -1;
 		char msg[200] = "";
 		if (!strcmp(script, "hang"))
