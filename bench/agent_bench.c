@@ -334,7 +334,7 @@ static int copy_check(const struct copy_run *c)
 
 static int bench_copy(const char *root, const char *tmp, int pair, double *in_mbps, double *out_mbps)
 {
-	char staging[256], rm[300];
+	char staging[256];
 	snprintf(staging, sizeof(staging), "%s/staging%d", tmp, pair);
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -354,9 +354,11 @@ static int bench_copy(const char *root, const char *tmp, int pair, double *in_mb
 	*out_mbps = bench_mbps(AB_TREE_BYTES, c.out_ms);
 	workspace_manifest_free(&c.before);
 	workspace_manifest_free(&c.after);
-	snprintf(rm, sizeof(rm), "rm -rf '%s'", staging);
-	if (system(rm) != 0)
-		fprintf(stderr, "agent_bench: could not remove %s\n", staging);
+	/* The staging tree stays until the run's end (main removes tmp): on a
+	 * journal-less ext4 host (this dev machine's), ext4 skips inodes freed in
+	 * the last 30 s when it allocates one, reading each one's inode block, so
+	 * removing 2,000 files here made the next pair's copy-out pay a scan per
+	 * created file (docs/bench.md, Agent). */
 	return rc;
 }
 
