@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include <uv.h>
 
 #include "agent/copy.h"
+#include "audit/audit.h"
 #include "core/clock.h"
 #include "vm/accel.h"
 #include "vm/exec.h"
@@ -367,7 +369,7 @@ static int copy_check(const struct copy_run *c)
 static int bench_copy(const char *root, const char *tmp, int pair, double *in_mbps, double *out_mbps,
 		      double *pack_mbps)
 {
-	char staging[256];
+	char staging[PATH_MAX + 32];
 	snprintf(staging, sizeof(staging), "%s/staging%d", tmp, pair);
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -388,12 +390,31 @@ static int bench_copy(const char *root, const char *tmp, int pair, double *in_mb
 	*pack_mbps = bench_mbps(AB_TREE_BYTES, c.pack_ms);
 	workspace_manifest_free(&c.before);
 	workspace_manifest_free(&c.after);
-	/* The staging tree stays until the run's end (main removes tmp): on a
+	/* The staging tree stays until the run's end (main removes stage): on a
 	 * journal-less ext4 host (this dev machine's), ext4 skips inodes freed in
 	 * the last 30 s when it allocates one, reading each one's inode block, so
 	 * removing 2,000 files here made the next pair's copy-out pay a scan per
 	 * created file (docs/bench.md, Agent). */
 	return rc;
+}
+
+/* mkdir -p: the runs dir may not exist yet on a fresh machine. */
+static int bench_mkdir_p(const char *path)
+{
+	char d[PATH_MAX];
+	if (snprintf(d, sizeof(d), "%s", path) >= (int)sizeof(d))
+		return -1;
+	for (char *p = d + 1;; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(d, 0700) < 0 && errno != EEXIST)
+				return -1;
+			*p = c;
+			if (!c)
+				return 0;
+		}
+	}
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -424,6 +445,21 @@ int main(int argc, char **argv)
 	char tmp[] = "/tmp/ironclaw-agentbench-XXXXXX";
 	if (!mkdtemp(tmp))
 		return 2;
+	/* Copy-out stages where `ironclaw run` stages (src/agent/changes.c: the
+	 * runs directory), not in /tmp: file creation there costs what it costs
+	 * a run, and on this host /tmp's ext4 groups are the ones every test's
+	 * mkdtemp churns (docs/bench.md, Agent). */
+	char stage[PATH_MAX];
+	char *runs = runlog_dir_default();
+	int n = runs ? snprintf(stage, sizeof(stage), "%s/agentbench-XXXXXX", runs) : -1;
+	if (n < 0 || (size_t)n >= sizeof(stage) || bench_mkdir_p(runs) < 0 || !mkdtemp(stage)) {
+		fprintf(stderr, "agent_bench: cannot make a staging dir in the runs dir %s (hint: set "
+			"IRONCLAW_RUNS_DIR to a writable directory)\n", runs ? runs : "(none)");
+		free(runs);
+		rmdir(tmp);
+		return 2;
+	}
+	free(runs);
 	int status = 2;
 
 	/* IRONCLAW_BENCH_ONLY=copy: the copies and their baselines alone. */
@@ -458,7 +494,7 @@ int main(int argc, char **argv)
 				goto out;
 		}
 		double pack;
-		if (bench_copy(tree, tmp, i, &cin[i], &cout[i], &pack) < 0)
+		if (bench_copy(tree, stage, i, &cin[i], &cout[i], &pack) < 0)
 			goto out;
 		rin[i] = cin[i] / raw_hg[i];
 		rout[i] = cout[i] / raw_gh[i];
@@ -502,9 +538,9 @@ int main(int argc, char **argv)
 		status = 1;
 	}
 out:;
-	char rm[100];
-	snprintf(rm, sizeof(rm), "rm -rf '%s'", tmp);
+	char rm[PATH_MAX + 200];
+	snprintf(rm, sizeof(rm), "rm -rf '%s' '%s'", tmp, stage);
 	if (system(rm) != 0)
-		fprintf(stderr, "agent_bench: could not remove %s\n", tmp);
+		fprintf(stderr, "agent_bench: could not remove %s and %s\n", tmp, stage);
 	return status;
 }
