@@ -323,7 +323,8 @@ static void copy_on_in(void *ctx, const struct err *e)
 	}
 	struct err e2 = { 0 };
 	c->t0 = clock_now_ms();
-	if (agent_copy_out(c->loop, c->vm, c->staging, &c->after, copy_on_out, c, &e2) < 0)
+	if (agent_copy_out_against(c->loop, c->vm, c->staging, &c->before, &c->after, copy_on_out, c,
+				   &e2) < 0)
 		copy_fail(c, "copy-out", &e2);
 }
 

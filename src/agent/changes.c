@@ -215,6 +215,8 @@ void agent_changes_start(struct agent_run *r)
 	snprintf(r->staging, sizeof(r->staging), "%s/%s.staging", r->runs_dir, r->res.run_id);
 	r->have_staging = 1;
 	struct err e = { 0 };
-	if (agent_copy_out(r->loop, r->vm, r->staging, &r->after, changes_on_copied_out, r, &e) < 0)
+	/* Against the copy-in manifest: files the run left alone are not staged. */
+	if (agent_copy_out_against(r->loop, r->vm, r->staging, &r->before, &r->after,
+				   changes_on_copied_out, r, &e) < 0)
 		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e.msg);
 }

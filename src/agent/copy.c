@@ -240,6 +240,7 @@ struct copy_piece {
 struct copy_out {
 	uv_loop_t *loop;
 	const char *staging;
+	const struct workspace_manifest *before;   /* NULL: stage every file */
 	struct workspace_manifest *after;
 	struct vm_exec *x;
 	uint64_t total;          /* stream bytes received, against AGENT_COPY_OUT_MAX */
@@ -335,7 +336,7 @@ static void copy_out_job(uv_work_t *w)
 	struct copy_out *c = w->data;
 	/* The copy-out may be as large as copy-in allowed, and no larger. */
 	struct workspace_limits lim = { 0 };
-	workspace_unpack(copy_out_read, c, c->staging, &lim, c->after, &c->job_e);
+	workspace_unpack_against(copy_out_read, c, c->staging, &lim, c->before, c->after, &c->job_e);
 }
 
 static void copy_out_finish(struct copy_out *c)
@@ -402,11 +403,20 @@ static void copy_out_on_done(struct vm_exec *x, const struct vm_exec_result *r, 
 int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
 		   struct workspace_manifest *after, agent_copy_cb cb, void *ctx, struct err *e)
 {
+	return agent_copy_out_against(loop, vm, staging, NULL, after, cb, ctx, e);
+}
+
+int agent_copy_out_against(uv_loop_t *loop, struct vm *vm, const char *staging,
+			   const struct workspace_manifest *before,
+			   struct workspace_manifest *after, agent_copy_cb cb, void *ctx,
+			   struct err *e)
+{
 	struct copy_out *c = calloc(1, sizeof(*c));
 	if (!c)
 		return err_set(e, -ENOMEM, "out of memory");
 	c->loop = loop;
 	c->staging = staging;
+	c->before = before;
 	c->after = after;
 	c->cb = cb;
 	c->ctx = ctx;

@@ -30,5 +30,12 @@ int agent_copy_in(uv_loop_t *loop, struct vm *vm, const char *root,
 /* Copies the VM's /workspace out into staging (created here) and fills *after. */
 int agent_copy_out(uv_loop_t *loop, struct vm *vm, const char *staging,
 		   struct workspace_manifest *after, agent_copy_cb cb, void *ctx, struct err *e);
+/* The same against before (the copy-in manifest, borrowed until cb): a small
+ * file that comes back with before's bytes and mode gets no staging copy
+ * (workspace_unpack_against). */
+int agent_copy_out_against(uv_loop_t *loop, struct vm *vm, const char *staging,
+			   const struct workspace_manifest *before,
+			   struct workspace_manifest *after, agent_copy_cb cb, void *ctx,
+			   struct err *e);
 
 #endif

@@ -9,7 +9,15 @@
  * earlier entry. Caps on entries and bytes are checked against each header
  * before its data is read; staging copies are 0600/0700 whatever the archive
  * says, and the archive's modes are kept in the manifest instead, so a guest
- * cannot make the host's staging tree setuid, unreadable or world-writable. */
+ * cannot make the host's staging tree setuid, unreadable or world-writable.
+ *
+ * Given the copy-in manifest, a small file whose header matches its copy-in
+ * entry (size, mode) is read into memory while hashed; when the hash matches
+ * too it is recorded as unchanged and never written, else written from that
+ * buffer. Skipping the write loses two checks staging's O_EXCL gave for free,
+ * so they are made on the manifest instead: a second entry for the path
+ * (ws_manifest_sort's -EEXIST) and an entry beneath a file
+ * (unpack_add_parents). */
 #include "workspace/internal.h"
 
 #include <archive.h>
@@ -34,6 +42,8 @@ struct unpack {
 	uint64_t bytes, max_bytes;
 	size_t entries, max_files;
 	struct workspace_manifest *m;
+	const struct workspace_manifest *before;   /* NULL: write every file */
+	uint8_t *keep;                             /* WORKSPACE_UNCHANGED_MAX, lazily */
 	struct err *e;
 };
 
@@ -113,6 +123,54 @@ static int unpack_copy_data(struct unpack *u, struct archive *a, int fd, int src
 	return rc;
 }
 
+/* Reads the entry's data (at most WORKSPACE_UNCHANGED_MAX bytes, which its
+ * header promised) into u->keep, hashing and counting it against the cap as
+ * unpack_copy_data does. */
+static int unpack_keep_data(struct unpack *u, struct archive *a, const char *path,
+			    uint8_t sha[WORKSPACE_SHA256_LEN], uint64_t *size)
+{
+	if (!u->keep && !(u->keep = malloc(WORKSPACE_UNCHANGED_MAX)))
+		return err_set(u->e, -ENOMEM, "out of memory");
+	uint64_t total = 0;
+	for (;;) {
+		size_t room = WORKSPACE_UNCHANGED_MAX - (size_t)total;
+		la_ssize_t n = archive_read_data(a, room ? u->keep + total : u->data,
+						 room ? (room < UNPACK_CHUNK ? room : UNPACK_CHUNK)
+						      : sizeof(u->data));
+		if (n < 0)
+			return unpack_refuse(u, path, -EPROTO, archive_error_string(a));
+		if (n == 0)
+			break;
+		if (!room)   /* libarchive never gives more than the header's size */
+			return unpack_refuse(u, path, -EPROTO, "more data than its header said");
+		total += (uint64_t)n;
+		u->bytes += (uint64_t)n;
+		if (u->bytes > u->max_bytes)
+			return unpack_refuse(u, path, -EFBIG, "the workspace grew over the copy-out cap");
+	}
+	unsigned len = 0;
+	if (!EVP_Digest(u->keep, (size_t)total, sha, &len, EVP_sha256(), NULL))
+		return err_set(u->e, -ENOMEM, "out of memory");
+	*size = total;
+	return 0;
+}
+
+/* 1 when b is a file entry with this size, mode and (sha non-NULL) hash. */
+static int unpack_same(const struct workspace_entry *b, uint64_t size, unsigned mode,
+		       const uint8_t *sha)
+{
+	return b && b->type == WORKSPACE_FILE && b->size == size && b->mode == (mode & 0777) &&
+	       (!sha || !memcmp(b->sha256, sha, WORKSPACE_SHA256_LEN));
+}
+
+static int unpack_add_unchanged(struct unpack *u, const char *path, const struct workspace_entry *b)
+{
+	int rc = ws_manifest_add(u->m, path, WORKSPACE_FILE, b->mode, b->size, b->sha256, NULL);
+	if (rc == 0)
+		u->m->v[u->m->n - 1].unchanged = 1;
+	return rc < 0 ? err_set(u->e, rc, "out of memory") : 0;
+}
+
 static const struct workspace_entry *unpack_find_file(const struct workspace_manifest *m,
 						      const char *path)
 {
@@ -129,18 +187,19 @@ static int unpack_file(struct unpack *u, struct archive *a, struct archive_entry
 	int srcfd = -1, rc;
 	uint8_t sha[WORKSPACE_SHA256_LEN];
 	uint64_t size = 0;
+	const struct workspace_entry *t = NULL;
 	if (link) {
 		char lp[WORKSPACE_PATH_MAX + 1];
 		if (unpack_normalize(link, lp) < 0 || workspace_path_check(lp, strlen(lp)) < 0)
 			return unpack_refuse(u, path, -EPERM, "a hardlink to a path outside the workspace");
-		const struct workspace_entry *t = unpack_find_file(u->m, lp);
+		t = unpack_find_file(u->m, lp);
 		if (!t)
 			return unpack_refuse(u, path, -EPERM,
 					     "a hardlink to something that is not an earlier file of the stream");
 		if (u->bytes + t->size > u->max_bytes)
 			return unpack_refuse(u, path, -EFBIG, "the workspace grew over the copy-out cap");
-		srcfd = ws_open_beneath(u->stagefd, lp, O_RDONLY, 0);
-		if (srcfd < 0)
+		srcfd = t->unchanged ? -1 : ws_open_beneath(u->stagefd, lp, O_RDONLY, 0);
+		if (srcfd < 0 && !t->unchanged)
 			return unpack_refuse(u, path, srcfd, "the linked file cannot be opened in staging");
 	} else {
 		la_int64_t hs = archive_entry_size(en);
@@ -148,13 +207,41 @@ static int unpack_file(struct unpack *u, struct archive *a, struct archive_entry
 			return unpack_refuse(u, path, -EFBIG, "the workspace grew over the copy-out cap");
 		}
 	}
+	unsigned perm = archive_entry_perm(en) & 0777;
+	const struct workspace_entry *b = u->before ? workspace_manifest_find(u->before, path) : NULL;
+	int kept = 0;
+	if (link && t->unchanged) {
+		/* Its target has no staging copy; the link is only taken when it
+		 * too is unchanged (same bytes, mode), else refused. */
+		u->bytes += t->size;
+		if (unpack_same(b, t->size, perm, t->sha256))
+			return unpack_add_unchanged(u, path, b);
+		return unpack_refuse(u, path, -EPERM,
+				     "a hardlink that changes a path to an unchanged file's bytes; "
+				     "send the file itself instead of a hardlink");
+	}
+	if (!link && unpack_same(b, (uint64_t)archive_entry_size(en), perm, NULL) &&
+	    b->size <= WORKSPACE_UNCHANGED_MAX) {
+		rc = unpack_keep_data(u, a, path, sha, &size);
+		if (rc < 0)
+			return rc;
+		if (unpack_same(b, size, perm, sha))
+			return unpack_add_unchanged(u, path, b);
+		kept = 1;
+	}
 	int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = unpack_refuse(u, path, errno == EEXIST ? -EEXIST : -errno,
 				   errno == EEXIST ? "a second entry for the same path" : strerror(errno));
 		goto out;
 	}
-	rc = unpack_copy_data(u, a, fd, srcfd, path, sha, &size);
+	if (kept) {
+		rc = io_write_all(fd, u->keep, (size_t)size);
+		if (rc < 0)
+			rc = unpack_refuse(u, path, rc, "writing to staging failed");
+	} else {
+		rc = unpack_copy_data(u, a, fd, srcfd, path, sha, &size);
+	}
 	close(fd);
 	if (rc == 0)
 		rc = ws_manifest_add(u->m, path, WORKSPACE_FILE, archive_entry_perm(en), size, sha, NULL);
@@ -232,7 +319,10 @@ static int unpack_add_parents(struct workspace_manifest *m)
 		for (char *s = strrchr(p, '/'); s; s = strrchr(p, '/')) {
 			*s = '\0';
 			sorted.v = m->v;   /* realloc may move it */
-			if (workspace_manifest_find(&sorted, p))
+			const struct workspace_entry *pe = workspace_manifest_find(&sorted, p);
+			if (pe && pe->type != WORKSPACE_DIR)
+				return -ENOTDIR;   /* an entry beneath a file or symlink */
+			if (pe)
 				break;
 			int rc = ws_manifest_add(m, p, WORKSPACE_DIR, 0755, 0, NULL, NULL);
 			if (rc < 0)
@@ -259,6 +349,14 @@ static int unpack_add_parents(struct workspace_manifest *m)
 int workspace_unpack(workspace_read_fn read, void *ctx, const char *staging,
 		     const struct workspace_limits *lim, struct workspace_manifest *out, struct err *e)
 {
+	return workspace_unpack_against(read, ctx, staging, lim, NULL, out, e);
+}
+
+int workspace_unpack_against(workspace_read_fn read, void *ctx, const char *staging,
+			     const struct workspace_limits *lim,
+			     const struct workspace_manifest *before,
+			     struct workspace_manifest *out, struct err *e)
+{
 	memset(out, 0, sizeof(*out));
 	struct unpack *u = calloc(1, sizeof(*u));
 	if (!u)
@@ -266,6 +364,7 @@ int workspace_unpack(workspace_read_fn read, void *ctx, const char *staging,
 	u->read = read;
 	u->ctx = ctx;
 	u->m = out;
+	u->before = before;
 	u->e = e;
 	u->max_bytes = lim && lim->max_bytes ? lim->max_bytes : WORKSPACE_DEFAULT_MAX_BYTES;
 	u->max_files = lim && lim->max_files ? lim->max_files : WORKSPACE_DEFAULT_MAX_FILES;
@@ -307,6 +406,8 @@ int workspace_unpack(workspace_read_fn read, void *ctx, const char *staging,
 		rc = unpack_add_parents(out);
 	if (rc == -EEXIST)
 		rc = err_set(e, rc, "copy-out refused: a path appears twice in the stream");
+	else if (rc == -ENOTDIR)
+		rc = err_set(e, rc, "copy-out refused: an entry beneath a file or symlink");
 	else if (rc < 0)
 		rc = err_set(e, rc, "copy-out: %s", strerror(-rc));
 out:
@@ -314,6 +415,7 @@ out:
 		archive_read_free(a);
 	if (u->stagefd >= 0)
 		close(u->stagefd);
+	free(u->keep);
 	free(u);
 	if (rc < 0)
 		workspace_manifest_free(out);

@@ -56,6 +56,10 @@ struct workspace_entry {
 	uint64_t size;              /* files: bytes; symlinks: target length */
 	uint8_t sha256[WORKSPACE_SHA256_LEN]; /* files only */
 	char *target;               /* symlinks only, owned */
+	/* Copy-out manifests only: the file arrived with the bytes and mode of the
+	 * copy-in entry for its path, so no staging copy was written (nothing ever
+	 * reads one: an unchanged entry is no change). */
+	int unchanged;
 };
 
 /* A tree's entries sorted by path (bytewise), unique. */
@@ -129,6 +133,18 @@ typedef long (*workspace_read_fn)(void *ctx, uint8_t *buf, size_t cap);
  * caller removes it with workspace_remove_tree). */
 int workspace_unpack(workspace_read_fn read, void *ctx, const char *staging,
 		     const struct workspace_limits *lim, struct workspace_manifest *out, struct err *e);
+/* The same, against before (the copy-in manifest, borrowed; NULL: none): a
+ * regular file of at most WORKSPACE_UNCHANGED_MAX bytes whose size, mode and
+ * SHA-256 equal before's entry for its path is recorded in *out with
+ * `unchanged` set and NOT written to staging (creating thousands of staging
+ * files is what copy-out's host side spends its time on). Larger files, and
+ * any difference, are written as without before. Every refusal above stays:
+ * a guest can only make a file count as unchanged by sending the same bytes. */
+#define WORKSPACE_UNCHANGED_MAX (1u << 20)
+int workspace_unpack_against(workspace_read_fn read, void *ctx, const char *staging,
+			     const struct workspace_limits *lim,
+			     const struct workspace_manifest *before,
+			     struct workspace_manifest *out, struct err *e);
 int workspace_unpack_fd(int fd, const char *staging, const struct workspace_limits *lim,
 			struct workspace_manifest *out, struct err *e);
 int workspace_unpack_mem(const void *data, size_t len, const char *staging,

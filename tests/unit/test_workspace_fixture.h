@@ -215,6 +215,22 @@ static inline void fx_run_copy_in(struct fx_run *r)
 	cr_assert(system(cmd) == 0);
 }
 
+/* A workspace_read_fn over memory, in small reads. */
+struct fx_mem {
+	const uint8_t *p;
+	size_t left;
+};
+
+static inline long fx_mem_read(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct fx_mem *m = ctx;
+	size_t n = m->left < cap ? m->left : cap;
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return (long)n;
+}
+
 static inline int fx_run_compute(struct fx_run *r, struct err *e)
 {
 	uint8_t *tar;
@@ -222,7 +238,10 @@ static inline int fx_run_compute(struct fx_run *r, struct err *e)
 	struct workspace_manifest vm_m = { 0 };
 	cr_assert(fx_pack(r->vm, NULL, &tar, &len, &vm_m, e) == 0, "%s", e->msg);
 	workspace_manifest_free(&vm_m);
-	int rc = workspace_unpack_mem(tar, len, r->staging, NULL, &r->after, e);
+	/* As a run does: against the copy-in manifest (unchanged files unstaged). */
+	struct fx_mem mem = { tar, len };
+	int rc = workspace_unpack_against(fx_mem_read, &mem, r->staging, NULL, &r->before,
+					  &r->after, e);
 	free(tar);
 	if (rc < 0)
 		return rc;
