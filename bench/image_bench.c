@@ -40,81 +40,12 @@ static double cold_exec_ms(const char *bin, const char *image)
 	return clock_now_ms() - t0;
 }
 
-struct rtt {
-	uv_loop_t *loop;
-	struct vm *vm;
-	int n, failed;
-	double t0, samples[RTT_RUNS];
-};
-
-static void rtt_next(struct rtt *r);
-
-static void rtt_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
-{
-	struct rtt *r = ctx;
-	(void)x;
-	if (res->err.code || res->code != 0) {
-		fprintf(stderr, "image_bench: python3 failed: %s\n", res->err.code ? res->err.msg : "non-zero exit");
-		r->failed = 1;
-		vm_destroy(r->vm);
-		return;
-	}
-	r->samples[r->n++] = clock_now_ms() - r->t0;
-	rtt_next(r);
-}
-
-static void rtt_next(struct rtt *r)
-{
-	static char *argv[] = { "python3", "-c", "pass", NULL };
-	static const struct vm_exec_handlers h = { .done = rtt_on_done };
-	struct vm_exec_spec spec = { .argv = argv };
-	struct vm_exec *x;
-	struct err e = { 0 };
-	if (r->n == RTT_RUNS) {
-		vm_destroy(r->vm);
-		return;
-	}
-	r->t0 = clock_now_ms();
-	if (vm_exec_start(r->vm, &spec, &h, r, &x, &e) < 0) {
-		fprintf(stderr, "image_bench: %s\n", e.msg);
-		r->failed = 1;
-		vm_destroy(r->vm);
-	}
-}
-
-static void rtt_on_ready(struct vm *vm, void *ctx)
-{
-	(void)vm;
-	rtt_next(ctx);
-}
-
-static void rtt_on_failed(struct vm *vm, const struct err *e, void *ctx)
-{
-	struct rtt *r = ctx;
-	fprintf(stderr, "image_bench: VM failed: %s\n", e->msg);
-	r->failed = 1;
-	vm_destroy(vm);
-}
-
+/* `python3 -c pass`, RTT_RUNS times in one running VM on the image. */
 static int python_rtt(const char *path, double *p50, double *p99)
 {
-	uv_loop_t loop;
-	struct rtt r = { .loop = &loop };
+	static char *const argv[] = { "python3", "-c", "pass", NULL };
 	struct vm_options o = { .root_image = path };
-	static const struct vm_events ev = { .ready = rtt_on_ready, .failed = rtt_on_failed };
-	struct err e = { 0 };
-	uv_loop_init(&loop);
-	if (vm_create(&loop, &o, &ev, &r, &r.vm, &e) < 0) {
-		fprintf(stderr, "image_bench: %s\n", e.msg);
-		return -1;
-	}
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	if (r.failed || r.n != RTT_RUNS)
-		return -1;
-	*p50 = bench_percentile(r.samples, RTT_RUNS, 50);
-	*p99 = bench_percentile(r.samples, RTT_RUNS, 99);
-	return 0;
+	return bench_exec_rtt_of(&o, argv, RTT_RUNS, p50, p99);
 }
 
 int main(int argc, char **argv)

@@ -52,6 +52,7 @@ struct rtt_run {
 	double samples[BENCH_RTT_MAX];
 	int runs;
 	int failed;
+	char *const *argv;
 };
 
 static void rtt_next(struct rtt_run *r);
@@ -76,8 +77,7 @@ static void rtt_next(struct rtt_run *r)
 		vm_destroy(r->vm);
 		return;
 	}
-	static char *argv[] = { "true", NULL };
-	struct vm_exec_spec spec = { .argv = argv };
+	struct vm_exec_spec spec = { .argv = (char **)r->argv };
 	static const struct vm_exec_handlers h = { .done = rtt_on_done };
 	struct vm_exec *x;
 	struct err e = { 0 };
@@ -105,15 +105,22 @@ static void rtt_on_failed(struct vm *vm, const struct err *e, void *ctx)
 
 int bench_exec_rtt(int runs, double *p50, double *p99)
 {
+	static char *const argv[] = { "true", NULL };
+	struct vm_options o = { 0 };
+	return bench_exec_rtt_of(&o, argv, runs, p50, p99);
+}
+
+int bench_exec_rtt_of(const struct vm_options *o, char *const *argv, int runs, double *p50,
+		      double *p99)
+{
 	if (runs < 1 || runs > BENCH_RTT_MAX)
 		return -1;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct rtt_run r = { .loop = &loop, .runs = runs };
-	struct vm_options o = { 0 };
+	struct rtt_run r = { .loop = &loop, .runs = runs, .argv = argv };
 	static const struct vm_events ev = { .ready = rtt_on_ready, .failed = rtt_on_failed };
 	struct err e = { 0 };
-	if (vm_create(&loop, &o, &ev, &r, &r.vm, &e) < 0) {
+	if (vm_create(&loop, o, &ev, &r, &r.vm, &e) < 0) {
 		fprintf(stderr, "bench: %s\n", e.msg);
 		return -1;
 	}

@@ -10,6 +10,7 @@
 
 #include "vm/accel.h"
 #include "vm/image.h"
+#include "vm/vm.h"
 
 #define BENCH_RAW_BYTES (64u << 20)
 /* The raw port's guest side (bench/guest/raw_port.c), under IRONCLAW_ROOT. */
@@ -23,6 +24,9 @@ double bench_mbps(double bytes, double ms);
 /* `true` run `runs` times (at most BENCH_RTT_MAX) in one fresh VM, each timed
  * from exec.start to exec.exit. Returns 0 with p50 and p99 (may be NULL). */
 int bench_exec_rtt(int runs, double *p50, double *p99);
+/* The same for argv in a fresh VM made with o (an image, a shape). */
+int bench_exec_rtt_of(const struct vm_options *o, char *const *argv, int runs, double *p50,
+		      double *p99);
 /* MB/s over the raw port, from the first byte to the last (the boot is not
  * counted); in: host -> guest (timed to the guest's answer after its last
  * read). -1 when the run failed (the guest's console tail is printed). */

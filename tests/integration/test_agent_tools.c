@@ -9,6 +9,7 @@
 
 #include "agent/tools.h"
 #include "vm/vm.h"
+#include "integration/lib/vmrun.h"
 
 struct tt {
 	uv_loop_t loop;
@@ -53,11 +54,7 @@ static void tt_mkdir_done(struct vm_exec *x, const struct vm_exec_result *r, voi
 static void tt_setup(void)
 {
 	static const struct vm_events ev = { .ready = tt_ready, .failed = tt_failed, .destroyed = tt_destroyed };
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", getenv("IRONCLAW_ROOT") ? getenv("IRONCLAW_ROOT") : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	memset(&T, 0, sizeof(T));
 	uv_loop_init(&T.loop);
 	struct vm_options o = { 0 };

@@ -18,6 +18,7 @@
 
 #include "vm/exec.h"
 #include "vm/vm.h"
+#include "integration/lib/vmrun.h"
 
 #define IN_PARALLEL 3
 
@@ -202,11 +203,7 @@ static void in_on_failed(struct vm *vm, const struct err *e, void *ctx)
 
 Test(exec_stdin, odd_sizes_alone_and_interleaved_arrive_byte_exact, .timeout = 600)
 {
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", getenv("IRONCLAW_ROOT") ? getenv("IRONCLAW_ROOT") : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	static struct in_run r;

@@ -29,6 +29,7 @@
 #include "lib/harness.h"
 #include "vm/template.h"
 #include "vm/vm.h"
+#include "integration/lib/vmrun.h"
 
 struct ft {
 	uv_loop_t loop;
@@ -85,11 +86,7 @@ static void run_script_from(struct ft *t, const char *script, unsigned boot_time
 	peer_path(peer, sizeof(peer));
 	cr_assert_eq(access(peer, X_OK), 0, "%s missing (make integration-tests builds it)", peer);
 	setenv("IRONCLAW_FIRECRACKER", peer, 1);
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	memset(t, 0, sizeof(*t));
 	uv_loop_init(&t->loop);
 	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = boot_timeout_ms,
@@ -203,11 +200,7 @@ Test(fc_backend, a_restore_loads_first_from_the_read_only_snapshot_and_a_refusal
 
 Test(fc_backend, template_keys_differ_by_backend_and_qemu_keys_are_unchanged, .timeout = 300)
 {
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	char peer[4096];
 	peer_path(peer, sizeof(peer));
 	setenv("IRONCLAW_FIRECRACKER", peer, 1);

@@ -18,6 +18,7 @@
 #include "vm/fc_backend.h"
 #include "vm/qemu.h"
 #include "vm/vm.h"
+#include "integration/lib/vmrun.h"
 
 static int fc_can_run(char *why, size_t n)
 {
@@ -26,11 +27,7 @@ static int fc_can_run(char *why, size_t n)
 		snprintf(why, n, "no firecracker binary (set IRONCLAW_FIRECRACKER or put it on PATH)");
 		return 0;
 	}
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", getenv("IRONCLAW_ROOT") ? getenv("IRONCLAW_ROOT") : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	struct vm_image img;
 	struct err e = { 0 };
 	if (vm_image_find(&img, &e) < 0) {

@@ -8,6 +8,7 @@
  * is touched. The waits poll /metrics: no event tells another process that a
  * template was built. */
 #include "test_serve_util.h"
+#include "integration/lib/vmrun.h"
 
 #include <dirent.h>
 #include <glob.h>
@@ -24,11 +25,7 @@ static void tpl_cache(char *dir, size_t n, const char *name, int fresh)
 		cr_assert_eq(system(cmd), 0);
 	}
 	setenv("XDG_CACHE_HOME", dir, 1);
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char img[4096];
-		snprintf(img, sizeof(img), "%s/build/image", harness_root());
-		setenv("IRONCLAW_IMAGE_DIR", img, 1);
-	}
+	vmrun_use_checkout_image();
 }
 
 static void tpl_wait_built(struct serve_d *d, double want)

@@ -21,6 +21,8 @@
 #include "vm/exec.h"
 #include "vm/template.h"
 #include "vm/vm.h"
+#include "integration/lib/vmrun.h"
+#include "test_snapshot_util.h"
 
 #define SNAP_OUT_MAX (9u << 20)
 #define SNAP_BIG (8u << 20)      /* bytes of `seq` output hashed on a clone */
@@ -44,10 +46,7 @@ struct clone {
 static void snap_env(void)
 {
 	char dir[4096];
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	/* Shared by this binary's tests (each runs in its own process), kept
 	 * across runs: the key says whether a template still fits. */
 	snprintf(dir, sizeof(dir), "%s/build/test-cache/snapshot", harness_root());
@@ -131,42 +130,6 @@ static void clone_free(struct clone *c)
 		free(c->out[i]);
 }
 
-struct built {
-	struct vm_template t;
-	struct err e;
-	int done, ok;
-};
-
-static void on_template(void *ctx, const struct vm_template *t, const struct err *e)
-{
-	struct built *b = ctx;
-	b->done = 1;
-	if (t) {
-		b->t = *t;
-		b->ok = 1;
-	} else {
-		b->e = *e;
-	}
-}
-
-/* The template for a shape, building it when there is none. */
-static void snap_template(const struct vm_template_shape *s, struct vm_template *out)
-{
-	struct err e = { 0 };
-	if (vm_template_open(s, out, &e) == 0)
-		return;
-	cr_assert_eq(e.code, -ENOENT, "unexpected: %s", e.msg);
-	uv_loop_t loop;
-	struct built b = { 0 };
-	uv_loop_init(&loop);
-	cr_assert_eq(vm_template_build(&loop, s, on_template, &b, &e), 0, "%s", e.msg);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	cr_assert(b.done);
-	cr_assert(b.ok, "building the template: %s", b.e.msg);
-	cr_assert_eq(vm_template_open(s, out, &e), 0, "%s", e.msg);
-}
-
 /* What `seq 1 2000000 | head -c SNAP_BIG` prints, made on the host. */
 static char *snap_expected_seq(void)
 {
@@ -195,7 +158,7 @@ Test(snapshot, two_clones_have_their_own_identity_and_exact_output, .timeout = 6
 	snap_env();
 	struct vm_template_shape shape = { 0 };
 	struct vm_template t;
-	snap_template(&shape, &t);
+	snap_template_get(&shape, &t);
 	/* The clock check means something only if the saved clock is behind: a
 	 * template made just now is not yet, so let its age pass 2 s (the waiting
 	 * is the point here, there is no event for it). */
@@ -266,7 +229,7 @@ Test(snapshot, template_of_another_agent_build_is_never_found, .timeout = 600)
 	struct vm_template_shape shape = { 0 };
 	struct vm_template t, other;
 	struct err e = { 0 };
-	snap_template(&shape, &t);
+	snap_template_get(&shape, &t);
 	/* Another agent build: the same initramfs with one more byte of padding
 	 * (the kernel ignores it), as a rebuilt agent changes its bytes. */
 	char initrd[4200];
@@ -282,7 +245,7 @@ Test(snapshot, template_of_another_agent_build_is_never_found, .timeout = 600)
 	cr_assert_str_neq(other.key, t.key);
 	/* ... and the build for it is a template of its own. */
 	struct vm_template rebuilt;
-	snap_template(&changed, &rebuilt);
+	snap_template_get(&changed, &rebuilt);
 	cr_assert_str_eq(rebuilt.key, other.key);
 	cr_assert_str_neq(rebuilt.key, t.key);
 	cr_assert_eq(vm_template_open(&shape, &t, &e), 0, "%s", e.msg);
@@ -295,7 +258,7 @@ Test(snapshot, template_of_another_agent_build_is_never_found, .timeout = 600)
 static void snap_private_copy(struct vm_template *t, const char *name)
 {
 	struct vm_template_shape shape = { 0 };
-	snap_template(&shape, t);
+	snap_template_get(&shape, t);
 	char dir[4096], tdir[4200];
 	snprintf(dir, sizeof(dir), "%s/build/test-cache/%s", harness_root(), name);
 	struct run_result r;

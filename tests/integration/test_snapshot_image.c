@@ -18,6 +18,8 @@
 #include "image/image.h"
 #include "lib/harness.h"
 #include "vm/template.h"
+#include "integration/lib/vmrun.h"
+#include "test_snapshot_util.h"
 
 #define IMG "ci-small"
 #define IMG_PACKAGES "python3-minimal,git"
@@ -42,10 +44,7 @@ static void run_cli(struct run_result *r, unsigned budget, char *const *args)
 static void simg_setup(void)
 {
 	char dir[IMAGE_PATH_MAX];
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		snprintf(dir, sizeof(dir), "%s/build/image", harness_root());
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	snprintf(dir, sizeof(dir), "%s/build/test-cache/snapshot-image", harness_root());
 	setenv("XDG_CACHE_HOME", dir, 1);
 	snprintf(dir, sizeof(dir), "%s/build/images", harness_root());
@@ -67,47 +66,11 @@ static void simg_setup(void)
 
 TestSuite(snapshot_image, .init = simg_setup, .timeout = 900);
 
-struct built {
-	struct vm_template t;
-	struct err e;
-	int done, ok;
-};
-
-static void on_template(void *ctx, const struct vm_template *t, const struct err *e)
-{
-	struct built *b = ctx;
-	b->done = 1;
-	if (t) {
-		b->t = *t;
-		b->ok = 1;
-	} else {
-		b->e = *e;
-	}
-}
-
-/* The image's template, built when there is none (as `serve` would). */
-static void simg_template(const struct vm_template_shape *s, struct vm_template *out)
-{
-	struct err e = { 0 };
-	if (vm_template_open(s, out, &e) == 0)
-		return;
-	cr_assert_eq(e.code, -ENOENT, "unexpected: %s", e.msg);
-	uv_loop_t loop;
-	struct built b = { 0 };
-	uv_loop_init(&loop);
-	cr_assert_eq(vm_template_build(&loop, s, on_template, &b, &e), 0, "%s", e.msg);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	cr_assert(b.done);
-	cr_assert(b.ok, "building the image template: %s", b.e.msg);
-	cr_assert_eq(vm_template_open(s, out, &e), 0, "%s", e.msg);
-}
-
 Test(snapshot_image, clone_runs_python_and_its_writes_vanish)
 {
 	struct vm_template_shape shape = { .root_image = img_path };
 	struct vm_template t;
-	simg_template(&shape, &t);
+	snap_template_get(&shape, &t);
 	cr_assert_str_eq(t.root_image, img_path);
 	char before[IMAGE_ID_HEX + 1], after[IMAGE_ID_HEX + 1];
 	struct err e = { 0 };
@@ -159,7 +122,7 @@ Test(snapshot_image, a_template_of_another_image_is_never_used)
 {
 	struct vm_template_shape shape = { .root_image = img_path };
 	struct vm_template t, other;
-	simg_template(&shape, &t);
+	snap_template_get(&shape, &t);
 
 	char copy[IMAGE_PATH_MAX + 32];
 	snprintf(copy, sizeof(copy), "%s/build/test-cache/snapshot-image/changed.ext4", harness_root());

@@ -104,11 +104,7 @@ static void bt_destroyed(struct vm *vm, void *ctx)
 static void bt_run(struct bt *b)
 {
 	static const struct vm_events ev = { .ready = bt_ready, .failed = bt_failed, .destroyed = bt_destroyed };
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", getenv("IRONCLAW_ROOT") ? getenv("IRONCLAW_ROOT") : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 	struct vm_options o = { 0 };
 	struct err e = { 0 };
 	b->exit_code = -2;

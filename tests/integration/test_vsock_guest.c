@@ -159,11 +159,7 @@ static const struct vm_backend_ops vv_backend = {
 
 static void setup_image(void)
 {
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", getenv("IRONCLAW_ROOT") ? getenv("IRONCLAW_ROOT") : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 1);
-	}
+	vmrun_use_checkout_image();
 }
 
 static void on_run_done(struct vmrun *r)

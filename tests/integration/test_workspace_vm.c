@@ -11,6 +11,7 @@
 #include "unit/test_workspace_fixture.h"
 #include "vm/vm.h"
 #include "workspace/workspace.h"
+#include "integration/lib/vmrun.h"
 
 struct flow {
 	uv_loop_t loop;
@@ -127,12 +128,7 @@ static void flow_deadline(uv_timer_t *t)
 
 Test(workspace_vm, copy_in_change_in_the_vm_copy_out_card_and_apply)
 {
-	if (!getenv("IRONCLAW_IMAGE_DIR")) {
-		const char *root = getenv("IRONCLAW_ROOT");
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/build/image", root ? root : ".");
-		setenv("IRONCLAW_IMAGE_DIR", dir, 0);
-	}
+	vmrun_use_checkout_image();
 	struct fx_run r;
 	fx_run_start(&r);
 	fx_put(r.host, "notes.txt", "first line\n");

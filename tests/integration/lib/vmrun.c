@@ -78,7 +78,7 @@ static void vmrun_on_destroyed(struct vm *vm, void *ctx)
 
 /* The library looks for the image beside the ironclaw binary; a test binary
  * lives elsewhere, so point it at the checkout's build/image. */
-static void vmrun_find_image(void)
+void vmrun_use_checkout_image(void)
 {
 	if (getenv("IRONCLAW_IMAGE_DIR"))
 		return;
@@ -97,7 +97,7 @@ int vmrun_start(struct vmrun *r)
 	};
 	struct vm_options o = { .net = r->net, .backend = r->backend };
 	struct err e = { 0 };
-	vmrun_find_image();
+	vmrun_use_checkout_image();
 	r->out_hash = VMRUN_FNV_INIT;
 	r->out_len = 0;
 	r->exit_code = -1;

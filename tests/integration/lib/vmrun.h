@@ -34,6 +34,9 @@ struct vmrun {
 };
 
 /* Starts one run on r->loop; r must stay valid until on_done. Returns 0 or -errno. */
+/* Points IRONCLAW_IMAGE_DIR at the checkout's build/image unless it is set:
+ * every VM test boots the image `make image` built. */
+void vmrun_use_checkout_image(void);
 int vmrun_start(struct vmrun *r);
 uint64_t vmrun_fnv1a(uint64_t h, const void *p, size_t n);
 #define VMRUN_FNV_INIT 0xcbf29ce484222325ull
