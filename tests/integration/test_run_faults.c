@@ -1,8 +1,9 @@
 /* `ironclaw run` when the model side misbehaves: a 429 then success, tool-call
- * arguments that are not JSON (the model gets a tool error and goes on), an
- * unknown tool (same), a model that never stops (--max-steps: exit 4), an
- * endpoint that is down (exit 1, one clear line) and a reply over the body cap
- * (exit 1). Real binary, real VM, aimock as the model. */
+ * arguments that are not JSON or (over Anthropic) fail the tool's schema (the
+ * model gets a tool error and goes on), an unknown tool (same), a model that
+ * never stops (--max-steps: exit 4), an endpoint that is down (exit 1, one
+ * clear line) and a reply over the body cap (exit 1). Real binary, real VM,
+ * aimock as the model. */
 #include "test_run_util.h"
 
 #include <sys/stat.h>
@@ -55,6 +56,35 @@ Test(run_faults, malformed_tool_arguments_go_back_as_a_tool_error)
 	cr_expect(strstr(r.err, "fixed.txt"), "the corrected write is on the card: %s", r.err);
 	cr_expect_eq(r.exit_code, 3, "changes denied: exit %d", r.exit_code);
 	harness_result_free(&r);
+}
+
+/* The same broken arguments over Anthropic, streamed and whole: aimock sends
+ * them as an empty tool_use input, which fails write_file's schema, and that
+ * tool error (not a crash, not a silent drop) is what the model gets back. */
+Test(run_faults, anthropic_input_failing_the_schema_goes_back_as_a_tool_error)
+{
+	rt_mock(&t, NULL);
+	for (int whole = 0; whole < 2; whole++) {
+		struct run_result r = whole
+			? rt_run(&t, "anthropic", "broken json over anthropic: write a file",
+				 "--approve", "deny", "--no-stream", NULL)
+			: rt_run(&t, "anthropic", "broken json over anthropic: write a file",
+				 "--approve", "deny", NULL);
+		cr_assert_str_eq(r.out, "Recovered from the empty input.\n", "whole %d; stderr:\n%s",
+				 whole, r.err);
+		json_t *j = aimock_journal(&t.mock, NULL, NULL);
+		cr_assert(j, "%s", t.mock.why);
+		const char *e1 = rt_tool_result(j, "c1"), *r2 = rt_tool_result(j, "c2");
+		cr_assert(e1 && strstr(e1, "missing required argument 'path'"),
+			  "the model got a tool error: %s", e1);
+		cr_assert(r2, "the corrected call ran and its result reached the model");
+		json_t *last = json_array_get(j, json_array_size(j) - 1);
+		cr_assert(strstr(json_string_value(json_object_get(last, "path")), "/v1/messages"),
+			  "the Anthropic endpoint was used");
+		json_decref(j);
+		cr_expect_eq(r.exit_code, 3, "changes denied: exit %d", r.exit_code);
+		harness_result_free(&r);
+	}
 }
 
 Test(run_faults, unknown_tool_goes_back_as_a_tool_error)
