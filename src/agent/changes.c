@@ -12,6 +12,7 @@
 
 #include "agent/copy.h"
 #include "agent/internal.h"
+#include "agent/sandbox.h"
 
 void agent_changes_free(struct agent_run *r)
 {
@@ -216,7 +217,7 @@ void agent_changes_start(struct agent_run *r)
 	r->have_staging = 1;
 	struct err e = { 0 };
 	/* Against the copy-in manifest: files the run left alone are not staged. */
-	if (agent_copy_out_against(r->loop, r->vm, r->staging, &r->before, &r->after,
+	if (agent_sandbox_copy_out(r->sb, r->staging, &r->before, &r->after,
 				   changes_on_copied_out, r, &e) < 0)
 		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e.msg);
 }
