@@ -161,6 +161,8 @@ Test(run_daemon, group_member_runs_and_owns_the_applied_files)
 	struct as_user r = run_task("yes");
 	cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
 	cr_expect_str_eq(r.out, "Edited notes.txt and made made/new.txt.\n");
+	if (getenv("RUN_DAEMON_SHOW"))
+		fprintf(stderr, "%s", r.err);
 	char vm[64], made[16];
 	sandbox_of(r.err, vm, sizeof(vm), made, sizeof(made));
 	cr_assert(strstr(r.err, ", via daemon ("), "the sandbox came from the daemon: %s", r.err);
@@ -208,14 +210,21 @@ Test(run_daemon, group_member_runs_and_owns_the_applied_files)
 	as_user_free(&r);
 }
 
-/* Denied over the daemon: exit 3 and the tree byte for byte as it was. */
+/* Denied over the daemon: exit 3 and the tree byte for byte as it was. The
+ * workspace holds 6 MiB more, so the copy-in is several chunks (the upload
+ * pauses while the pool reads the next) and the copy-out a stream of many. */
 Test(run_daemon, denied_run_leaves_the_workspace_untouched)
 {
 	double deleted = metric(&d, "ironclaw_sandboxes_deleted_total");
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "head -c 6291456 /dev/urandom > '%s/big.bin' && chown %u:%u '%s/big.bin'",
+		 t.ws, (unsigned)U, (unsigned)G, t.ws);
+	cr_assert_eq(system(cmd), 0);
 	char *before = rt_tree(t.ws);
 	struct as_user r = run_task("deny");
 	cr_assert_eq(r.code, 3, "exit %d; stderr:\n%s", r.code, r.err);
 	cr_assert(strstr(r.err, ", via daemon ("), "%s", r.err);
+	cr_assert(strstr(r.err, "workspace copied in: 6 entries, 6.0 MiB"), "%s", r.err);
 	char *after = rt_tree(t.ws);
 	cr_assert_str_eq(after, before, "denied: the workspace is unchanged byte for byte");
 	char vm[64], made[16];
@@ -229,7 +238,7 @@ Test(run_daemon, denied_run_leaves_the_workspace_untouched)
 static char *slurp(const char *path, size_t *n)
 {
 	char *p = NULL;
-	cr_assert_eq(io_read_file(path, 16u << 20, &p, n), 0, "%s", path);
+	cr_assert_eq(io_read_file(path, 64u << 20, &p, n), 0, "%s", path);
 	return p;
 }
 
@@ -284,6 +293,28 @@ Test(run_daemon, workspace_endpoints_follow_the_api)
 	/* The sandbox is still usable after the refusal. */
 	ls = sb_exec(&d, id, "[\"true\"]", &code, NULL);
 	cr_assert_eq(code, 0);
+	free(ls);
+	/* 24 MiB: three times the exec's stdin queue, so the body waits on the
+	 * guest's credit (the connection suspended and resumed) and still
+	 * arrives byte for byte. */
+	snprintf(cmd, sizeof(cmd), "mkdir '%s/big' && head -c 25165824 /dev/urandom > '%s/big/blob' && "
+		 "tar -C '%s/big' -cf '%s/big.tar' blob && sha256sum '%s/big/blob' | cut -c1-64 > '%s/big.sha'",
+		 d.dir, d.dir, d.dir, d.dir, d.dir, d.dir);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(tarp, sizeof(tarp), "%s/big.tar", d.dir);
+	size_t bn = 0;
+	char *big = slurp(tarp, &bn);
+	http_do(&d, "PUT", path, "/v1/sandboxes/{id}/workspace", big, (long)bn, "application/x-tar", &a);
+	cr_assert_eq(a.status, 204, "%ld %s", a.status, a.body);
+	http_free(&a);
+	free(big);
+	ls = sb_exec(&d, id, "[\"sh\",\"-c\",\"sha256sum /workspace/blob | cut -c1-64\"]", &code, NULL);
+	cr_assert_eq(code, 0);
+	snprintf(tarp, sizeof(tarp), "%s/big.sha", d.dir);
+	size_t sn = 0;
+	char *sha = slurp(tarp, &sn);
+	cr_assert_str_eq(ls, sha, "the 24 MiB file arrived byte for byte");
+	free(sha);
 	free(ls);
 	sb_delete(&d, id);
 	http_do(&d, "PUT", path, "/v1/sandboxes/{id}/workspace", tar, (long)n, "application/x-tar", &a);
