@@ -16,6 +16,12 @@
 
 void agent_changes_free(struct agent_run *r)
 {
+	/* Before the changes: their count says how many summaries there are. */
+	if (r->file_summaries)
+		for (size_t i = 0; i < r->changes.n; i++)
+			free(r->file_summaries[i]);
+	free(r->file_summaries);
+	r->file_summaries = NULL;
 	if (r->have_changes)
 		workspace_changes_free(&r->changes);
 	r->have_changes = 0;
@@ -26,11 +32,6 @@ void agent_changes_free(struct agent_run *r)
 	workspace_manifest_free(&r->before);
 	free(r->card_text);
 	r->card_text = NULL;
-	if (r->file_summaries)
-		for (size_t i = 0; i < r->changes.n; i++)
-			free(r->file_summaries[i]);
-	free(r->file_summaries);
-	r->file_summaries = NULL;
 	free(r->files);
 	r->files = NULL;
 	free(r->selected);

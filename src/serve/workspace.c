@@ -117,7 +117,6 @@ static void ws_put_answer(struct ws_op *op)
 		serve_req_answer_error(r, op->fail_status, NULL, op->why);
 	else
 		serve_req_answer_bytes(r, 204, NULL, "", 0);
-	ws_maybe_free(op);
 }
 
 static void ws_on_output(struct vm_exec *x, int stream, const uint8_t *d, size_t n, void *ctx);
@@ -293,6 +292,7 @@ int serve_workspace_put_end(struct serve_req *r, struct serve_sandbox *sb, struc
 	if (op->x && !op->fail_status && vm_exec_write_stdin(op->x, NULL, 0, 1) < 0)
 		ws_fail(op, 400, "the guest's unpacker stopped reading");
 	ws_put_answer(op);   /* when the exec already ended; else its done does */
+	ws_maybe_free(op);
 	return 0;
 }
 
