@@ -35,7 +35,7 @@ static void pick_ids(void)
 	cr_assert_fail("no unused uid in 62000-65000");
 }
 
-static void setup(void)
+static void setup_with(char *const *extra)
 {
 	rt_setup(&t, NULL);
 	rt_mock(&t, "run-daemon.json");
@@ -46,8 +46,22 @@ static void setup(void)
 	cr_assert_eq(system(cmd), 0);
 	char gid[16];
 	snprintf(gid, sizeof(gid), "%u", (unsigned)G);
-	serve_d_start(&d, (char *[]){ "--group", gid, "--no-snapshot", NULL });
+	char *argv[8] = { "--group", gid, "--no-snapshot" };
+	for (int i = 0; extra && extra[i] && i < 4; i++)
+		argv[3 + i] = extra[i];
+	serve_d_start(&d, argv);
+}
+
+static void setup(void)
+{
+	setup_with(NULL);
 	cr_assert_eq(vmm_count(d.pid), 0);
+}
+
+/* A daemon with a warm pool of one. */
+static void setup_pool(void)
+{
+	setup_with((char *[]){ "--pool", "1", NULL });
 }
 
 static void teardown(void)
@@ -326,4 +340,29 @@ Test(run_daemon, workspace_endpoints_follow_the_api)
 	free(id);
 	free(tar);
 	cr_assert_eq(vmm_count(d.pid), 0);
+}
+
+/* With a warm pool the run's sandbox is a pool VM, and the progress line says
+ * so; it is used once (deleted after the run, never back in the pool). */
+Test(run_daemon, a_pool_vm_serves_the_run, .init = setup_pool)
+{
+	/* The event: the pool has its VM ready (polled: no event crosses the
+	 * process boundary for it). */
+	for (int i = 0; i < 3000 && metric(&d, "ironclaw_pool_ready") < 1; i++)
+		usleep(20000);
+	cr_assert_eq(metric(&d, "ironclaw_pool_ready"), 1, "the pool did not fill");
+	double deleted = metric(&d, "ironclaw_sandboxes_deleted_total");
+	struct as_user r = run_task("yes");
+	cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+	cr_assert(strstr(r.err, " ready: pool, via daemon ("), "%s", r.err);
+	char *made_f = rt_readf(t.ws, "made/new.txt");
+	cr_assert_str_eq(made_f, "made over the daemon\n");
+	free(made_f);
+	struct http_ans a;
+	http_do(&d, "GET", "/v1/sandboxes", "/v1/sandboxes", NULL, 0, NULL, &a);
+	cr_assert_eq(json_array_size(json_object_get(a.json, "sandboxes")), 0, "left: %s", a.body);
+	http_free(&a);
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_deleted_total"), deleted + 1);
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_created_total{made=\"pool\"}"), 1);
+	as_user_free(&r);
 }
