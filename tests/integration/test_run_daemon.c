@@ -83,9 +83,10 @@ struct as_user {
 
 static int stay_root;   /* run_as_user keeps root (the pool test) */
 
-/* Runs `ironclaw ARGS...` as U:G (G its only group), stdin /dev/null, with the
- * daemon's socket in $IRONCLAW_SOCKET. */
-static struct as_user run_as_user(char *const *args)
+/* Starts `ironclaw ARGS...` as U:G (G its only group), stdin /dev/null, with
+ * the daemon's socket in $IRONCLAW_SOCKET; stdout and stderr to files in the
+ * daemon's directory. */
+static pid_t spawn_as_user(char *const *args)
 {
 	char *argv[RT_ARGS_MAX + 2];
 	int n = 0;
@@ -117,14 +118,27 @@ static struct as_user run_as_user(char *const *args)
 		execv(argv[0], argv);
 		_exit(98);
 	}
+	return p;
+}
+
+static struct as_user wait_user(pid_t p, const char *what)
+{
+	char op[160], ep[160];
+	snprintf(op, sizeof(op), "%s/user.out", d.dir);
+	snprintf(ep, sizeof(ep), "%s/user.err", d.dir);
 	struct as_user r = { .code = -1 };
 	int st = harness_wait(p, RT_RUN_MS, NULL);
-	cr_assert_geq(st, 0, "ironclaw %s did not finish", args[0]);
+	cr_assert_geq(st, 0, "ironclaw %s did not finish", what);
 	r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	r.out = rt_read(op);
 	r.err = rt_read(ep);
 	cr_assert(r.out && r.err);
 	return r;
+}
+
+static struct as_user run_as_user(char *const *args)
+{
+	return wait_user(spawn_as_user(args), args[0]);
 }
 
 static void as_user_free(struct as_user *r)
@@ -133,13 +147,18 @@ static void as_user_free(struct as_user *r)
 	free(r->err);
 }
 
+static pid_t spawn_task(const char *approve, const char *task)
+{
+	static char base[160];
+	snprintf(base, sizeof(base), "%s/v1", t.mock.url);
+	return spawn_as_user((char *[]){ "run", "--workspace", t.ws, "--provider", "openai",
+					 "--base-url", base, "--model", "test-model", "--approve",
+					 (char *)approve, (char *)task, NULL });
+}
+
 static struct as_user run_task(const char *approve)
 {
-	char base[160];
-	snprintf(base, sizeof(base), "%s/v1", t.mock.url);
-	return run_as_user((char *[]){ "run", "--workspace", t.ws, "--provider", "openai",
-				       "--base-url", base, "--model", "test-model", "--approve",
-				       (char *)approve, TASK, NULL });
+	return wait_user(spawn_task(approve, TASK), "run");
 }
 
 /* The VM the progress line names ("sandbox NAME ready: MADE, via daemon"). */
@@ -370,5 +389,37 @@ Test(run_daemon, a_pool_vm_serves_the_run, .init = setup_pool)
 	http_free(&a);
 	cr_assert_eq(metric(&d, "ironclaw_sandboxes_deleted_total"), deleted + 1);
 	cr_assert_eq(metric(&d, "ironclaw_sandboxes_created_total{made=\"pool\"}"), 1);
+	as_user_free(&r);
+}
+
+/* Ctrl-C while a command runs in the daemon's sandbox: the run stops (exit 3,
+ * nothing applied), the command in flight ends with the sandbox, and the
+ * sandbox is deleted, not left to its TTL. */
+Test(run_daemon, an_interrupted_run_deletes_its_sandbox)
+{
+	double deleted = metric(&d, "ironclaw_sandboxes_deleted_total");
+	char *before = rt_tree(t.ws);
+	pid_t p = spawn_task("yes", "daemon: a slow command");
+	/* The event: the daemon started the command (the run's only exec: the
+	 * workspace travels by PUT, not by exec). Polled: no event crosses the
+	 * process boundary for it. */
+	for (int i = 0; i < 6000 && metric(&d, "ironclaw_execs_total") < 1; i++)
+		usleep(20000);
+	cr_assert_eq(metric(&d, "ironclaw_execs_total"), 1, "the command never started");
+	struct http_ans a;
+	http_do(&d, "GET", "/v1/sandboxes", "/v1/sandboxes", NULL, 0, NULL, &a);
+	cr_assert_eq(json_array_size(json_object_get(a.json, "sandboxes")), 1, "%s", a.body);
+	http_free(&a);
+	cr_assert_eq(kill(p, SIGINT), 0);
+	struct as_user r = wait_user(p, "run");
+	cr_assert_eq(r.code, 3, "exit %d; stderr:\n%s", r.code, r.err);
+	cr_assert(strstr(r.err, "interrupted"), "%s", r.err);
+	char vm[64], made[16];
+	sandbox_of(r.err, vm, sizeof(vm), made, sizeof(made));
+	nothing_left(vm, deleted);
+	char *after = rt_tree(t.ws);
+	cr_assert_str_eq(after, before, "interrupted: nothing was applied");
+	free(after);
+	free(before);
 	as_user_free(&r);
 }
