@@ -51,6 +51,11 @@ struct agent_options {
 	const char *const *excludes;
 	size_t n_excludes;
 	struct vm_options vm;           /* cpus, memory, --net */
+	/* A running `ironclaw serve` to take the sandbox from (vm's cpus and
+	 * memory_mib, and net_spec, are asked of it; its other fields are for
+	 * an in-process VM only); NULL: a VM made in this process. */
+	const char *daemon_socket;
+	const char *net_spec;           /* --net as given ("allow=..."), for the daemon */
 	const char *runs_dir;           /* NULL: the default */
 	int json;                       /* one JSON object on stdout at the end */
 	FILE *progress;                 /* stderr */

@@ -12,9 +12,16 @@
 
 #include "agent/copy.h"
 #include "agent/internal.h"
+#include "agent/sandbox.h"
 
 void agent_changes_free(struct agent_run *r)
 {
+	/* Before the changes: their count says how many summaries there are. */
+	if (r->file_summaries)
+		for (size_t i = 0; i < r->changes.n; i++)
+			free(r->file_summaries[i]);
+	free(r->file_summaries);
+	r->file_summaries = NULL;
 	if (r->have_changes)
 		workspace_changes_free(&r->changes);
 	r->have_changes = 0;
@@ -25,11 +32,6 @@ void agent_changes_free(struct agent_run *r)
 	workspace_manifest_free(&r->before);
 	free(r->card_text);
 	r->card_text = NULL;
-	if (r->file_summaries)
-		for (size_t i = 0; i < r->changes.n; i++)
-			free(r->file_summaries[i]);
-	free(r->file_summaries);
-	r->file_summaries = NULL;
 	free(r->files);
 	r->files = NULL;
 	free(r->selected);
@@ -216,7 +218,7 @@ void agent_changes_start(struct agent_run *r)
 	r->have_staging = 1;
 	struct err e = { 0 };
 	/* Against the copy-in manifest: files the run left alone are not staged. */
-	if (agent_copy_out_against(r->loop, r->vm, r->staging, &r->before, &r->after,
+	if (agent_sandbox_copy_out(r->sb, r->staging, &r->before, &r->after,
 				   changes_on_copied_out, r, &e) < 0)
 		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e.msg);
 }

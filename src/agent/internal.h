@@ -29,7 +29,7 @@ struct agent_run {
 	size_t ntools;
 	json_t *tool_defs;           /* owned: every tool offered, in order */
 	struct agent_mcp *mcp;
-	struct vm *vm;
+	struct agent_sandbox *sb;
 	uv_timer_t deadline;
 
 	/* where the run is */

@@ -1,7 +1,8 @@
 /* One agent run from start to teardown (see agent.h).
  *
  * Start: the run log, the policy and decider, the model client, then the MCP
- * servers and the VM, both at once; when both are ready the workspace is copied
+ * servers and the sandbox (sandbox.h: a VM made here, or one of a running
+ * daemon's), both at once; when both are ready the workspace is copied
  * in and the loop starts (step.c). Teardown, whatever ended the run (an answer,
  * a limit, a failure, the user's stop): stop asking, destroy the VM, close the
  * MCP servers, the model client and the decider, and only when every one of
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/copy.h"
+#include "agent/sandbox.h"
 #include "agent/internal.h"
 #include "agent/prompt.h"
 #include "agent/tools.h"
@@ -58,11 +59,11 @@ static void run_closed_one(struct agent_run *r)
 	json_decref(res.summary);
 }
 
-static void run_on_vm_destroyed(struct vm *vm, void *ctx)
+static void run_on_sb_destroyed(struct agent_sandbox *sb, void *ctx)
 {
 	struct agent_run *r = ctx;
-	(void)vm;
-	r->vm = NULL;
+	(void)sb;
+	r->sb = NULL;
 	run_closed_one(r);
 }
 
@@ -117,9 +118,9 @@ void agent_finish(struct agent_run *r, enum agent_status status, const char *why
 		approval_close(r->approval);   /* denies anything pending */
 		r->approval = NULL;
 	}
-	if (r->vm) {
+	if (r->sb) {
 		r->closing++;
-		vm_destroy(r->vm);
+		agent_sandbox_destroy(r->sb);
 	}
 	if (r->mcp) {
 		r->closing++;
@@ -204,48 +205,51 @@ static void run_on_copied_in(void *ctx, const struct err *e)
 	run_begin_loop(r);
 }
 
-static void run_on_mkdir_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
+static void run_on_mkdir_done(void *ctx, struct vmcall_result *res)
 {
 	struct agent_run *r = ctx;
-	(void)x;
 	if (r->stopping)
 		return;
-	if (res->err.code || res->code || res->signal) {
+	if (res->e.code || res->exit_code) {
 		agent_finish(r, AGENT_SANDBOX_FAILED, "making /workspace in the sandbox failed: %s",
-			     res->err.code ? res->err.msg : "mkdir failed");
+			     res->e.code ? res->e.msg : "mkdir failed");
 		return;
 	}
 	r->vm_ready = 1;
 	run_begin_loop(r);
 }
 
-static void run_on_vm_ready(struct vm *vm, void *ctx)
+static void run_on_sb_ready(struct agent_sandbox *sb, void *ctx)
 {
 	struct agent_run *r = ctx;
 	if (r->stopping)
 		return;
-	runlog_vm(r->rl, vm_id(vm), NULL);
-	agent_progress(r, "sandbox %s ready (%.1f s)", vm_id(vm), vm_boot_ms(vm) / 1000.0);
+	runlog_vm(r->rl, sb->id, NULL);
+	/* Where it came from: a warm pool VM, a snapshot restore or a cold boot,
+	 * made here or by the daemon. */
+	agent_progress(r, "sandbox %s ready: %s, %s (%.1f s)", sb->id, sb->made, sb->via,
+		       sb->ready_ms / 1000.0);
+	json_object_set_new(r->res.summary, "sandbox", json_pack("{s:s, s:s, s:s}", "id", sb->id,
+				"made", sb->made, "via", sb->via));
 	if (!r->o->workspace) {
 		/* /workspace must exist for the tools even without a copy. */
 		struct err e = { 0 };
 		static char *argv[] = { "mkdir", "-p", "/workspace", NULL };
-		struct vm_exec_spec spec = { .argv = argv, .timeout_ms = 30000 };   /* a host deadline too */
-		static const struct vm_exec_handlers h = { .done = run_on_mkdir_done };
-		struct vm_exec *x;
-		if (vm_exec_start(vm, &spec, &h, r, &x, &e) < 0)
+		struct vmcall_spec spec = { .argv = argv, .timeout_ms = 30000,   /* a host deadline too */
+					    .out_cap = 4096, .err_cap = 4096 };
+		if (agent_sandbox_exec(sb, &spec, run_on_mkdir_done, r, &e) < 0)
 			agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e.msg);
 		return;
 	}
 	struct err e = { 0 };
-	if (agent_copy_in(r->loop, vm, r->o->workspace, &r->po, &r->before, run_on_copied_in, r, &e) < 0)
+	if (agent_sandbox_copy_in(sb, r->o->workspace, &r->po, &r->before, run_on_copied_in, r, &e) < 0)
 		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", e.msg);
 }
 
-static void run_on_vm_failed(struct vm *vm, const struct err *e, void *ctx)
+static void run_on_sb_failed(struct agent_sandbox *sb, const struct err *e, void *ctx)
 {
 	struct agent_run *r = ctx;
-	(void)vm;
+	(void)sb;
 	agent_finish(r, AGENT_SANDBOX_FAILED, "the sandbox failed: %s", e->msg);
 }
 
@@ -322,12 +326,24 @@ int agent_run(uv_loop_t *loop, const struct agent_options *o,
 	if ((rc = agent_mcp_start(loop, o->config_path, o->mcp, o->n_mcp, o->mcp_all, run_on_mcp_ready, r,
 				  &r->mcp, e)) < 0)
 		goto fail;
-	static const struct vm_events ev = {
-		.ready = run_on_vm_ready,
-		.failed = run_on_vm_failed,
-		.destroyed = run_on_vm_destroyed,
+	static const struct agent_sandbox_events ev = {
+		.ready = run_on_sb_ready,
+		.failed = run_on_sb_failed,
+		.destroyed = run_on_sb_destroyed,
 	};
-	if ((rc = vm_create(loop, &o->vm, &ev, r, &r->vm, e)) < 0) {
+	if (o->daemon_socket) {
+		struct agent_sandbox_daemon_spec ds = {
+			.socket = o->daemon_socket, .cpus = o->vm.cpus, .memory_mib = o->vm.memory_mib,
+			.net = o->vm.net ? o->net_spec : NULL,
+			/* The run's whole time (else 6 h), so that a killed CLI's
+			 * sandbox does not stay; a run that ends deletes it at once. */
+			.ttl_s = o->timeout_s ? o->timeout_s + 60 : 6 * 3600,
+		};
+		rc = agent_sandbox_daemon_new(loop, &ds, &ev, r, &r->sb, e);
+	} else {
+		rc = agent_sandbox_vm_new(loop, &o->vm, &ev, r, &r->sb, e);
+	}
+	if (rc < 0) {
 		struct err ce = *e;
 		agent_finish(r, AGENT_SANDBOX_FAILED, "%s", ce.msg);
 		if (out)

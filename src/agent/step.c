@@ -142,7 +142,7 @@ static void step_dispatch(struct step_call *sc)
 	agent_call_target(c->name, c->arguments, target, sizeof(target));
 	agent_progress_begin(r, "[%d] %s %s: running...", r->step, c->name, target);
 	if (agent_is_vm_tool(c->name))
-		agent_vm_tool_call(r->vm, c->name, c->arguments, r->o->tool_timeout_s, step_on_vm_tool, sc);
+		agent_vm_tool_call(r->sb, c->name, c->arguments, r->o->tool_timeout_s, step_on_vm_tool, sc);
 	else
 		agent_mcp_call(r->mcp, c->name, c->arguments, step_on_mcp_result, sc);
 }

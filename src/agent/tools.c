@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/vmcall.h"
-#include "vm/vm.h"
+#include "agent/sandbox.h"
 
 #define TOOL_ERR_FIRST 90
 #define TOOL_ERR_LAST 94
@@ -40,7 +39,7 @@ static const char script_list[] = CONFINE
 enum tool_kind { T_RUN, T_READ, T_WRITE, T_EDIT, T_LIST };
 
 struct tool_call {
-	struct vm *vm;
+	struct agent_sandbox *sb;
 	enum tool_kind kind;
 	agent_tool_cb cb;
 	void *ctx;
@@ -367,7 +366,7 @@ static void tool_run_cmd(struct tool_call *t, const char *script, const char *pa
 	if (in && !in_len)
 		spec.stdin_data = none;
 	struct err e = { 0 };
-	if (vmcall_start(t->vm, &spec, cb, t, &e) < 0)
+	if (agent_sandbox_exec(t->sb, &spec, cb, t, &e) < 0)
 		tool_finish(t, 1, fmt("the sandbox failed: %s", e.msg), 1, 0);
 }
 
@@ -431,7 +430,7 @@ int agent_is_vm_tool(const char *name)
 	return 0;
 }
 
-void agent_vm_tool_call(struct vm *vm, const char *name, json_t *args, unsigned timeout_s_default,
+void agent_vm_tool_call(struct agent_sandbox *sb, const char *name, json_t *args, unsigned timeout_s_default,
 			agent_tool_cb cb, void *ctx)
 {
 	struct err e = { 0 };
@@ -446,7 +445,7 @@ void agent_vm_tool_call(struct vm *vm, const char *name, json_t *args, unsigned 
 		free(r.text);
 		return;
 	}
-	t->vm = vm;
+	t->sb = sb;
 	t->cb = cb;
 	t->ctx = ctx;
 	if (!d) {
@@ -480,7 +479,7 @@ void agent_vm_tool_call(struct vm *vm, const char *name, json_t *args, unsigned 
 			.argv = argv, .cwd = "/workspace", .timeout_ms = t->timeout_s * 1000u,
 			.out_cap = AGENT_OUTPUT_CAP, .err_cap = AGENT_OUTPUT_CAP,
 		};
-		if (vmcall_start(vm, &spec, on_run_done, t, &e) < 0)
+		if (agent_sandbox_exec(sb, &spec, on_run_done, t, &e) < 0)
 			tool_finish(t, 1, fmt("the sandbox failed: %s", e.msg), 1, 0);
 		return;
 	}

@@ -47,7 +47,8 @@ int agent_is_vm_tool(const char *name);
 /* Runs one tool call; args borrowed. cb runs exactly once, maybe before this
  * returns; the result is freed after cb. timeout_s_max caps run_command's
  * timeout (0: AGENT_TOOL_TIMEOUT_S_MAX). */
-void agent_vm_tool_call(struct vm *vm, const char *name, json_t *args, unsigned timeout_s_default,
+struct agent_sandbox;
+void agent_vm_tool_call(struct agent_sandbox *sb, const char *name, json_t *args, unsigned timeout_s_default,
 			agent_tool_cb cb, void *ctx);
 
 /* Lexical check of a model-given path: relative, no `..`, no NUL, not empty

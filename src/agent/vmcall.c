@@ -89,6 +89,38 @@ char *vmcall_capture_text(const struct vmcall_capture *c, size_t *len)
 	return s;
 }
 
+int vmcall_result_init(struct vmcall_result *r, const struct vmcall_spec *spec)
+{
+	memset(r, 0, sizeof(*r));
+	r->exit_code = -1;
+	if (capture_init(&r->out, spec->out_cap, spec->out_whole) < 0 ||
+	    capture_init(&r->err, spec->err_cap, 0) < 0) {
+		vmcall_result_free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vmcall_result_add(struct vmcall_result *r, int stream, const uint8_t *p, size_t n)
+{
+	if (stream != 1) {
+		capture_add(&r->err, p, n);
+		return 0;
+	}
+	if (capture_add(&r->out, p, n) < 0) {
+		r->over_cap = 1;
+		return -EFBIG;
+	}
+	return 0;
+}
+
+void vmcall_result_free(struct vmcall_result *r)
+{
+	capture_free(&r->out);
+	capture_free(&r->err);
+	r->out.head = r->out.tail = r->err.head = r->err.tail = NULL;
+}
+
 static void vmcall_feed(struct vmcall *c)
 {
 	while (!c->in_closed) {
@@ -117,14 +149,9 @@ static void vmcall_on_credit(struct vm_exec *x, void *ctx)
 static void vmcall_on_output(struct vm_exec *x, int stream, const uint8_t *data, size_t len, void *ctx)
 {
 	struct vmcall *c = ctx;
-	if (stream == 1) {
-		if (capture_add(&c->r.out, data, len) < 0 && !c->r.over_cap) {
-			c->r.over_cap = 1;
-			vm_exec_kill(x, 9);
-		}
-	} else {
-		capture_add(&c->r.err, data, len);
-	}
+	int was_over = c->r.over_cap;
+	if (vmcall_result_add(&c->r, stream, data, len) < 0 && !was_over)
+		vm_exec_kill(x, 9);
 }
 
 static void vmcall_on_done(struct vm_exec *x, const struct vm_exec_result *res, void *ctx)
@@ -140,8 +167,7 @@ static void vmcall_on_done(struct vm_exec *x, const struct vm_exec_result *res, 
 	/* An error reply to exec.start: the guest is alive and said no. */
 	c->r.refused = !res->started && res->err.code && (res->exec_errno || res->err.code == -EINVAL);
 	c->cb(c->ctx, &c->r);
-	capture_free(&c->r.out);
-	capture_free(&c->r.err);
+	vmcall_result_free(&c->r);
 	free(c);
 }
 
@@ -151,10 +177,7 @@ int vmcall_start(struct vm *vm, const struct vmcall_spec *spec, vmcall_cb cb, vo
 	struct vmcall *c = calloc(1, sizeof(*c));
 	if (!c)
 		return err_set(e, -ENOMEM, "out of memory");
-	if (capture_init(&c->r.out, spec->out_cap, spec->out_whole) < 0 ||
-	    capture_init(&c->r.err, spec->err_cap, 0) < 0) {
-		capture_free(&c->r.out);
-		capture_free(&c->r.err);
+	if (vmcall_result_init(&c->r, spec) < 0) {
 		free(c);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
@@ -163,7 +186,6 @@ int vmcall_start(struct vm *vm, const struct vmcall_spec *spec, vmcall_cb cb, vo
 	c->in = spec->stdin_data;
 	c->in_len = spec->stdin_len;
 	c->in_closed = !spec->stdin_data;
-	c->r.exit_code = -1;
 	static const struct vm_exec_handlers h = {
 		.output = vmcall_on_output,
 		.stdin_credit = vmcall_on_credit,
@@ -177,8 +199,7 @@ int vmcall_start(struct vm *vm, const struct vmcall_spec *spec, vmcall_cb cb, vo
 	};
 	int rc = vm_exec_start(vm, &xs, &h, c, &c->x, e);
 	if (rc < 0) {
-		capture_free(&c->r.out);
-		capture_free(&c->r.err);
+		vmcall_result_free(&c->r);
 		free(c);
 		return rc;
 	}

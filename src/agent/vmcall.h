@@ -52,6 +52,14 @@ struct vmcall_spec {
 int vmcall_start(struct vm *vm, const struct vmcall_spec *spec, vmcall_cb cb, void *ctx,
 		 struct err *e);
 
+/* For other transports of the same call (the daemon's, sandbox_daemon.c):
+ * the result with its captures set up from spec (exit_code -1), one piece of
+ * output added (stream 1 or 2; -EFBIG once a whole-mode stdout passes its
+ * cap, and over_cap is set), and the captures freed. */
+int vmcall_result_init(struct vmcall_result *r, const struct vmcall_spec *spec);
+int vmcall_result_add(struct vmcall_result *r, int stream, const uint8_t *p, size_t n);
+void vmcall_result_free(struct vmcall_result *r);
+
 /* The capture as one buffer: head, a visible note of what was cut, tail.
  * Returns owned, NUL-terminated; *len without the NUL. */
 char *vmcall_capture_text(const struct vmcall_capture *c, size_t *len);

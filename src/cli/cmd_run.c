@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "image/image.h"
 #include "mcp/mcp.h"
+#include "serve/serve.h"
 
 #define RUN_TASK_MAX (64u * 1024)
 
@@ -45,6 +46,7 @@ const struct option cmd_run_options[] = {
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
+	{ "no-daemon", no_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,6 +81,10 @@ static void run_usage(FILE *f)
 		"  --disk MiB          with an image: writes go to a scratch disk, not RAM\n"
 		"  --backend B         the VMM: qemu (default), firecracker, or auto (Firecracker\n"
 		"                      when it is installed and KVM runs guests; see `ironclaw doctor`)\n"
+		"  --no-daemon         make the VM in this process (needs root) even when\n"
+		"                      `ironclaw serve` answers on $IRONCLAW_SOCKET (default: the\n"
+		"                      daemon's sandbox when it answers and no --image, --disk or\n"
+		"                      --backend asks for what only this process can do)\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
 		"  --runs-dir DIR      where run logs and undo data go\n"
 		"  --json              print one JSON object at the end (answer, steps, changes,\n"
@@ -179,7 +185,7 @@ int cmd_run(int argc, char **argv)
 	const char *mcp[AGENT_MCP_MAX], *excludes[AGENT_EXCLUDES_MAX];
 	size_t n_mcp = 0, n_ex = 0;
 	struct jail_net_allow allow[VM_NET_ALLOW_MAX];
-	int no_stream = 0;
+	int no_stream = 0, no_daemon = 0;
 	const char *image_ref = NULL;
 	struct image_info image = { 0 };
 	enum vm_backend_choice backend = VM_BACKEND_QEMU;
@@ -214,6 +220,7 @@ int cmd_run(int argc, char **argv)
 			}
 			o.vm.net = strcmp(optarg, "none") != 0;
 			o.vm.allow = allow;
+			o.net_spec = optarg;
 			break;
 		case 'c':
 			if (cli_parse_uint("run", "--cpus", optarg, 1, 64, &o.vm.cpus) < 0)
@@ -253,6 +260,7 @@ int cmd_run(int argc, char **argv)
 				return AGENT_USAGE;
 			}
 			break;
+		case 'N': no_daemon = 1; break;
 		case 'h': run_usage(stdout); return 0;
 		default:
 			fprintf(stderr, "ironclaw run: see `ironclaw run --help`\n");
@@ -358,8 +366,22 @@ int cmd_run(int argc, char **argv)
 			"hint: `ironclaw image build dev`, then --image dev or \"image\": \"dev\" in the config)\n");
 	}
 
-	vm_gc(&e);   /* leftovers of VMs whose ironclaw was killed; best effort */
-	err_clear(&e);
+	/* The daemon's sandbox needs no root and may come from its warm pool; an
+	 * image, a scratch disk or another backend is only ours to honour. */
+	if (!no_daemon && !image_ref && !o.vm.disk_mib && backend == VM_BACKEND_QEMU &&
+	    serve_client_alive(serve_client_socket()))
+		o.daemon_socket = serve_client_socket();
+	if (!o.daemon_socket && geteuid() != 0) {
+		fprintf(stderr, "ironclaw run: must run as root to make the VM here: the jail needs "
+			"namespaces, cgroups and nftables (hint: start `ironclaw serve --group G` as "
+			"root and join G, or run as root)\n");
+		rc = AGENT_SANDBOX_FAILED;
+		goto out;
+	}
+	if (!o.daemon_socket) {
+		vm_gc(&e);   /* leftovers of VMs whose ironclaw was killed; best effort */
+		err_clear(&e);
+	}
 	/* An explicit firecracker is taken as given, binary or not: its backend
 	 * reports what is missing, and the run fails as a sandbox failure. */
 	char backend_why[512];

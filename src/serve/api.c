@@ -225,7 +225,21 @@ static enum MHD_Result api_files(struct serve_req *r, struct serve_sandbox *sb, 
 	return MHD_YES;
 }
 
-/* /v1/sandboxes/{id}[/exec|/files] */
+static enum MHD_Result api_workspace(struct serve_req *r, struct serve_sandbox *sb,
+				     const char *method)
+{
+	struct err e = { 0 };
+	if (sb->state != SB_READY || sb->deleting)
+		return api_error(r, 409, NULL, "sandbox %s is not ready", sb->id);
+	if (!strcmp(method, "GET"))
+		return serve_workspace_get(r, sb);
+	int status = serve_workspace_put_end(r, sb, &e);
+	if (status)
+		return api_error(r, (unsigned)status, NULL, "%s", e.msg);
+	return MHD_YES;
+}
+
+/* /v1/sandboxes/{id}[/exec|/files|/workspace] */
 static enum MHD_Result api_sandbox(struct serve_req *r, const char *rest, const char *method)
 {
 	char id[SERVE_ID_LEN + 2];
@@ -253,6 +267,9 @@ static enum MHD_Result api_sandbox(struct serve_req *r, const char *rest, const 
 	} else if (!strcmp(sub, "/files")) {
 		if (!strcmp(method, "PUT") || !strcmp(method, "GET"))
 			return api_files(r, sb, method);
+	} else if (!strcmp(sub, "/workspace")) {
+		if (!strcmp(method, "PUT") || !strcmp(method, "GET"))
+			return api_workspace(r, sb, method);
 	} else {
 		return api_error(r, 404, NULL, "no such endpoint");
 	}
@@ -301,8 +318,11 @@ enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char
 		r->body_max = api_body_max(url, method);
 		buf_init(&r->body, r->body_max);
 		*con_cls = r;
+		/* A workspace archive goes to the guest as it comes (workspace.c
+		 * caps it): it is never held here whole. */
+		r->stream_body = serve_workspace_streams(url, method);
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+		unsigned long long len = cl && !r->stream_body ? strtoull(cl, NULL, 10) : 0;
 		if (len > r->body_max) {
 			/* A client waiting for 100-continue gets the 413 instead, and
 			 * sends nothing; one that sends at once has the body dropped
@@ -317,6 +337,8 @@ enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char
 		}
 		return MHD_YES;
 	}
+	if (*upload_size && r->stream_body)
+		return serve_workspace_put_data(r, url, upload, upload_size);
 	if (*upload_size) {
 		if (!r->too_big && buf_append(&r->body, upload, *upload_size) < 0) {
 			r->too_big = 1;

@@ -12,6 +12,7 @@
  *   pool.c      warm pool: N ready VMs per shape, refilled, capped, used once
  *   exec.c      streamed exec: NDJSON events, suspend/resume, disconnect kill
  *   files.c     PUT/GET of files and directory listings
+ *   workspace.c PUT/GET of /workspace as one streamed tar
  *   metrics.c   counters and histograms, Prometheus text
  *   client.c    the CLI's client (not part of the daemon)
  */
@@ -44,6 +45,10 @@
 #define SERVE_POOL_MAX 64                     /* pool VMs per shape */
 #define SERVE_NET_SPEC_MAX 1024
 #define SERVE_FIELD_MAX 64                    /* a request field's name in a 400 */
+/* /workspace as a tar stream, each way: the host's copy-in cap (1 GiB of
+ * file data) plus room for tar headers. */
+#define SERVE_WORKSPACE_MAX (1152ull << 20)
+#define SERVE_WORKSPACE_TIMEOUT_MS (600u * 1000)
 
 struct serve;
 struct serve_req;
@@ -253,6 +258,8 @@ struct serve_req {
 	void *op;
 	void (*op_detach)(void *op, enum MHD_RequestTerminationCode toe);
 	int op_queued;              /* the op queued its own (streamed) response */
+	int stream_body;            /* the body goes to the op as it comes, unbuffered */
+	int stream_drop;            /* ... nothing takes it: read and dropped */
 	char route[16];             /* for metrics and logs */
 };
 enum MHD_Result serve_api_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -299,5 +306,18 @@ int serve_files_put(struct serve_req *r, struct serve_sandbox *sb, const char *p
 		    const uint8_t *p, size_t n, struct err *e);
 int serve_files_get(struct serve_req *r, struct serve_sandbox *sb, const char *path, int list,
 		    struct err *e);
+
+/* ---- workspace.c ---- */
+/* 1 for a request whose body streams (PUT .../workspace). */
+int serve_workspace_streams(const char *url, const char *method);
+/* A chunk of such a body: queued on the guest's stdin, or left in *n with the
+ * connection suspended until there is room. */
+enum MHD_Result serve_workspace_put_data(struct serve_req *r, const char *url, const char *p,
+					 size_t *n);
+/* The body's end (the route): answered once the guest's unpacker exited.
+ * Returns 0 or the HTTP status to answer now with e set. */
+int serve_workspace_put_end(struct serve_req *r, struct serve_sandbox *sb, struct err *e);
+/* Starts the streamed tar response. */
+enum MHD_Result serve_workspace_get(struct serve_req *r, struct serve_sandbox *sb);
 
 #endif

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/sandbox.h"
 #include "agent/tools.h"
-#include "vm/vm.h"
 #include "integration/lib/vmrun.h"
 
 struct tt {
 	uv_loop_t loop;
-	struct vm *vm;
+	struct agent_sandbox *sb;
 	int ready;
 	char why[1024];
 	/* the call in flight */
@@ -24,59 +24,58 @@ struct tt {
 
 static struct tt T;
 
-static void tt_ready(struct vm *vm, void *ctx)
+static void tt_ready(struct agent_sandbox *sb, void *ctx)
 {
-	(void)vm;
+	(void)sb;
 	((struct tt *)ctx)->ready = 1;
 	uv_stop(&((struct tt *)ctx)->loop);
 }
 
-static void tt_failed(struct vm *vm, const struct err *e, void *ctx)
+static void tt_failed(struct agent_sandbox *sb, const struct err *e, void *ctx)
 {
 	struct tt *t = ctx;
 	snprintf(t->why, sizeof(t->why), "%s", e->msg);
-	vm_destroy(vm);
+	agent_sandbox_destroy(sb);
 }
 
-static void tt_destroyed(struct vm *vm, void *ctx)
+static void tt_destroyed(struct agent_sandbox *sb, void *ctx)
 {
-	(void)vm;
-	((struct tt *)ctx)->vm = NULL;
+	(void)sb;
+	((struct tt *)ctx)->sb = NULL;
 }
 
-static void tt_mkdir_done(struct vm_exec *x, const struct vm_exec_result *r, void *ctx)
+static void tt_mkdir_done(void *ctx, struct vmcall_result *r)
 {
-	(void)x;
-	cr_assert_eq(r->code, 0);
+	cr_assert_eq(r->exit_code, 0, "%s", r->e.msg);
 	((struct tt *)ctx)->done = 1;
 }
 
+/* The in-process sandbox, as `ironclaw run --no-daemon` makes it. */
 static void tt_setup(void)
 {
-	static const struct vm_events ev = { .ready = tt_ready, .failed = tt_failed, .destroyed = tt_destroyed };
+	static const struct agent_sandbox_events ev = { .ready = tt_ready, .failed = tt_failed,
+							.destroyed = tt_destroyed };
 	vmrun_use_checkout_image();
 	memset(&T, 0, sizeof(T));
 	uv_loop_init(&T.loop);
-	struct vm_options o = { 0 };
+	static struct vm_options o;
 	struct err e = { 0 };
-	cr_assert_eq(vm_create(&T.loop, &o, &ev, &T, &T.vm, &e), 0, "%s", e.msg);
+	cr_assert_eq(agent_sandbox_vm_new(&T.loop, &o, &ev, &T, &T.sb, &e), 0, "%s", e.msg);
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	cr_assert(T.ready, "the VM did not come up: %s", T.why);
 	/* The agent makes /workspace before the first tool runs; so does this. */
 	static char *argv[] = { "mkdir", "-p", "/workspace", NULL };
-	struct vm_exec_spec spec = { .argv = argv };
-	static const struct vm_exec_handlers h = { .done = tt_mkdir_done };
-	struct vm_exec *x;
-	cr_assert_eq(vm_exec_start(T.vm, &spec, &h, &T, &x, &e), 0, "%s", e.msg);
+	struct vmcall_spec spec = { .argv = argv, .timeout_ms = 30000, .out_cap = 4096, .err_cap = 4096 };
 	T.done = 0;
+	cr_assert_eq(agent_sandbox_exec(T.sb, &spec, tt_mkdir_done, &T, &e), 0, "%s", e.msg);
 	while (!T.done)
 		uv_run(&T.loop, UV_RUN_ONCE);
 }
 
 static void tt_teardown(void)
 {
-	if (T.vm)
-		vm_destroy(T.vm);
+	if (T.sb)
+		agent_sandbox_destroy(T.sb);
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&T.loop);
 }
@@ -97,7 +96,7 @@ static const char *call(const char *tool, const char *args_json)
 	json_t *args = json_loads(args_json, 0, NULL);
 	cr_assert(args, "bad test JSON: %s", args_json);
 	T.done = 0;
-	agent_vm_tool_call(T.vm, tool, args, 0, tt_done, &T);
+	agent_vm_tool_call(T.sb, tool, args, 0, tt_done, &T);
 	while (!T.done)
 		uv_run(&T.loop, UV_RUN_ONCE);
 	json_decref(args);
