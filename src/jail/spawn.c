@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -56,6 +57,8 @@ static int jail_check_config(const struct jail_config *c, struct err *e)
 		return err_set(e, -E2BIG, "jail: %zu allow entries, at most %d", c->n_allow, JAIL_ALLOW_MAX);
 	if (c->n_allow && !c->net)
 		return err_set(e, -EINVAL, "jail: an allowlist needs net = 1");
+	if (c->tap_by_name && !c->net)
+		return err_set(e, -EINVAL, "jail: tap_by_name needs net = 1");
 	if (c->net && !c->names->slot_claimed)
 		return err_set(e, -EINVAL, "jail: net = 1 needs a reserved address slot (hint: jail_net_reserve)");
 	for (size_t i = 0; i < c->n_allow; i++)
@@ -241,6 +244,15 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	    (rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
 	    (rc = secpol_compile(c->seccomp, &s->prog, e)))
 		return rc;
+	if (c->tap_by_name) {
+		/* The VMM opens /dev/net/tun itself: a node only its uid may open. */
+		struct stat st;
+		if (stat("/dev/net/tun", &st) < 0 || !S_ISCHR(st.st_mode))
+			return err_set(e, -ENODEV, "the VMM opens its tap through /dev/net/tun, which is missing here "
+				       "(hint: modprobe tun)");
+		s->plan->tun = 1;
+		s->plan->tun_rdev = st.st_rdev;
+	}
 	struct jail_cgroup_limits lim = { c->memory_max_bytes, c->cpu_percent,
 					  c->pids_max ? c->pids_max : JAIL_PIDS_DEFAULT };
 	if ((rc = jail_cgroup_create(n->cgroup, &lim, e)))
@@ -248,7 +260,8 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	if (c->net) {
 		if ((rc = jail_slot_claim(n->id, n->slot, e)))
 			return rc == -EADDRINUSE ? err_set(e, rc, "address slot %u is no longer VM '%s''s", n->slot, n->id) : rc;
-		if ((rc = jail_net_create(n, c->allow, c->n_allow, &s->tap_fd, e)))
+		const struct jail_tap_owner owner = { n->uid, n->gid };
+		if ((rc = jail_net_create(n, c->allow, c->n_allow, c->tap_by_name ? &owner : NULL, &s->tap_fd, e)))
 			return rc;
 		s->net_made = 1;
 		s->netns_fd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
@@ -277,11 +290,13 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 		return err_set(e, -ENAMETOOLONG, "jail: staging path too long");
 	snprintf(ch->kvm_dev, sizeof(ch->kvm_dev), "%s/dev", ch->stage);
 	snprintf(ch->kvm_node, sizeof(ch->kvm_node), "%s/dev/kvm", ch->stage);
+	snprintf(ch->tun_dir, sizeof(ch->tun_dir), "%s/dev/net", ch->stage);
+	snprintf(ch->tun_node, sizeof(ch->tun_node), "%s/dev/net/tun", ch->stage);
 	ch->fds[0] = c->stdin_fd >= 0 ? c->stdin_fd : s->devnull;
 	ch->fds[1] = c->stdout_fd >= 0 ? c->stdout_fd : s->devnull;
 	ch->fds[2] = c->stderr_fd >= 0 ? c->stderr_fd : s->devnull;
 	ch->n_fds = 3;
-	if (c->net)
+	if (c->net && !c->tap_by_name)
 		ch->fds[ch->n_fds++] = s->tap_fd;
 	for (size_t i = 0; i < c->n_pass_fds; i++)
 		ch->fds[ch->n_fds++] = c->pass_fds[i];

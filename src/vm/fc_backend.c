@@ -74,6 +74,8 @@ struct fc_state {
 	char dir[300];
 	char api_path[320], vsock_path[320];
 	char boot_args[1200];
+	int net;             /* a NIC: JAIL_TAP_NAME in the VM's netns */
+	char guest_mac[18];
 	/* A restore (snapshot_load before connect). */
 	char restore_dir[PATH_MAX];
 	vm_backend_cb restore_done;
@@ -156,10 +158,9 @@ int fc_plan_launch(const struct vm_backend_spec *spec, const char *filter, struc
 	if (fc_binary_find(bin, sizeof(bin)) < 0)
 		return err_set(e, -ENOENT, "no firecracker binary (hint: put it on PATH or set "
 			       "IRONCLAW_FIRECRACKER; docs/backends.md says how to install it)");
-	if (spec->tap_fd >= 0)
-		return err_set(e, -ENOTSUP, "--net with Firecracker is not supported yet: Firecracker opens "
-			       "its tap by name through /dev/net/tun, which the jail does not provide "
-			       "(hint: use --backend qemu for networked VMs)");
+	/* --net: Firecracker opens the tap by name; the jail makes it persistent
+	 * and owned by the VMM's uid and gives it /dev/net/tun (tap_by_name). */
+	plan->tap_by_name = spec->tap_fd >= 0;
 	size_t used = 0, argc = 0;
 	const char *args[] = { bin, "--api-sock", FC_JAIL_API, "--id", spec->id,
 			       filter ? "--seccomp-filter" : NULL, filter ? FC_JAIL_FILTER : NULL };
@@ -237,6 +238,15 @@ static int fc_plan(struct vm_backend_vm *bv, const struct vm_backend_spec *spec,
 	}
 	st->cpus = spec->cpus;
 	st->memory_mib = spec->memory_mib;
+	st->net = spec->tap_fd >= 0;
+	if (st->net) {
+		/* Locally administered, unicast, stable per VM id (FNV-1a). */
+		uint64_t h = 1469598103934665603ull;
+		for (const char *p = spec->id; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		snprintf(st->guest_mac, sizeof(st->guest_mac), "06:fc:%02x:%02x:%02x:%02x", (unsigned)(h >> 24) & 0xff,
+			 (unsigned)(h >> 16) & 0xff, (unsigned)(h >> 8) & 0xff, (unsigned)h & 0xff);
+	}
 	snprintf(st->boot_args, sizeof(st->boot_args), "console=ttyS0 reboot=k panic=1 pci=off%s%s",
 		 spec->cmdline_extra ? " " : "", spec->cmdline_extra ? spec->cmdline_extra : "");
 	return 0;
@@ -362,6 +372,7 @@ static void fc_on_api_socket(void *ctx, int fd, const struct err *ue)
 			.log_path = FC_JAIL_LOG, .metrics_path = FC_JAIL_METRICS, .vcpus = st->cpus,
 			.mem_mib = st->memory_mib, .kernel = FC_JAIL_KERNEL, .initrd = FC_JAIL_INITRD,
 			.boot_args = st->boot_args, .guest_cid = FC_GUEST_CID, .vsock_uds = FC_JAIL_VSOCK,
+			.tap_name = st->net ? JAIL_TAP_NAME : NULL, .guest_mac = st->net ? st->guest_mac : NULL,
 		};
 		rc = fc_api_boot_sequence(&c, reqs, &n, &e);
 	}

@@ -210,8 +210,11 @@ Test(fc_plan, never_no_seccomp_and_a_user_filter_goes_with_seccomp_filter)
 	cr_expect(bound, "the filter is bound read-only where argv names it");
 	cr_expect_eq(p->seccomp, fc_seccomp_policy());
 
+	cr_expect_not(p->tap_by_name, "no NIC, no tap");
 	s = plan_spec(3);
-	cr_expect_eq(fc_plan_launch(&s, NULL, p, &e), -ENOTSUP, "--net is refused, not half-wired");
+	cr_assert_eq(fc_plan_launch(&s, NULL, p, &e), 0, "%s", e.msg);
+	cr_expect(p->tap_by_name, "--net: Firecracker opens the jail's owned tap by name");
+	cr_expect_eq(p->seccomp, fc_seccomp_policy(), "and the same policy applies with a NIC");
 	setenv("IRONCLAW_FIRECRACKER", "/nonexistent/firecracker", 1);
 	s = plan_spec(-1);
 	cr_expect_lt(fc_plan_launch(&s, NULL, p, &e), 0);

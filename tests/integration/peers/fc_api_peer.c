@@ -13,11 +13,30 @@
  *   "hang"          accept and never answer
  * On PUT /snapshot/load it logs what it sees of the snapshot bound at
  * /vm/snapshot ("snapshot vmstate=readable mem=readable writable=no").
+ *
+ * On PUT /network-interfaces it does what Firecracker does with the body's
+ * host_dev_name (open /dev/net/tun, TUNSETIFF by name with IFF_TAP |
+ * IFF_NO_PI | IFF_VNET_HDR, TUNSETVNETHDRSZ 12) and logs each result
+ * ("tap attach tap0: ok"), then tries what a compromised VMM would: create
+ * another tap ("tap create tap1: ...") and attach to the tap named on a
+ * script line "other NAME" ("tap other NAME: ..."). Then it is the guest's
+ * NIC: it resolves the gateway (the guest's address and gateway come from
+ * the boot-source's ironclaw.ip= and ironclaw.gw=) with a real ARP request on
+ * the tap, and sends one UDP datagram, with the payload "to ADDR:PORT", to
+ * each "udp ADDR:PORT" line of the script (ADDR "host" is the host end of
+ * the VM's veth, the gateway minus 4).
  * It cannot boot a guest: success paths are for the real-binary test. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -30,6 +49,171 @@ static void logf_line(const char *what, const char *detail)
 		return;
 	fprintf(f, "fc-peer: %s %s\n", what, detail);
 	fclose(f);
+}
+
+/* ---- the NIC, as Firecracker and then the guest use it ---- */
+
+#define VNET_HDR 12   /* Firecracker's TUNSETVNETHDRSZ */
+
+static uint32_t guest_ip, gw_ip;   /* network byte order, from the boot args */
+static unsigned char guest_mac[6];
+
+static int tap_attach(const char *name)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static void log_result(const char *what, const char *name, int rc)
+{
+	char d[128];
+	snprintf(d, sizeof(d), "%s: %s", name, rc >= 0 ? "ok" : strerror(-rc));
+	logf_line(what, d);
+}
+
+static uint16_t ip_sum(const unsigned char *p, size_t n)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* The gateway's MAC, from a real ARP exchange with the VM's netns. */
+static int arp_gw(int fd, unsigned char gw_mac[6])
+{
+	unsigned char f[VNET_HDR + 42];
+	memset(f, 0, sizeof(f));
+	unsigned char *eth = f + VNET_HDR, *arp = eth + 14;
+	memset(eth, 0xff, 6);
+	memcpy(eth + 6, guest_mac, 6);
+	eth[12] = 0x08, eth[13] = 0x06;
+	static const unsigned char hdr[] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+	memcpy(arp, hdr, 8);
+	memcpy(arp + 8, guest_mac, 6);
+	memcpy(arp + 14, &guest_ip, 4);
+	memcpy(arp + 24, &gw_ip, 4);
+	for (int tries = 0; tries < 3; tries++) {
+		if (write(fd, f, sizeof(f)) != (ssize_t)sizeof(f))
+			return -errno;
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		unsigned char in[2048];
+		while (poll(&pf, 1, 1000) == 1) {
+			ssize_t n = read(fd, in, sizeof(in));
+			const unsigned char *ie = in + VNET_HDR, *ia = ie + 14;
+			if (n >= VNET_HDR + 42 && ie[12] == 0x08 && ie[13] == 0x06 && ia[7] == 2 &&
+			    !memcmp(ia + 14, &gw_ip, 4)) {
+				memcpy(gw_mac, ia + 8, 6);
+				return 0;
+			}
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+static int udp_send(int fd, const unsigned char gw_mac[6], uint32_t dst, uint16_t port, const char *payload)
+{
+	unsigned char f[VNET_HDR + 14 + 20 + 8 + 64];
+	size_t pl = strlen(payload) > 64 ? 64 : strlen(payload);
+	memset(f, 0, sizeof(f));
+	unsigned char *eth = f + VNET_HDR, *ip = eth + 14, *udp = ip + 20;
+	memcpy(eth, gw_mac, 6);
+	memcpy(eth + 6, guest_mac, 6);
+	eth[12] = 0x08, eth[13] = 0x00;
+	uint16_t tot = (uint16_t)(20 + 8 + pl);
+	ip[0] = 0x45, ip[2] = (unsigned char)(tot >> 8), ip[3] = (unsigned char)tot, ip[8] = 64, ip[9] = 17;
+	memcpy(ip + 12, &guest_ip, 4);
+	memcpy(ip + 16, &dst, 4);
+	uint16_t cs = ip_sum(ip, 20);
+	ip[10] = (unsigned char)(cs >> 8), ip[11] = (unsigned char)cs;
+	udp[0] = 40000 >> 8, udp[1] = 40000 & 0xff, udp[2] = (unsigned char)(port >> 8), udp[3] = (unsigned char)port;
+	udp[4] = (unsigned char)((8 + pl) >> 8), udp[5] = (unsigned char)(8 + pl);   /* checksum 0: none (IPv4) */
+	memcpy(udp + 8, payload, pl);
+	size_t len = VNET_HDR + 14 + tot;
+	return write(fd, f, len) == (ssize_t)len ? 0 : -errno;
+}
+
+static void net_setup(const char *req, const char *script)
+{
+	const char *body = strstr(req, "\r\n\r\n");
+	char name[IFNAMSIZ] = "", mac[18] = "";
+	const char *p = body ? strstr(body, "\"host_dev_name\"") : NULL;
+	if (p)
+		sscanf(p, "\"host_dev_name\": \"%15[^\"]\"", name);
+	if (p && !name[0])
+		sscanf(p, "\"host_dev_name\":\"%15[^\"]\"", name);
+	p = body ? strstr(body, "\"guest_mac\"") : NULL;
+	if (p && sscanf(p, "\"guest_mac\":%*[ ]\"%17[^\"]\"", mac) != 1)
+		sscanf(p, "\"guest_mac\":\"%17[^\"]\"", mac);
+	logf_line("nic", mac[0] ? mac : "(no guest_mac)");
+	unsigned m[6];
+	if (sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6)
+		for (int i = 0; i < 6; i++)
+			guest_mac[i] = (unsigned char)m[i];
+	int fd = tap_attach(name);
+	log_result("tap attach", name, fd);
+	int fd2 = tap_attach("tap1");
+	log_result("tap create", "tap1", fd2);
+	if (fd2 >= 0)
+		close(fd2);
+	const char *o = strstr(script, "\nother ");
+	if (o) {
+		char other[IFNAMSIZ] = "";
+		sscanf(o + 7, "%15s", other);
+		int fd3 = tap_attach(other);
+		log_result("tap other", other, fd3);
+		if (fd3 >= 0)
+			close(fd3);
+	}
+	if (fd < 0)
+		return;
+	int hdr = VNET_HDR;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr))
+		log_result("vnet hdr", name, -errno);
+	unsigned char gw_mac[6];
+	int rc = arp_gw(fd, gw_mac);
+	log_result("arp", "gateway", rc);
+	for (const char *u = strstr(script, "\nudp "); rc == 0 && u; u = strstr(u + 1, "\nudp ")) {
+		char addr[32] = "";
+		unsigned port = 0;
+		if (sscanf(u + 5, "%31[^:]:%u", addr, &port) != 2)
+			continue;
+		uint32_t dst;
+		if (!strcmp(addr, "host"))
+			dst = htonl(ntohl(gw_ip) - 4);
+		else if (inet_pton(AF_INET, addr, &dst) != 1)
+			continue;
+		char payload[64], where[40];
+		snprintf(payload, sizeof(payload), "to %s:%u", addr, port);
+		snprintf(where, sizeof(where), "%s:%u", addr, port);
+		log_result("udp sent", where, udp_send(fd, gw_mac, dst, (uint16_t)port, payload));
+	}
+	close(fd);
+}
+
+static void boot_args_seen(const char *req)
+{
+	const char *ip = strstr(req, "ironclaw.ip="), *gw = strstr(req, "ironclaw.gw=");
+	char a[20] = "", b[20] = "";
+	if (ip)
+		sscanf(ip + 12, "%19[0-9.]", a);
+	if (gw)
+		sscanf(gw + 12, "%19[0-9.]", b);
+	inet_pton(AF_INET, a, &guest_ip);
+	inet_pton(AF_INET, b, &gw_ip);
 }
 
 int main(int argc, char **argv)
@@ -46,7 +230,7 @@ int main(int argc, char **argv)
 	unlink(api);
 	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 8))
 		return 3;
-	char script[256] = "";
+	char script[1024] = "";
 	int loaded = 0;
 	for (int idx = 0;; idx++) {
 		int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
@@ -55,11 +239,11 @@ int main(int argc, char **argv)
 		if (!loaded++) {
 			FILE *f = fopen("/run/vm/peer-script", "r");
 			if (f) {
-				if (!fgets(script, sizeof(script), f))
-					script[0] = '\0';
+				/* The first line is the step script; later lines are for the NIC. */
+				size_t got = fread(script, 1, sizeof(script) - 1, f);
+				script[got] = '\0';
 				fclose(f);
 			}
-			script[strcspn(script, "\n")] = '\0';
 		}
 		char req[16384];
 		size_t have = 0;
@@ -100,9 +284,13 @@ int main(int argc, char **argv)
 				close(fw);
 			logf_line("snapshot", seen);
 		}
+		if (!strncmp(line, "PUT /boot-source ", 17))
+			boot_args_seen(req);
+		if (!strncmp(line, "PUT /network-interfaces/", 24))
+			net_setup(req, script);
 		int n_at = -1;
 		char msg[200] = "";
-		if (!strcmp(script, "hang"))
+		if (!strncmp(script, "hang", 4))
 			for (;;)   /* keeps c open, never answers (pause() is not in the policy) */
 				accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 		if (sscanf(script, "die %d", &n_at) == 1 && n_at == idx) {
