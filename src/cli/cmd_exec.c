@@ -584,13 +584,15 @@ int cmd_exec(int argc, char **argv)
 
 	r.vo = &vo;
 	struct vm_template tpl;
-	if (!no_snapshot && !vo.net && !vo.disk_mib && vo.backend == &vm_backend_qemu) {
-		/* Templates are QEMU's. An image VM's template is keyed by the
+	if (!no_snapshot && !vo.net && !vo.disk_mib &&
+	    (vo.backend == &vm_backend_qemu || (vo.backend == &vm_backend_firecracker && !vo.root_image))) {
+		/* Templates are per backend (the key names it; Firecracker's are
+		 * for initramfs VMs: it has no image disk). An image VM's template is keyed by the
 		 * image's bytes too; one with a scratch disk boots cold (the saved
 		 * guest's filesystem on it would not be on the fresh disk). Before
 		 * the loop runs: hashing the state and image blocks nothing. */
 		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib,
-						   vo.root_image, NULL };
+						   vo.root_image, vo.backend->name };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
 			vo.restore_from = tpl.state;
 			r.restoring = 1;

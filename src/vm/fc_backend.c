@@ -55,6 +55,12 @@
 /* Where Firecracker writes a snapshot before it is moved to the caller's path. */
 #define FC_SAVE_SUBDIR "snapshot-save"
 #define FC_SAVE_CHUNK (1u << 20)
+/* A saved snapshot is ours and read-only to everyone else: a restore binds
+ * the directory into a jail whose VMM runs as another, per-VM uid, and
+ * Firecracker opens vmstate and mem by path. Keep it under a private
+ * directory (templates live under a 0700 one), which the bind bypasses. */
+#define FC_SNAP_DIR_MODE 0755
+#define FC_SNAP_FILE_MODE 0644
 
 enum fc_phase { FC_IDLE, FC_WAIT_API, FC_CONFIGURING, FC_VSOCK, FC_DONE };
 
@@ -469,19 +475,19 @@ struct fc_save_job {
 };
 
 /* Pool: one file from the VM directory to the caller's directory, ours and
- * 0600. rename when both are on one filesystem; a copy otherwise (the VM
+ * 0644. rename when both are on one filesystem; a copy otherwise (the VM
  * directory is under /run, a template under the cache directory). */
 static int fc_save_move(const char *from, const char *to, struct err *e)
 {
 	if (rename(from, to) == 0)
-		return chown(to, getuid(), getgid()) < 0 || chmod(to, 0600) < 0
+		return chown(to, getuid(), getgid()) < 0 || chmod(to, FC_SNAP_FILE_MODE) < 0
 			       ? err_set(e, -errno, "%s: %s", to, strerror(errno)) : 0;
 	if (errno != EXDEV)
 		return err_set(e, -errno, "moving %s to %s: %s", from, to, strerror(errno));
 	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return err_set(e, -errno, "%s: %s", from, strerror(errno));
-	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FC_SNAP_FILE_MODE);
 	if (out < 0) {
 		int rc = -errno;
 		close(in);
@@ -531,7 +537,7 @@ static void fc_save_job_run(uv_work_t *w)
 	struct fc_save_job *j = w->data;
 	static const char *const parts[] = { "vmstate", "mem" };
 	char a[PATH_MAX + 16], b[PATH_MAX + 16];
-	if (mkdir(j->to, 0700) < 0) {
+	if (mkdir(j->to, FC_SNAP_DIR_MODE) < 0 || chmod(j->to, FC_SNAP_DIR_MODE) < 0) {
 		err_set(&j->e, -errno, "creating the snapshot directory %s: %s", j->to, strerror(errno));
 		rmdir(j->from);
 		return;
