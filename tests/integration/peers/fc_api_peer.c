@@ -25,7 +25,17 @@
  * the tap, and sends one UDP datagram, with the payload "to ADDR:PORT", to
  * each "udp ADDR:PORT" line of the script (ADDR "host" is the host end of
  * the VM's veth, the gateway minus 4).
- * It cannot boot a guest: success paths are for the real-binary test. */
+ *
+ * Snapshots, as Firecracker does them: PUT /snapshot/create writes the two
+ * files its body names (snapshot_path, mem_file_path), PATCH /vm is accepted.
+ *
+ * With a script line "guest", or without a script, it also plays the guest's end of the vsock
+ * device once InstanceStart or /snapshot/load was accepted: it listens on
+ * /run/vm/v.sock (the uds_path), answers `CONNECT 52` with `OK`, says
+ * `hello` after a boot (not after a restore, as a restored agent does not),
+ * answers `ping` and `vm.identity` as the guest agent does, and exits on
+ * `shutdown` (the guest powering off) or SendCtrlAltDel. It runs no
+ * commands: exec through a real guest is the real-binary test's. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -216,6 +226,136 @@ static void boot_args_seen(const char *req)
 	inet_pton(AF_INET, b, &gw_ip);
 }
 
+/* ---- the guest's end of the vsock device ("guest" in the script) ---- */
+
+static int vs_listen = -1, vs_conn = -1, vs_booted;
+static unsigned char vs_buf[65536];
+static size_t vs_have;
+static int vs_connected;   /* the CONNECT line was answered */
+
+static void vs_start(int booted)
+{
+	if (vs_listen >= 0)
+		return;
+	vs_booted = booted;
+	vs_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/run/vm/v.sock");
+	unlink(a.sun_path);
+	if (vs_listen < 0 || bind(vs_listen, (struct sockaddr *)&a, sizeof(a)) || listen(vs_listen, 4))
+		_exit(6);
+	logf_line("guest", booted ? "booted" : "restored");
+}
+
+static void vs_send_json(const char *json)
+{
+	size_t n = strlen(json);
+	unsigned char h[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+			       (unsigned char)n };
+	if (write(vs_conn, h, 4) != 4 || write(vs_conn, json, n) != (ssize_t)n)
+		_exit(7);
+}
+
+/* One JSON-RPC request from the host, answered as the guest agent does. */
+static void vs_request(const char *msg)
+{
+	const char *idp = strstr(msg, "\"id\":");
+	const char *mp = strstr(msg, "\"method\":\"");
+	if (!idp || !mp)
+		return;
+	long long id = strtoll(idp + 5, NULL, 10);
+	char method[64] = "";
+	sscanf(mp + 10, "%63[^\"]", method);
+	logf_line("guest request", method);
+	char out[512];
+	if (!strcmp(method, "vm.identity")) {
+		/* The agent takes the entropy and echoes the names it set. */
+		char host[64] = "", vmid[64] = "";
+		const char *hp = strstr(msg, "\"hostname\":\""), *vp = strstr(msg, "\"vm_id\":\"");
+		if (hp)
+			sscanf(hp + 12, "%63[a-z0-9-]", host);
+		if (vp)
+			sscanf(vp + 9, "%63[a-z0-9-]", vmid);
+		snprintf(out, sizeof(out),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"entropy_bytes\":64,\"hostname\":\"%s\",\"vm_id\":\"%s\"}}",
+			 id, host, vmid);
+	} else if (!strcmp(method, "ping") || !strcmp(method, "shutdown"))
+		snprintf(out, sizeof(out), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{}}", id);
+	else
+		snprintf(out, sizeof(out),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32601,\"message\":\"the stand-in runs nothing\"}}",
+			 id);
+	vs_send_json(out);
+	if (!strcmp(method, "shutdown"))
+		_exit(0);   /* the guest powered off: Firecracker exits */
+}
+
+static void vs_readable(void)
+{
+	ssize_t n = read(vs_conn, vs_buf + vs_have, sizeof(vs_buf) - 1 - vs_have);
+	if (n <= 0) {
+		close(vs_conn);
+		vs_conn = -1;
+		vs_have = 0;
+		vs_connected = 0;
+		return;
+	}
+	vs_have += (size_t)n;
+	if (!vs_connected) {
+		unsigned char *nl = memchr(vs_buf, '\n', vs_have);
+		if (!nl)
+			return;
+		if (strncmp((char *)vs_buf, "CONNECT 52\n", 11)) {
+			close(vs_conn);   /* nothing listens on that port: Firecracker closes */
+			vs_conn = -1;
+			vs_have = 0;
+			return;
+		}
+		size_t used = (size_t)(nl + 1 - vs_buf);
+		memmove(vs_buf, nl + 1, vs_have - used);
+		vs_have -= used;
+		vs_connected = 1;
+		const char *ok = "OK 1073741824\n";
+		if (write(vs_conn, ok, strlen(ok)) < 0)
+			_exit(7);
+		if (vs_booted)
+			vs_send_json("{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"version\":2,\"kernel\":\"fc-peer\"}}");
+	}
+	while (vs_have >= 4) {
+		size_t len = (size_t)vs_buf[0] << 24 | (size_t)vs_buf[1] << 16 | (size_t)vs_buf[2] << 8 | vs_buf[3];
+		if (len > sizeof(vs_buf) - 8)
+			_exit(8);
+		if (vs_have < 4 + len)
+			return;
+		char msg[65536];
+		memcpy(msg, vs_buf + 4, len);
+		msg[len] = '\0';
+		memmove(vs_buf, vs_buf + 4 + len, vs_have - 4 - len);
+		vs_have -= 4 + len;
+		vs_request(msg);
+	}
+}
+
+/* As Firecracker does on an accepted /snapshot/create: the two files it names. */
+static void snapshot_write(const char *req)
+{
+	static const char *const keys[] = { "\"snapshot_path\":\"", "\"mem_file_path\":\"" };
+	for (int i = 0; i < 2; i++) {
+		const char *at = strstr(req, keys[i]);
+		char path[256] = "";
+		if (!at || sscanf(at + strlen(keys[i]), "%255[^\"]", path) != 1)
+			continue;
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		const char *what = i ? "mem of the stand-in\n" : "vmstate of the stand-in\n";
+		if (fd < 0 || write(fd, what, strlen(what)) < 0)
+			logf_line("snapshot write failed", path);
+		else
+			logf_line("snapshot wrote", path);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *api = NULL;
@@ -231,13 +371,32 @@ int main(int argc, char **argv)
 	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 8))
 		return 3;
 	char script[1024] = "";
-	int loaded = 0;
+	int loaded = 0, script_found = 0;
 	for (int idx = 0;; idx++) {
+		/* The API, and the guest's vsock end once it exists. */
+		struct pollfd pf[3] = { { .fd = ls, .events = POLLIN }, { .fd = vs_listen, .events = POLLIN },
+					{ .fd = vs_conn, .events = POLLIN } };
+		if (poll(pf, 3, -1) < 0)
+			return 4;
+		if (pf[1].revents & POLLIN) {
+			int c = accept4(vs_listen, NULL, NULL, SOCK_CLOEXEC);
+			if (c >= 0 && vs_conn >= 0)
+				close(c);   /* one connection at a time is all the host makes */
+			else if (c >= 0)
+				vs_conn = c;
+		}
+		if (pf[2].revents & (POLLIN | POLLHUP))
+			vs_readable();
+		if (!(pf[0].revents & POLLIN)) {
+			idx--;
+			continue;
+		}
 		int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			return 4;
 		if (!loaded++) {
 			FILE *f = fopen("/run/vm/peer-script", "r");
+			script_found = f != NULL;
 			if (f) {
 				/* The first line is the step script; later lines are for the NIC. */
 				size_t got = fread(script, 1, sizeof(script) - 1, f);
@@ -286,6 +445,8 @@ int main(int argc, char **argv)
 		}
 		if (!strncmp(line, "PUT /boot-source ", 17))
 			boot_args_seen(req);
+		if (!strncmp(line, "PUT /snapshot/create ", 21))
+			snapshot_write(req);
 		if (!strncmp(line, "PUT /network-interfaces/", 24))
 			net_setup(req, script);
 		int n_at = -1;
@@ -314,5 +475,16 @@ int main(int argc, char **argv)
 		if (send(c, resp, strlen(resp), MSG_NOSIGNAL) < 0)
 			return 5;
 		close(c);
+		int accepted = resp[9] == '2';
+		/* No script at all (a VM the test did not name beforehand, as a
+		 * template build's) is a guest too. */
+		int guest = !script_found || strstr(script, "\nguest") || !strncmp(script, "guest", 5);
+		if (accepted && guest && !strncmp(line, "PUT /actions ", 13) &&
+		    strstr(req, "InstanceStart"))
+			vs_start(1);
+		if (accepted && guest && !strncmp(line, "PUT /snapshot/load ", 19))
+			vs_start(0);
+		if (accepted && !strncmp(line, "PUT /actions ", 13) && strstr(req, "SendCtrlAltDel"))
+			_exit(0);   /* x86: the guest resets, Firecracker exits */
 	}
 }
