@@ -56,6 +56,7 @@ const struct option cmd_exec_options[] = {
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
+	{ "jailer", required_argument, NULL, 'J' },
 	{ "no-daemon", no_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -120,6 +121,8 @@ static void exec_usage(FILE *f)
 		"                      this size instead of RAM\n"
 		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
 		"                      it is installed and KVM runs guests; see `ironclaw doctor`)\n"
+		"  --jailer PATH       with Firecracker: start it through its own jailer at PATH\n"
+		"                      (inside ironclaw's jail; also IRONCLAW_FC_JAILER)\n"
 		"  --no-daemon         boot the VM in this process even when `ironclaw serve`\n"
 		"                      runs (default: use the daemon when it answers on\n"
 		"                      $IRONCLAW_SOCKET or /run/ironclaw/api.sock; no root needed)\n"
@@ -512,6 +515,14 @@ int cmd_exec(int argc, char **argv)
 			break;
 		case 'N':
 			no_daemon = 1;
+			break;
+		case 'J':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ironclaw exec: --jailer needs an absolute path\n");
+				return EXEC_EXIT_FAILURE;
+			}
+			setenv("IRONCLAW_FC_JAILER", optarg, 1);   /* read by the Firecracker backend */
+			no_daemon = 1;   /* the daemon's VMs are its own */
 			break;
 		case 'h':
 			exec_usage(stdout);

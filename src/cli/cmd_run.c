@@ -45,6 +45,7 @@ const struct option cmd_run_options[] = {
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
+	{ "jailer", required_argument, NULL, 'J' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,6 +80,8 @@ static void run_usage(FILE *f)
 		"  --disk MiB          with an image: writes go to a scratch disk, not RAM\n"
 		"  --backend B         the VMM: qemu (default), firecracker, or auto (Firecracker\n"
 		"                      when it is installed and KVM runs guests; see `ironclaw doctor`)\n"
+		"  --jailer PATH       with Firecracker: start it through its own jailer at PATH\n"
+		"                      (inside ironclaw's jail; also IRONCLAW_FC_JAILER)\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
 		"  --runs-dir DIR      where run logs and undo data go\n"
 		"  --json              print one JSON object at the end (answer, steps, changes,\n"
@@ -246,6 +249,13 @@ int cmd_run(int argc, char **argv)
 		case 'D':
 			if (cli_parse_uint("run", "--disk", optarg, 16, 1u << 20, &o.vm.disk_mib) < 0)
 				return AGENT_USAGE;
+			break;
+		case 'J':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ironclaw run: --jailer needs an absolute path\n");
+				return AGENT_USAGE;
+			}
+			setenv("IRONCLAW_FC_JAILER", optarg, 1);   /* read by the Firecracker backend */
 			break;
 		case 'B':
 			if (vm_backend_parse(optarg, &backend, &e) < 0) {

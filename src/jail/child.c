@@ -225,12 +225,14 @@ void jail_child_run(struct jail_child *c)
 	 * thread glibc believes exists (the parent's, copied into this child's
 	 * memory) under a lock another thread may have held at clone time. This
 	 * process has one thread, so the raw call is the whole change. */
-	if (syscall(SYS_setgroups, 0, NULL))
+	if (!c->keep_root && syscall(SYS_setgroups, 0, NULL))
 		child_fail(c, JC_STEP_SETGROUPS, -1);
-	if (syscall(SYS_setresgid, (unsigned long)c->gid, (unsigned long)c->gid, (unsigned long)c->gid))
+	if (!c->keep_root && syscall(SYS_setresgid, (unsigned long)c->gid, (unsigned long)c->gid, (unsigned long)c->gid))
 		child_fail(c, JC_STEP_SETGID, -1);
-	/* From root to a non-zero uid: the kernel clears every capability set. */
-	if (syscall(SYS_setresuid, (unsigned long)c->uid, (unsigned long)c->uid, (unsigned long)c->uid))
+	/* From root to a non-zero uid: the kernel clears every capability set.
+	 * (keep_root: the exec'er, Firecracker's jailer, does it before it
+	 * execs the VMM.) */
+	if (!c->keep_root && syscall(SYS_setresuid, (unsigned long)c->uid, (unsigned long)c->uid, (unsigned long)c->uid))
 		child_fail(c, JC_STEP_SETUID, -1);
 	/* Changing credentials cleared the parent-death signal: arm it again. If
 	 * ironclaw died in the gap, the read end of the error pipe is closed

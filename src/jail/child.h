@@ -41,6 +41,7 @@ struct jail_child {
 	int sync_fd, err_fd;
 	uid_t uid;
 	gid_t gid;
+	int keep_root;                       /* jail_config.vmm_drops_privileges */
 	unsigned long nofile, fsize;
 };
 

@@ -150,6 +150,12 @@ struct jail_config {
 	 * and the jail gets a /dev/net/tun node only that uid may open. The tap
 	 * goes with the netns at cleanup. */
 	int tap_by_name;
+	/* The VMM is an exec'er that drops to names->uid/gid itself
+	 * (Firecracker's jailer, given --uid/--gid): the jail does everything
+	 * else (namespaces, root, cgroups, rlimits, no_new_privs, the seccomp
+	 * policy, which must then also allow the exec'er's own setup) but
+	 * execs it as root. */
+	int vmm_drops_privileges;
 };
 
 #define JAIL_PIDS_DEFAULT 256

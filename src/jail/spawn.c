@@ -112,12 +112,13 @@ int jail_poll(struct jail *j, struct jail_exit *x)
 }
 
 /* Removes <dir> and what the VMM put in it, without following links and with
- * a bounded depth (the VMM only makes sockets and a log there). */
+ * a bounded depth (the VMM makes sockets and a log there; Firecracker's
+ * jailer a chroot: <dir>/jailer/firecracker/<id>/root/run/vm/...). */
 static int jail_rm_tree(int parent, const char *name, int depth)
 {
 	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
 		return 0;
-	if ((errno != EISDIR && errno != EPERM) || depth > 4)
+	if ((errno != EISDIR && errno != EPERM) || depth > 8)
 		return -errno;
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -240,8 +241,22 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	s->j->kmsg_fd = -1;
 	s->j->net = c->net;
 	s->made = 1;
-	if ((rc = jail_prepare_dir(n, e)) ||
-	    (rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
+	if ((rc = jail_prepare_dir(n, e)))
+		return rc;
+	/* The network before the root: a bind may name the VM's netns file
+	 * (Firecracker's jailer joins it by path). */
+	if (c->net) {
+		if ((rc = jail_slot_claim(n->id, n->slot, e)))
+			return rc == -EADDRINUSE ? err_set(e, rc, "address slot %u is no longer VM '%s''s", n->slot, n->id) : rc;
+		const struct jail_tap_owner owner = { n->uid, n->gid };
+		if ((rc = jail_net_create(n, c->allow, c->n_allow, c->tap_by_name ? &owner : NULL, &s->tap_fd, e)))
+			return rc;
+		s->net_made = 1;
+		s->netns_fd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
+		if (s->netns_fd < 0)
+			return err_set(e, -errno, "opening %s: %s", n->netns_path, strerror(errno));
+	}
+	if ((rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
 	    (rc = secpol_compile(c->seccomp, &s->prog, e)))
 		return rc;
 	if (c->tap_by_name) {
@@ -257,17 +272,6 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 					  c->pids_max ? c->pids_max : JAIL_PIDS_DEFAULT };
 	if ((rc = jail_cgroup_create(n->cgroup, &lim, e)))
 		return rc;
-	if (c->net) {
-		if ((rc = jail_slot_claim(n->id, n->slot, e)))
-			return rc == -EADDRINUSE ? err_set(e, rc, "address slot %u is no longer VM '%s''s", n->slot, n->id) : rc;
-		const struct jail_tap_owner owner = { n->uid, n->gid };
-		if ((rc = jail_net_create(n, c->allow, c->n_allow, c->tap_by_name ? &owner : NULL, &s->tap_fd, e)))
-			return rc;
-		s->net_made = 1;
-		s->netns_fd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
-		if (s->netns_fd < 0)
-			return err_set(e, -errno, "opening %s: %s", n->netns_path, strerror(errno));
-	}
 	s->j->kmsg_fd = jail_kmsg_open();
 	s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (s->devnull < 0)
@@ -282,6 +286,7 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	ch->netns_fd = s->netns_fd;
 	ch->uid = n->uid;
 	ch->gid = n->gid;
+	ch->keep_root = c->vmm_drops_privileges;
 	ch->nofile = JAIL_NOFILE;
 	ch->fsize = c->fsize_max_bytes > JAIL_FSIZE ? c->fsize_max_bytes : JAIL_FSIZE;
 	ch->sync_fd = s->sync_p[0];

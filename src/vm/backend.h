@@ -76,6 +76,7 @@ struct vm_launch_plan {
 	unsigned cpu_percent;
 	uint64_t fsize_max_bytes;    /* the largest file the VMM writes (a scratch disk); 0: default */
 	int tap_by_name;             /* with a NIC: the VMM opens JAIL_TAP_NAME itself (jail_config.tap_by_name) */
+	int vmm_drops_privileges;    /* jail_config.vmm_drops_privileges (Firecracker's jailer) */
 };
 
 /* The backend-neutral view of one VM that ops receive. */

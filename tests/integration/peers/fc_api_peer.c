@@ -11,6 +11,9 @@
  *                   of its exit first ("exit-at-ns <t>")
  *   "fault N MSG"   answer request N with 400 and fault_message MSG
  *   "hang"          accept and never answer
+ * On PUT /boot-source it logs whether /vm/kernel and /vm/initramfs.cpio
+ * open ("kernel readable"), and on its first request whether the file given
+ * with --seccomp-filter opened when it started ("seccomp-filter readable").
  * On PUT /snapshot/load it logs what it sees of the snapshot bound at
  * /vm/snapshot ("snapshot vmstate=readable mem=readable writable=no").
  *
@@ -358,10 +361,18 @@ static void snapshot_write(const char *req)
 
 int main(int argc, char **argv)
 {
-	const char *api = NULL;
-	for (int i = 1; i + 1 < argc; i++)
+	const char *api = NULL, *filter_seen = NULL;
+	for (int i = 1; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--api-sock"))
 			api = argv[i + 1];
+		if (!strcmp(argv[i], "--seccomp-filter")) {
+			/* Firecracker reads it as it starts. */
+			int fd = open(argv[i + 1], O_RDONLY | O_CLOEXEC);
+			filter_seen = fd >= 0 ? "readable" : "missing";
+			if (fd >= 0)
+				close(fd);
+		}
+	}
 	if (!api)
 		return 2;
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -427,6 +438,17 @@ int main(int argc, char **argv)
 		char line[160];
 		snprintf(line, sizeof(line), "%.*s", (int)strcspn(req, "\r\n"), req);
 		logf_line("request", line);
+		if (filter_seen && idx == 0)
+			logf_line("seccomp-filter", filter_seen);
+		if (!strncmp(line, "PUT /boot-source ", 17)) {
+			/* As Firecracker does: the kernel and initrd are opened now. */
+			int fk = open("/vm/kernel", O_RDONLY | O_CLOEXEC), fi = open("/vm/initramfs.cpio", O_RDONLY | O_CLOEXEC);
+			logf_line("kernel", fk >= 0 && fi >= 0 ? "readable" : "missing");
+			if (fk >= 0)
+				close(fk);
+			if (fi >= 0)
+				close(fi);
+		}
 		if (!strncmp(line, "PUT /snapshot/load ", 19)) {
 			/* open, not access: the VMM's seccomp policy has no access(2). */
 			int fv = open("/vm/snapshot/vmstate", O_RDONLY | O_CLOEXEC);
