@@ -8,7 +8,8 @@
  *     (peers/fc_api_peer.c) launched by the real launcher in the real jail
  *     under Firecracker's seccomp policy, exactly as Firecracker would be:
  *     it is told the tap's name and a guest_mac in PUT /network-interfaces,
- *     attaches to it with TUNSETIFF, cannot create a second tap, resolves the
+ *     attaches to it with TUNSETIFF, cannot create a second tap nor attach
+ *     to one the test makes in its netns for another uid, resolves the
  *     gateway with a real ARP request and sends real UDP datagrams: the one
  *     to the allowed address and port arrives on the host, the ones to
  *     another port and to another address of the host are dropped by the
@@ -102,7 +103,49 @@ struct nt {
 	int failed, destroyed;
 	struct err e;
 	char console[8192];
+	struct jail_names names;
+	uv_fs_event_t watch;
+	int planted;
+	char dir[128];
 };
+
+/* In the VM's netns: a persistent tap owned by another uid (root makes it;
+ * the thread that joins the netns ends right after). */
+static int plant_other(void *arg)
+{
+	const struct jail_names *n = arg;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "tap9");
+	int rc = fd >= 0 && !ioctl(fd, TUNSETIFF, &ifr) && !ioctl(fd, TUNSETOWNER, (unsigned long)(n->uid + 1)) &&
+			 !ioctl(fd, TUNSETGROUP, (unsigned long)(n->gid + 1)) && !ioctl(fd, TUNSETPERSIST, 1ul)
+		 ? 0 : -errno;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* The stand-in is at network-interfaces: plant the other uid's tap, let it go on. */
+static void nt_on_dir(uv_fs_event_t *w, const char *file, int events, int status)
+{
+	struct nt *t = w->data;
+	(void)events;
+	if (status < 0 || !file || strcmp(file, "peer-waiting") || t->planted)
+		return;
+	struct err e = { 0 };
+	t->planted = jail_net_in_ns(&t->names, plant_other, &t->names, &e) == 0 ? 1 : -1;
+	char go[160];
+	snprintf(go, sizeof(go), "%s/peer-go", t->dir);
+	int fd = open(go, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "g", 1) != 1)
+			t->planted = -1;
+		close(fd);
+	}
+	uv_fs_event_stop(w);
+}
 
 static void nt_failed(struct vm *vm, const struct err *e, void *ctx)
 {
@@ -156,12 +199,22 @@ Test(fc_net, the_jailed_vmm_attaches_to_its_owned_tap_and_its_packets_meet_the_a
 	cr_assert_eq(vm_create(&t.loop, &o, &ev, &t, &t.vm, &e), 0, "%s", e.msg);
 	struct jail_names names;
 	cr_assert_eq(jail_names_make(vm_id(t.vm), &names, &e), 0, "%s", e.msg);
+	t.names = names;
+	snprintf(t.dir, sizeof(t.dir), "/run/ironclaw/%s", vm_id(t.vm));
+	char fifo[192];
+	snprintf(fifo, sizeof(fifo), "%s/peer-go", t.dir);
+	cr_assert_eq(mkfifo(fifo, 0666), 0, "%s: %s", fifo, strerror(errno));
+	chmod(fifo, 0666);
+	uv_fs_event_init(&t.loop, &t.watch);
+	t.watch.data = &t;
+	cr_assert_eq(uv_fs_event_start(&t.watch, nt_on_dir, t.dir, 0), 0);
 	/* The stand-in cannot boot a guest: it refuses InstanceStart (request 7,
 	 * after network-interfaces at 5), having used the NIC. */
 	char path[256], script[512];
 	snprintf(path, sizeof(path), "/run/ironclaw/%s/peer-script", vm_id(t.vm));
-	snprintf(script, sizeof(script), "fault 7 the stand-in boots no guest\nudp %s:%d\nudp %s:%d\nudp host:%d\n", hs,
-		 PORT_A, hs, PORT_B, PORT_A);
+	snprintf(script, sizeof(script),
+		 "fault 7 the stand-in boots no guest\nother tap9\nudp %s:%d\nudp %s:%d\nudp host:%d\n", hs, PORT_A, hs,
+		 PORT_B, PORT_A);
 	FILE *f = fopen(path, "w");
 	cr_assert(f, "%s", path);
 	fputs(script, f);
@@ -170,6 +223,7 @@ Test(fc_net, the_jailed_vmm_attaches_to_its_owned_tap_and_its_packets_meet_the_a
 	while (!t.destroyed && uv_run(&t.loop, UV_RUN_ONCE))
 		;
 	cr_assert(t.destroyed);
+	uv_close((uv_handle_t *)&t.watch, NULL);
 	uv_run(&t.loop, UV_RUN_DEFAULT);
 	cr_expect_eq(uv_loop_close(&t.loop), 0, "a handle was left open");
 	unsetenv("IRONCLAW_FIRECRACKER");
@@ -182,6 +236,9 @@ Test(fc_net, the_jailed_vmm_attaches_to_its_owned_tap_and_its_packets_meet_the_a
 	cr_expect(strstr(t.console, "tap attach tap0: ok"), "the VMM attaches to its tap by name:\n%s", t.console);
 	cr_expect(strstr(t.console, "tap create tap1: Operation not permitted"), "nor creates another:\n%s",
 		  t.console);
+	cr_expect_eq(t.planted, 1, "the other uid's tap could not be made");
+	cr_expect(strstr(t.console, "tap other tap9: Operation not permitted"),
+		  "nor attaches to another uid's tap:\n%s", t.console);
 	cr_expect(strstr(t.console, "arp gateway: ok"), "%s", t.console);
 	char want[96];
 	snprintf(want, sizeof(want), "udp sent %s:%d: ok", hs, PORT_A);

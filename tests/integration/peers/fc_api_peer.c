@@ -22,7 +22,9 @@
  * IFF_NO_PI | IFF_VNET_HDR, TUNSETVNETHDRSZ 12) and logs each result
  * ("tap attach tap0: ok"), then tries what a compromised VMM would: create
  * another tap ("tap create tap1: ...") and attach to the tap named on a
- * script line "other NAME" ("tap other NAME: ..."). Then it is the guest's
+ * script line "other NAME" ("tap other NAME: ..."), which the test makes,
+ * owned by another uid, when it sees /run/vm/peer-waiting (then it writes
+ * to the FIFO /run/vm/peer-go). Then it is the guest's
  * NIC: it resolves the gateway (the guest's address and gateway come from
  * the boot-source's ironclaw.ip= and ironclaw.gw=) with a real ARP request on
  * the tap, and sends one UDP datagram, with the payload "to ADDR:PORT", to
@@ -184,6 +186,19 @@ static void net_setup(const char *req, const char *script)
 		close(fd2);
 	const char *o = strstr(script, "\nother ");
 	if (o) {
+		/* The test plants that tap (another uid's) once we are here: it
+		 * sees /run/vm/peer-waiting appear and answers on the FIFO
+		 * /run/vm/peer-go (opened read-write, so the read blocks until it
+		 * writes). */
+		int go = open("/run/vm/peer-go", O_RDWR | O_CLOEXEC);
+		int mark = open("/run/vm/peer-waiting", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		char b;
+		if (mark >= 0)
+			close(mark);
+		if (go < 0 || read(go, &b, 1) != 1)
+			logf_line("wait", "no go from the test");
+		if (go >= 0)
+			close(go);
 		char other[IFNAMSIZ] = "";
 		sscanf(o + 7, "%15s", other);
 		int fd3 = tap_attach(other);
