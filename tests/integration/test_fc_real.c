@@ -2,7 +2,8 @@
  * and restore, and its seccomp filters in force (`Seccomp: 2` on every
  * thread in /proc/<pid>/task/<tid>/status); `--net` (the guest's eth0 has
  * the MAC we gave, and a TCP connection to an allowed host port arrives);
- * a Firecracker template built, then restored into a VM that runs a command. Needs a `firecracker` binary
+ * a Firecracker template built, then restored into a VM that runs a command;
+ * a command through Firecracker's jailer when IRONCLAW_FC_JAILER names one. Needs a `firecracker` binary
  * (IRONCLAW_FIRECRACKER or PATH) and a KVM that really runs guests (the same
  * probe boot the QEMU backend uses); otherwise each test prints why it
  * skipped. The guest image is the default one (its vmlinux is an ELF with a
@@ -319,4 +320,24 @@ Test(fc_real, a_template_is_built_and_a_restored_vm_runs_a_command, .timeout = 3
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
 	cr_expect_eq(system(cmd), 0);
 	unsetenv("XDG_CACHE_HOME");
+}
+
+Test(fc_real, through_its_jailer_when_one_is_configured, .timeout = 180)
+{
+	char why[512];
+	if (!fc_can_run(why, sizeof(why))) {
+		printf("fc_real: skipped: %s\n", why);
+		cr_skip_test("%s", why);
+	}
+	const char *jailer = getenv("IRONCLAW_FC_JAILER");
+	if (!jailer || !jailer[0]) {
+		printf("fc_real: skipped: no jailer configured (set IRONCLAW_FC_JAILER to Firecracker's jailer)\n");
+		cr_skip_test("no jailer configured");
+	}
+	static char *argv[] = { "echo", "jailed-ok", NULL };
+	struct vm_options o = { .backend = &vm_backend_firecracker };
+	struct one t;
+	one_run(&t, &o, argv);
+	cr_expect_not(t.failed, "%s", t.e.msg);
+	cr_expect_eq(strncmp(t.out, "jailed-ok\n", 10), 0, "%.*s", (int)t.out_len, t.out);
 }
