@@ -9,8 +9,9 @@
  * Firecracker's own per-thread filters (or --seccomp-filter's) on top.
  *
  * Firecracker's jailer documents (docs/jailer.md in its source): it makes
- * <chroot-base>/<exec-file name>/<id>/root, copies the exec file in,
- * pivot_roots there, makes /dev/kvm and /dev/net/tun, joins --netns, drops
+ * <chroot-base>/<exec-file name>/<id>/root, copies the exec file in, joins
+ * --netns by its path (before the chroot: so the VM's netns file is bound
+ * into our jail), pivot_roots there, makes /dev/kvm and /dev/net/tun, drops
  * to --uid/--gid and execs the copy with --id and what follows `--`. Its
  * chroot is a non-recursive bind of that directory, so no bind of ours
  * reaches inside: the files Firecracker opens by path are hard links (or

@@ -94,7 +94,22 @@ static const char *arg_after(const char *text, const char *opt, char *out, size_
 	return out;
 }
 
+static void jailer_run(int net);
+
 Test(fc_jailer, the_jailer_gets_its_documented_options_and_firecracker_runs_in_its_chroot, .timeout = 180)
+{
+	jailer_run(0);
+}
+
+/* With --net: the jailer joins the VM's netns by path (bound into our jail)
+ * and makes the chroot's /dev/net/tun; Firecracker attaches to the owned tap. */
+Test(fc_jailer, with_a_nic_it_joins_the_vms_netns_and_firecracker_attaches_its_tap, .timeout = 180)
+{
+	cr_assert_eq(geteuid(), 0, "the network tests need root (CI runs them as root)");
+	jailer_run(1);
+}
+
+static void jailer_run(int net)
 {
 	const char *bin = harness_ironclaw();
 	char peers[4096], cmd[8400], fc[200], filter[200], jailer[4200];
@@ -122,7 +137,7 @@ Test(fc_jailer, the_jailer_gets_its_documented_options_and_firecracker_runs_in_i
 	struct jt t;
 	memset(&t, 0, sizeof(t));
 	uv_loop_init(&t.loop);
-	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = 60000 };
+	struct vm_options o = { .backend = &vm_backend_firecracker, .boot_timeout_ms = 60000, .net = net };
 	static const struct vm_events ev = { .ready = jt_ready, .failed = jt_failed, .destroyed = jt_destroyed };
 	struct vm *vm;
 	struct err e = { 0 };
@@ -143,6 +158,7 @@ Test(fc_jailer, the_jailer_gets_its_documented_options_and_firecracker_runs_in_i
 	struct jail_names names;
 	cr_assert_eq(jail_names_make(id, &names, &e), 0, "%s", e.msg);
 	char v[256], want[32];
+	struct stat st0;
 	cr_expect_str_eq(arg_after(t.argv_text, "--id", v, sizeof(v)) ? v : "", id);
 	cr_expect_str_eq(arg_after(t.argv_text, "--exec-file", v, sizeof(v)) ? v : "", fc);
 	snprintf(want, sizeof(want), "%u", (unsigned)names.uid);
@@ -156,6 +172,14 @@ Test(fc_jailer, the_jailer_gets_its_documented_options_and_firecracker_runs_in_i
 	cr_expect_str_eq(arg_after(t.argv_text, "--seccomp-filter", v, sizeof(v)) ? v : "", "/vm/seccomp.bpf");
 	cr_expect_null(strstr(t.argv_text, "--no-seccomp"), "%s", t.argv_text);
 	cr_expect_null(strstr(t.argv_text, "--daemonize"), "%s", t.argv_text);
+	if (net) {
+		cr_expect_str_eq(arg_after(t.argv_text, "--netns", v, sizeof(v)) ? v : "", names.netns_path);
+		cr_expect(strstr(t.console, "tap attach tap0: ok"), "%s", t.console);
+		cr_expect(strstr(t.console, "tap create tap1: Operation not permitted"), "%s", t.console);
+		cr_expect_neq(lstat(names.netns_path, &st0), 0, "the netns was left behind");
+	} else {
+		cr_expect_null(strstr(t.argv_text, "\n--netns\n"), "%s", t.argv_text);
+	}
 	const char *dd = strstr(t.argv_text, "\n--\n"), *as = strstr(t.argv_text, "\n--api-sock\n");
 	cr_expect(dd && as && dd < as, "Firecracker's options come after --:\n%s", t.argv_text);
 	/* Inside the chroot. */

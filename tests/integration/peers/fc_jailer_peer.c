@@ -9,13 +9,14 @@
  *     --exec-file, --uid, --gid, --chroot-base-dir and --cgroup-version;
  *   - writes its argv, one argument a line, to <chroot-base>/jailer-argv;
  *   - makes <chroot-base>/<exec-file name>/<id>/root, copies the exec file
- *     in, enters a new mount namespace, binds the chroot onto itself,
- *     pivot_roots into it, detaches the old root, chroot(".");
+ *     in, joins --netns when given (by its path, before the chroot, as the
+ *     jailer's code does), enters a new mount namespace, binds the chroot
+ *     onto itself, pivot_roots into it, detaches the old root, chroot(".");
  *   - makes /dev/kvm and /dev/net/tun (mknod) and /, /dev, /dev/net, /run
  *     owned by --uid/--gid;
- *   - joins --netns when given;
- *   - drops to --uid/--gid and execs /<exec-file name> --id <id> followed by
- *     what came after `--`.
+ *   - drops to --uid/--gid and execs /<exec-file name> --id <id>
+ *     --start-time-us 0 --start-time-cpu-us 0 followed by what came after
+ *     `--`.
  * Any failing step exits 3 with the step on stderr (which the launcher keeps). */
 #include <errno.h>
 #include <fcntl.h>
@@ -129,6 +130,14 @@ int main(int argc, char **argv)
 	mkdirs(root);
 	snprintf(copy, sizeof(copy), "%s/%s", root, name);
 	copy_file(exec, copy);
+	/* As the jailer's code does it (env.rs run()): the netns by its host
+	 * path, before the chroot. */
+	if (netns) {
+		int fd = open(netns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET))
+			die("joining --netns");
+		close(fd);
+	}
 
 	if (unshare(CLONE_NEWNS))
 		die("unshare(CLONE_NEWNS)");
@@ -159,12 +168,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 6; i++)
 		if (chown(owned[i], (uid_t)uid, (gid_t)gid))
 			die(owned[i]);
-	if (netns) {
-		int fd = open(netns, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, CLONE_NEWNET))
-			die("joining --netns");
-		close(fd);
-	}
 	if (setgroups(0, NULL) || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid))
 		die("dropping privileges");
 	char *args[64];
@@ -174,6 +177,11 @@ int main(int argc, char **argv)
 	args[n++] = exe;
 	args[n++] = "--id";
 	args[n++] = (char *)id;
+	/* The real one also passes its timing (opaque numbers). */
+	args[n++] = "--start-time-us";
+	args[n++] = "0";
+	args[n++] = "--start-time-cpu-us";
+	args[n++] = "0";
 	for (int i = extra; i < argc && n < 62; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
