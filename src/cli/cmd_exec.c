@@ -56,6 +56,7 @@ const struct option cmd_exec_options[] = {
 	{ "image", required_argument, NULL, 'I' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
+	{ "jailer", required_argument, NULL, 'J' },
 	{ "no-daemon", no_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -120,6 +121,8 @@ static void exec_usage(FILE *f)
 		"                      this size instead of RAM\n"
 		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
 		"                      it is installed and KVM runs guests; see `ironclaw doctor`)\n"
+		"  --jailer PATH       with Firecracker: start it through its own jailer at PATH\n"
+		"                      (inside ironclaw's jail; also IRONCLAW_FC_JAILER)\n"
 		"  --no-daemon         boot the VM in this process even when `ironclaw serve`\n"
 		"                      runs (default: use the daemon when it answers on\n"
 		"                      $IRONCLAW_SOCKET or /run/ironclaw/api.sock; no root needed)\n"
@@ -513,6 +516,14 @@ int cmd_exec(int argc, char **argv)
 		case 'N':
 			no_daemon = 1;
 			break;
+		case 'J':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ironclaw exec: --jailer needs an absolute path\n");
+				return EXEC_EXIT_FAILURE;
+			}
+			setenv("IRONCLAW_FC_JAILER", optarg, 1);   /* read by the Firecracker backend */
+			no_daemon = 1;   /* the daemon's VMs are its own */
+			break;
 		case 'h':
 			exec_usage(stdout);
 			return 0;
@@ -584,13 +595,15 @@ int cmd_exec(int argc, char **argv)
 
 	r.vo = &vo;
 	struct vm_template tpl;
-	if (!no_snapshot && !vo.net && !vo.disk_mib && vo.backend == &vm_backend_qemu) {
-		/* Templates are QEMU's. An image VM's template is keyed by the
+	if (!no_snapshot && !vo.net && !vo.disk_mib &&
+	    (vo.backend == &vm_backend_qemu || (vo.backend == &vm_backend_firecracker && !vo.root_image))) {
+		/* Templates are per backend (the key names it; Firecracker's are
+		 * for initramfs VMs: it has no image disk). An image VM's template is keyed by the
 		 * image's bytes too; one with a scratch disk boots cold (the saved
 		 * guest's filesystem on it would not be on the fresh disk). Before
 		 * the loop runs: hashing the state and image blocks nothing. */
 		struct vm_template_shape shape = { vo.kernel, vo.initrd, vo.cpus, vo.memory_mib,
-						   vo.root_image, NULL };
+						   vo.root_image, vo.backend->name };
 		if (vm_template_open(&shape, &tpl, &e) == 0) {
 			vo.restore_from = tpl.state;
 			r.restoring = 1;

@@ -47,6 +47,7 @@ const struct option cmd_run_options[] = {
 	{ "disk", required_argument, NULL, 'D' },
 	{ "backend", required_argument, NULL, 'B' },
 	{ "no-daemon", no_argument, NULL, 'N' },
+	{ "jailer", required_argument, NULL, 'J' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -85,6 +86,8 @@ static void run_usage(FILE *f)
 		"                      `ironclaw serve` answers on $IRONCLAW_SOCKET (default: the\n"
 		"                      daemon's sandbox when it answers and no --image, --disk or\n"
 		"                      --backend asks for what only this process can do)\n"
+		"  --jailer PATH       with Firecracker: start it through its own jailer at PATH\n"
+		"                      (inside ironclaw's jail; also IRONCLAW_FC_JAILER)\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
 		"  --runs-dir DIR      where run logs and undo data go\n"
 		"  --json              print one JSON object at the end (answer, steps, changes,\n"
@@ -253,6 +256,13 @@ int cmd_run(int argc, char **argv)
 		case 'D':
 			if (cli_parse_uint("run", "--disk", optarg, 16, 1u << 20, &o.vm.disk_mib) < 0)
 				return AGENT_USAGE;
+			break;
+		case 'J':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ironclaw run: --jailer needs an absolute path\n");
+				return AGENT_USAGE;
+			}
+			setenv("IRONCLAW_FC_JAILER", optarg, 1);   /* read by the Firecracker backend */
 			break;
 		case 'B':
 			if (vm_backend_parse(optarg, &backend, &e) < 0) {

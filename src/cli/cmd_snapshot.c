@@ -26,6 +26,7 @@ static void snapshot_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ironclaw snapshot create [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH]\n"
+		"                                [--backend qemu|firecracker]\n"
 		"       ironclaw snapshot ls [--json]\n"
 		"       ironclaw snapshot rm KEY\n"
 		"       ironclaw snapshot prune\n\n"
@@ -37,7 +38,9 @@ static void snapshot_usage(FILE *f)
 		"agent), QEMU and command line: one made from an older image or agent is\n"
 		"never used, and `ls` marks it stale.\n\n"
 		"  create     boot a VM of the shape and save it as its template (default\n"
-		"             shape: %d CPU, %d MiB, the default image)\n"
+		"             shape: %d CPU, %d MiB, the default image); --backend picks\n"
+		"             the VMM (default qemu): `exec --backend firecracker` restores\n"
+		"             only Firecracker's templates, QEMU only QEMU's\n"
 		"  ls         list templates; --json prints a JSON array\n"
 		"  rm KEY     remove a template (at least 4 characters of its key)\n"
 		"  prune      remove stale templates and leftovers of interrupted builds\n\n"
@@ -69,6 +72,7 @@ static int snapshot_create(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'r' },
+		{ "backend", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -91,6 +95,17 @@ static int snapshot_create(int argc, char **argv)
 		case 'r':
 			s.initrd = optarg;
 			break;
+		case 'B': {
+			enum vm_backend_choice b;
+			struct err be = { 0 };
+			if (vm_backend_parse(optarg, &b, &be) < 0 || b == VM_BACKEND_AUTO) {
+				fprintf(stderr, "ironclaw snapshot create: --backend: %s\n",
+					be.code ? be.msg : "a template is for one backend: qemu or firecracker");
+				return 2;
+			}
+			s.backend = b == VM_BACKEND_FIRECRACKER ? "firecracker" : "qemu";
+			break;
+		}
 		case 'h':
 			snapshot_usage(stdout);
 			return 0;

@@ -39,7 +39,7 @@ const char *jail_child_step_name(int step)
 		[JC_STEP_MOUNT_PRIVATE] = "making mounts private",
 		[JC_STEP_MOUNT_TMPFS] = "mounting the root tmpfs",
 		[JC_STEP_MKPATH] = "creating a mount point in the jail root",
-		[JC_STEP_KVM_NODE] = "creating the VMM's /dev/kvm node",
+		[JC_STEP_KVM_NODE] = "creating the VMM's /dev/kvm (or /dev/net/tun) node",
 		[JC_STEP_BIND] = "bind-mounting into the jail root",
 		[JC_STEP_REMOUNT_RO] = "making a bind mount read-only",
 		[JC_STEP_PIVOT] = "pivot_root into the jail root",
@@ -99,15 +99,19 @@ static int child_mkpath(const char *root, const char *path, int is_dir)
 }
 
 /* /dev in the jail becomes a small tmpfs that allows device nodes (the root
- * tmpfs is nodev), holding a /dev/kvm of the host's device number that only the
- * VMM's uid may open. The /dev/null and /dev/urandom binds land beside it. */
+ * tmpfs is nodev), holding a /dev/kvm (and, for a VMM that opens its tap by
+ * name, a /dev/net/tun) of the host's device number that only the VMM's uid
+ * may open. The /dev/null and /dev/urandom binds land beside them. */
 static void child_make_kvm_node(const struct jail_child *c)
 {
 	if (mkdir(c->kvm_dev, 0755) && errno != EEXIST)
 		child_fail(c, JC_STEP_KVM_NODE, -1);
 	if (mount("ironclaw-dev", c->kvm_dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755"))
 		child_fail(c, JC_STEP_KVM_NODE, -1);
-	if (mknod(c->kvm_node, S_IFCHR | 0600, c->plan->kvm_rdev) || chown(c->kvm_node, c->uid, c->gid))
+	if (c->plan->kvm && (mknod(c->kvm_node, S_IFCHR | 0600, c->plan->kvm_rdev) || chown(c->kvm_node, c->uid, c->gid)))
+		child_fail(c, JC_STEP_KVM_NODE, -1);
+	if (c->plan->tun && ((mkdir(c->tun_dir, 0755) && errno != EEXIST) ||
+			     mknod(c->tun_node, S_IFCHR | 0600, c->plan->tun_rdev) || chown(c->tun_node, c->uid, c->gid)))
 		child_fail(c, JC_STEP_KVM_NODE, -1);
 }
 
@@ -119,7 +123,7 @@ static void child_build_root(const struct jail_child *c)
 		child_fail(c, JC_STEP_MOUNT_PRIVATE, -1);
 	if (mount("ironclaw-root", stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755"))
 		child_fail(c, JC_STEP_MOUNT_TMPFS, -1);
-	if (c->plan->kvm)
+	if (c->plan->kvm || c->plan->tun)
 		child_make_kvm_node(c);
 	for (size_t i = 0; i < c->plan->n; i++) {
 		const struct rootfs_mount *m = &c->plan->m[i];
@@ -221,12 +225,14 @@ void jail_child_run(struct jail_child *c)
 	 * thread glibc believes exists (the parent's, copied into this child's
 	 * memory) under a lock another thread may have held at clone time. This
 	 * process has one thread, so the raw call is the whole change. */
-	if (syscall(SYS_setgroups, 0, NULL))
+	if (!c->keep_root && syscall(SYS_setgroups, 0, NULL))
 		child_fail(c, JC_STEP_SETGROUPS, -1);
-	if (syscall(SYS_setresgid, (unsigned long)c->gid, (unsigned long)c->gid, (unsigned long)c->gid))
+	if (!c->keep_root && syscall(SYS_setresgid, (unsigned long)c->gid, (unsigned long)c->gid, (unsigned long)c->gid))
 		child_fail(c, JC_STEP_SETGID, -1);
-	/* From root to a non-zero uid: the kernel clears every capability set. */
-	if (syscall(SYS_setresuid, (unsigned long)c->uid, (unsigned long)c->uid, (unsigned long)c->uid))
+	/* From root to a non-zero uid: the kernel clears every capability set.
+	 * (keep_root: the exec'er, Firecracker's jailer, does it before it
+	 * execs the VMM.) */
+	if (!c->keep_root && syscall(SYS_setresuid, (unsigned long)c->uid, (unsigned long)c->uid, (unsigned long)c->uid))
 		child_fail(c, JC_STEP_SETUID, -1);
 	/* Changing credentials cleared the parent-death signal: arm it again. If
 	 * ironclaw died in the gap, the read end of the error pipe is closed

@@ -36,9 +36,12 @@ struct jail_child {
 	char stage[ROOTFS_PATH_MAX];         /* the staging mount point of the root */
 	char kvm_dev[ROOTFS_PATH_MAX + 8];   /* <stage>/dev */
 	char kvm_node[ROOTFS_PATH_MAX + 16]; /* <stage>/dev/kvm */
+	char tun_dir[ROOTFS_PATH_MAX + 16];  /* <stage>/dev/net */
+	char tun_node[ROOTFS_PATH_MAX + 16]; /* <stage>/dev/net/tun */
 	int sync_fd, err_fd;
 	uid_t uid;
 	gid_t gid;
+	int keep_root;                       /* jail_config.vmm_drops_privileges */
 	unsigned long nofile, fsize;
 };
 

@@ -38,6 +38,9 @@
 /* With net = 1 the tap fd is always this fd number in the VMM, and pass_fds
  * follow it (4, 5, ...); without net pass_fds start at this number. */
 #define JAIL_TAP_FD 3
+/* The tap's name inside the VM's netns (what a VMM that opens its tap by name,
+ * Firecracker's host_dev_name, is given). */
+#define JAIL_TAP_NAME "tap0"
 /* Caps on the configuration (checked before anything is created). */
 #define JAIL_BINDS_MAX 16
 #define JAIL_PASS_FDS_MAX 8
@@ -140,6 +143,19 @@ struct jail_config {
 	const struct jail_net_allow *allow;  /* destinations the guest may reach (with net) */
 	size_t n_allow;
 	int net;                        /* 1: tap + veth + nft table; 0: no NIC at all */
+	/* With net, for a VMM that opens its tap itself by name (Firecracker):
+	 * no tap fd is passed (pass_fds start at JAIL_TAP_FD); the tap
+	 * (JAIL_TAP_NAME) is persistent and owned by names->uid/gid, so the
+	 * VMM, which has no capabilities, can attach to it and to nothing else;
+	 * and the jail gets a /dev/net/tun node only that uid may open. The tap
+	 * goes with the netns at cleanup. */
+	int tap_by_name;
+	/* The VMM is an exec'er that drops to names->uid/gid itself
+	 * (Firecracker's jailer, given --uid/--gid): the jail does everything
+	 * else (namespaces, root, cgroups, rlimits, no_new_privs, the seccomp
+	 * policy, which must then also allow the exec'er's own setup) but
+	 * execs it as root. */
+	int vmm_drops_privileges;
 };
 
 #define JAIL_PIDS_DEFAULT 256

@@ -30,7 +30,7 @@
 
 /* Inside the VM's netns the interface names are fixed: there is nothing else there. */
 #define JAIL_NS_VETH "up0"
-#define JAIL_NS_TAP "tap0"
+#define JAIL_NS_TAP JAIL_TAP_NAME
 
 /* The run dir, state dir and staging dir in effect (see jail_test_set_run_dir). */
 const char *jail_run_dir(void);
@@ -75,11 +75,18 @@ int jail_nl_addr_add(struct jail_nl *nl, int ifindex, uint32_t ip, unsigned pref
 int jail_nl_route_default(struct jail_nl *nl, uint32_t gw, struct err *e);
 
 /* ---- network (net.c, nft.c) ---- */
+/* Who a persistent tap belongs to (jail_config.tap_by_name). */
+struct jail_tap_owner {
+	uid_t uid;
+	gid_t gid;
+};
 /* Builds the netns, veth, tap and the verified nft table for the slot in
- * names (claimed by jail_net_reserve). Returns the tap fd (owned by the
- * caller) in *tap_fd. On failure everything made is removed. */
+ * names (claimed by jail_net_reserve). owner NULL: the tap lives as long as
+ * an fd to it, returned (owned by the caller) in *tap_fd. owner set: the tap
+ * is persistent and owned by owner (TUNSETOWNER, TUNSETGROUP, TUNSETPERSIST),
+ * our fd is closed and *tap_fd is -1. On failure everything made is removed. */
 int jail_net_create(const struct jail_names *n, const struct jail_net_allow *allow, size_t n_allow,
-		    int *tap_fd, struct err *e);
+		    const struct jail_tap_owner *owner, int *tap_fd, struct err *e);
 /* Removes veth + netns (+ the table with the netns). Idempotent. */
 int jail_net_remove(const struct jail_names *n, struct err *e);
 /* Removes a named netns of ours: unmount (MNT_DETACH) and unlink. */

@@ -16,7 +16,14 @@
  * add` does, so `ip -n` works on it), and from inside sets up links, the
  * verified nft table, the tap (TUNSETIFF) and the route. The caller's thread
  * never changes netns. Any failure removes what was made: no VM starts on a
- * half-built net. */
+ * half-built net.
+ *
+ * The tap comes in two kinds, chosen by the caller: an fd (QEMU is handed it;
+ * the device lives as long as that fd), or, for a VMM that opens its tap by
+ * name (Firecracker), a persistent tap owned by the VMM's uid and gid. The
+ * VMM has no capabilities, so TUNSETIFF lets it attach to that tap only: the
+ * tun driver refuses another owner's tap, and creating a device needs
+ * CAP_NET_ADMIN. The persistent tap is deleted with its netns. */
 #include "jail/jail_internal.h"
 
 #include <errno.h>
@@ -122,15 +129,18 @@ struct jail_net_build {
 	const struct jail_net_allow *allow;
 	size_t n_allow;
 	struct jail_net_addr a;
+	const struct jail_tap_owner *owner;  /* NULL: an fd-lived tap */
 	int tap_fd;      /* out */
 	int pinned;      /* out: the netns file is a mount of ours */
 	int veth_made;   /* out */
 	struct err *e;
 };
 
-/* The tap: no persist flag, so the device lives exactly as long as an fd to
- * it (the VMM's). Made in the calling thread's netns. */
-static int jail_tap_open(int *out, struct err *e)
+/* The tap, made in the calling thread's netns. Without owner: no persist
+ * flag, so the device lives exactly as long as an fd to it (the VMM's). With
+ * owner: persistent, and attachable only by that uid and gid. The flags are
+ * the ones Firecracker asks for when it attaches (they must match). */
+static int jail_tap_open(const struct jail_tap_owner *owner, int *out, struct err *e)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -143,6 +153,12 @@ static int jail_tap_open(int *out, struct err *e)
 		int rc = -errno;
 		close(fd);
 		return err_set(e, rc, "creating the tap device in the VM's netns: %s", strerror(-rc));
+	}
+	if (owner && (ioctl(fd, TUNSETOWNER, (unsigned long)owner->uid) ||
+		      ioctl(fd, TUNSETGROUP, (unsigned long)owner->gid) || ioctl(fd, TUNSETPERSIST, 1ul))) {
+		int rc = -errno;
+		close(fd);
+		return err_set(e, rc, "giving the VM's tap to uid %u: %s", (unsigned)owner->uid, strerror(-rc));
 	}
 	*out = fd;
 	return 0;
@@ -191,7 +207,7 @@ static int jail_net_tap(struct jail_net_build *b, struct jail_nl *ns)
 	int rc, idx;
 	if ((rc = jail_nft_apply(b->n, b->allow, b->n_allow, e)) || (rc = jail_nft_verify(b->n, e)))
 		return rc;
-	if ((rc = jail_tap_open(&b->tap_fd, e)) || (rc = jail_ns_forwarding(e)))
+	if ((rc = jail_tap_open(b->owner, &b->tap_fd, e)) || (rc = jail_ns_forwarding(e)))
 		return rc;
 	if ((idx = jail_nl_link_index(ns, JAIL_NS_TAP)) < 0)
 		return err_set(e, idx, "netlink: finding %s: %s", JAIL_NS_TAP, strerror(-idx));
@@ -235,13 +251,14 @@ out:
 	return (void *)(intptr_t)rc;
 }
 
-int jail_net_create(const struct jail_names *n, const struct jail_net_allow *allow, size_t n_allow, int *tap_fd,
-		    struct err *e)
+int jail_net_create(const struct jail_names *n, const struct jail_net_allow *allow, size_t n_allow,
+		    const struct jail_tap_owner *owner, int *tap_fd, struct err *e)
 {
 	*tap_fd = -1;
 	if (!n->slot_claimed)
 		return err_set(e, -EINVAL, "jail: the VM's address slot was not reserved (call jail_net_reserve first)");
-	struct jail_net_build b = { .n = n, .allow = allow, .n_allow = n_allow, .tap_fd = -1, .e = e };
+	struct jail_net_build b = { .n = n, .allow = allow, .n_allow = n_allow, .owner = owner, .tap_fd = -1,
+				    .e = e };
 	jail_slot_addr(n->slot, &b.a);
 	int rc = jail_netns_dir(e);
 	if (rc)
@@ -259,6 +276,11 @@ int jail_net_create(const struct jail_names *n, const struct jail_net_allow *all
 		rc = err_set(e, -rc, "starting the netns builder thread: %s", strerror(rc));
 	else if (!pthread_join(t, &ret))
 		rc = (int)(intptr_t)ret;
+	if (rc == 0 && owner) {
+		/* Persistent: it stays, in the netns, for its owner to attach. */
+		close(b.tap_fd);
+		return 0;
+	}
 	if (rc == 0) {
 		*tap_fd = b.tap_fd;
 		return 0;

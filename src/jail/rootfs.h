@@ -27,6 +27,10 @@ struct rootfs_plan {
 	 * permissions, which the dropped uid cannot open. */
 	int kvm;
 	dev_t kvm_rdev;
+	/* Likewise a /dev/net/tun node for a VMM that opens its tap by name
+	 * (jail_config.tap_by_name; set by jail_spawn). */
+	int tun;
+	dev_t tun_rdev;
 };
 
 /* Test hook: how many loader queries (forks) this process made. */

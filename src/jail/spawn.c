@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -56,6 +57,8 @@ static int jail_check_config(const struct jail_config *c, struct err *e)
 		return err_set(e, -E2BIG, "jail: %zu allow entries, at most %d", c->n_allow, JAIL_ALLOW_MAX);
 	if (c->n_allow && !c->net)
 		return err_set(e, -EINVAL, "jail: an allowlist needs net = 1");
+	if (c->tap_by_name && !c->net)
+		return err_set(e, -EINVAL, "jail: tap_by_name needs net = 1");
 	if (c->net && !c->names->slot_claimed)
 		return err_set(e, -EINVAL, "jail: net = 1 needs a reserved address slot (hint: jail_net_reserve)");
 	for (size_t i = 0; i < c->n_allow; i++)
@@ -109,12 +112,13 @@ int jail_poll(struct jail *j, struct jail_exit *x)
 }
 
 /* Removes <dir> and what the VMM put in it, without following links and with
- * a bounded depth (the VMM only makes sockets and a log there). */
+ * a bounded depth (the VMM makes sockets and a log there; Firecracker's
+ * jailer a chroot: <dir>/jailer/firecracker/<id>/root/run/vm/...). */
 static int jail_rm_tree(int parent, const char *name, int depth)
 {
 	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
 		return 0;
-	if ((errno != EISDIR && errno != EPERM) || depth > 4)
+	if ((errno != EISDIR && errno != EPERM) || depth > 8)
 		return -errno;
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -237,24 +241,37 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	s->j->kmsg_fd = -1;
 	s->j->net = c->net;
 	s->made = 1;
-	if ((rc = jail_prepare_dir(n, e)) ||
-	    (rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
-	    (rc = secpol_compile(c->seccomp, &s->prog, e)))
+	if ((rc = jail_prepare_dir(n, e)))
 		return rc;
-	struct jail_cgroup_limits lim = { c->memory_max_bytes, c->cpu_percent,
-					  c->pids_max ? c->pids_max : JAIL_PIDS_DEFAULT };
-	if ((rc = jail_cgroup_create(n->cgroup, &lim, e)))
-		return rc;
+	/* The network before the root: a bind may name the VM's netns file
+	 * (Firecracker's jailer joins it by path). */
 	if (c->net) {
 		if ((rc = jail_slot_claim(n->id, n->slot, e)))
 			return rc == -EADDRINUSE ? err_set(e, rc, "address slot %u is no longer VM '%s''s", n->slot, n->id) : rc;
-		if ((rc = jail_net_create(n, c->allow, c->n_allow, &s->tap_fd, e)))
+		const struct jail_tap_owner owner = { n->uid, n->gid };
+		if ((rc = jail_net_create(n, c->allow, c->n_allow, c->tap_by_name ? &owner : NULL, &s->tap_fd, e)))
 			return rc;
 		s->net_made = 1;
 		s->netns_fd = open(n->netns_path, O_RDONLY | O_CLOEXEC);
 		if (s->netns_fd < 0)
 			return err_set(e, -errno, "opening %s: %s", n->netns_path, strerror(errno));
 	}
+	if ((rc = rootfs_plan_build(s->plan, c->argv[0], c->binds, c->n_binds, c->kvm_node, e)) ||
+	    (rc = secpol_compile(c->seccomp, &s->prog, e)))
+		return rc;
+	if (c->tap_by_name) {
+		/* The VMM opens /dev/net/tun itself: a node only its uid may open. */
+		struct stat st;
+		if (stat("/dev/net/tun", &st) < 0 || !S_ISCHR(st.st_mode))
+			return err_set(e, -ENODEV, "the VMM opens its tap through /dev/net/tun, which is missing here "
+				       "(hint: modprobe tun)");
+		s->plan->tun = 1;
+		s->plan->tun_rdev = st.st_rdev;
+	}
+	struct jail_cgroup_limits lim = { c->memory_max_bytes, c->cpu_percent,
+					  c->pids_max ? c->pids_max : JAIL_PIDS_DEFAULT };
+	if ((rc = jail_cgroup_create(n->cgroup, &lim, e)))
+		return rc;
 	s->j->kmsg_fd = jail_kmsg_open();
 	s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (s->devnull < 0)
@@ -269,6 +286,7 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 	ch->netns_fd = s->netns_fd;
 	ch->uid = n->uid;
 	ch->gid = n->gid;
+	ch->keep_root = c->vmm_drops_privileges;
 	ch->nofile = JAIL_NOFILE;
 	ch->fsize = c->fsize_max_bytes > JAIL_FSIZE ? c->fsize_max_bytes : JAIL_FSIZE;
 	ch->sync_fd = s->sync_p[0];
@@ -277,11 +295,13 @@ static int jail_spawn_prepare(struct jail_spawn_ctx *s, struct err *e)
 		return err_set(e, -ENAMETOOLONG, "jail: staging path too long");
 	snprintf(ch->kvm_dev, sizeof(ch->kvm_dev), "%s/dev", ch->stage);
 	snprintf(ch->kvm_node, sizeof(ch->kvm_node), "%s/dev/kvm", ch->stage);
+	snprintf(ch->tun_dir, sizeof(ch->tun_dir), "%s/dev/net", ch->stage);
+	snprintf(ch->tun_node, sizeof(ch->tun_node), "%s/dev/net/tun", ch->stage);
 	ch->fds[0] = c->stdin_fd >= 0 ? c->stdin_fd : s->devnull;
 	ch->fds[1] = c->stdout_fd >= 0 ? c->stdout_fd : s->devnull;
 	ch->fds[2] = c->stderr_fd >= 0 ? c->stderr_fd : s->devnull;
 	ch->n_fds = 3;
-	if (c->net)
+	if (c->net && !c->tap_by_name)
 		ch->fds[ch->n_fds++] = s->tap_fd;
 	for (size_t i = 0; i < c->n_pass_fds; i++)
 		ch->fds[ch->n_fds++] = c->pass_fds[i];

@@ -75,6 +75,8 @@ struct vm_launch_plan {
 	uint64_t memory_max_bytes;
 	unsigned cpu_percent;
 	uint64_t fsize_max_bytes;    /* the largest file the VMM writes (a scratch disk); 0: default */
+	int tap_by_name;             /* with a NIC: the VMM opens JAIL_TAP_NAME itself (jail_config.tap_by_name) */
+	int vmm_drops_privileges;    /* jail_config.vmm_drops_privileges (Firecracker's jailer) */
 };
 
 /* The backend-neutral view of one VM that ops receive. */

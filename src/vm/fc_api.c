@@ -70,10 +70,13 @@ int fc_api_boot_sequence(const struct fc_boot_config *c, struct fc_api_req out[F
 			 json_pack("{s:i, s:s}", "guest_cid", (json_int_t)c->guest_cid, "uds_path",
 				   c->vsock_uds), e)) < 0)
 		goto fail;
-	if (c->tap_name &&
-	    (rc = fc_req(&out[(*n)++], "PUT", "/network-interfaces/eth0",
-			 json_pack("{s:s, s:s}", "iface_id", "eth0", "host_dev_name", c->tap_name), e)) < 0)
-		goto fail;
+	if (c->tap_name) {
+		json_t *nic = json_pack("{s:s, s:s}", "iface_id", "eth0", "host_dev_name", c->tap_name);
+		if (nic && c->guest_mac)
+			json_object_set_new(nic, "guest_mac", json_string(c->guest_mac));
+		if ((rc = fc_req(&out[(*n)++], "PUT", "/network-interfaces/eth0", nic, e)) < 0)
+			goto fail;
+	}
 	if ((rc = fc_req(&out[(*n)++], "PUT", "/entropy", json_object(), e)) < 0)
 		goto fail;
 	if ((rc = fc_req(&out[(*n)++], "PUT", "/actions",

@@ -48,6 +48,7 @@ struct fc_boot_config {
 	unsigned guest_cid;          /* >= 3 */
 	const char *vsock_uds;
 	const char *tap_name;        /* NULL: no NIC */
+	const char *guest_mac;       /* with tap_name: "xx:xx:xx:xx:xx:xx", or NULL for Firecracker's choice */
 };
 
 /* A restore from a snapshot (paths inside the jail). */

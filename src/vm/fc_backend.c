@@ -16,7 +16,12 @@
  * leaves the guest paused and a new directory at path holding vmstate and
  * mem (Firecracker writes them into the VM directory, the pool moves them
  * out); vm_options.restore_from names such a directory, bound read-only into
- * the jail and loaded before any other configuration. */
+ * the jail and loaded before any other configuration.
+ *
+ * With Firecracker's jailer configured (fc_jailer.c) the jail starts the
+ * jailer, which starts Firecracker in a chroot inside the VM directory; the
+ * host side of every path then lies in that chroot, and its files are put
+ * there on the pool before the API socket is awaited. */
 #include "vm/fc_backend.h"
 
 #include <errno.h>
@@ -32,6 +37,7 @@
 #include "core/log.h"
 #include "vm/accel.h"
 #include "vm/fc_api.h"
+#include "vm/fc_jailer.h"
 #include "vm/fc_seccomp.h"
 #include "vm/launch.h"
 #include "vm/qemu.h"
@@ -55,6 +61,12 @@
 /* Where Firecracker writes a snapshot before it is moved to the caller's path. */
 #define FC_SAVE_SUBDIR "snapshot-save"
 #define FC_SAVE_CHUNK (1u << 20)
+/* A saved snapshot is ours and read-only to everyone else: a restore binds
+ * the directory into a jail whose VMM runs as another, per-VM uid, and
+ * Firecracker opens vmstate and mem by path. Keep it under a private
+ * directory (templates live under a 0700 one), which the bind bypasses. */
+#define FC_SNAP_DIR_MODE 0755
+#define FC_SNAP_FILE_MODE 0644
 
 enum fc_phase { FC_IDLE, FC_WAIT_API, FC_CONFIGURING, FC_VSOCK, FC_DONE };
 
@@ -71,9 +83,19 @@ struct fc_state {
 	void *ctx;
 	uint64_t deadline;
 	unsigned cpus, memory_mib;
-	char dir[300];
-	char api_path[320], vsock_path[320];
+	char dir[PATH_MAX - 64];   /* the host side of Firecracker's /run/vm */
+	char api_path[PATH_MAX], vsock_path[PATH_MAX];
 	char boot_args[1200];
+	/* Firecracker's jailer: the chroot (host path), what goes into it. */
+	int jailer;
+	char chroot_root[PATH_MAX - 128];
+	char kernel[PATH_MAX], initrd[PATH_MAX];
+	uid_t uid;
+	gid_t gid;
+	struct fc_jailer_place *place;
+	unsigned connect_ms;
+	int net;             /* a NIC: JAIL_TAP_NAME in the VM's netns */
+	char guest_mac[18];
 	/* A restore (snapshot_load before connect). */
 	char restore_dir[PATH_MAX];
 	vm_backend_cb restore_done;
@@ -156,10 +178,9 @@ int fc_plan_launch(const struct vm_backend_spec *spec, const char *filter, struc
 	if (fc_binary_find(bin, sizeof(bin)) < 0)
 		return err_set(e, -ENOENT, "no firecracker binary (hint: put it on PATH or set "
 			       "IRONCLAW_FIRECRACKER; docs/backends.md says how to install it)");
-	if (spec->tap_fd >= 0)
-		return err_set(e, -ENOTSUP, "--net with Firecracker is not supported yet: Firecracker opens "
-			       "its tap by name through /dev/net/tun, which the jail does not provide "
-			       "(hint: use --backend qemu for networked VMs)");
+	/* --net: Firecracker opens the tap by name; the jail makes it persistent
+	 * and owned by the VMM's uid and gives it /dev/net/tun (tap_by_name). */
+	plan->tap_by_name = spec->tap_fd >= 0;
 	size_t used = 0, argc = 0;
 	const char *args[] = { bin, "--api-sock", FC_JAIL_API, "--id", spec->id,
 			       filter ? "--seccomp-filter" : NULL, filter ? FC_JAIL_FILTER : NULL };
@@ -217,7 +238,31 @@ static int fc_plan(struct vm_backend_vm *bv, const struct vm_backend_spec *spec,
 	if (filter && access(filter, R_OK) < 0)
 		return err_set(e, -errno, "cannot read the compiled seccomp filter %s (IRONCLAW_FC_SECCOMP_FILTER): %s",
 			       filter, strerror(errno));
-	int rc = fc_plan_launch(spec, filter, plan, e);
+	char jailer[PATH_MAX], bin[PATH_MAX];
+	struct err je = { 0 };
+	int rc = fc_jailer_find(jailer, sizeof(jailer), &je);
+	if (rc < 0 && rc != -ENOENT) {
+		*e = je;
+		return rc;
+	}
+	st->jailer = rc == 0;
+	if (!st->jailer) {
+		rc = fc_plan_launch(spec, filter, plan, e);
+	} else if (fc_binary_find(bin, sizeof(bin)) < 0) {
+		rc = err_set(e, -ENOENT, "no firecracker binary for the jailer to exec (hint: put it on PATH or set "
+			     "IRONCLAW_FIRECRACKER)");
+	} else {
+		struct jail_names names;
+		if ((rc = jail_names_make(spec->id, &names, e)) == 0 &&
+		    (rc = fc_jailer_root(spec->dir, bin, spec->id, st->chroot_root, sizeof(st->chroot_root))) < 0)
+			err_set(e, rc, "the jailer's chroot path is too long");
+		if (rc == 0)
+			rc = fc_jailer_plan(spec, jailer, bin, filter, plan, e);
+		st->uid = names.uid;
+		st->gid = names.gid;
+		snprintf(st->kernel, sizeof(st->kernel), "%s", spec->kernel);
+		snprintf(st->initrd, sizeof(st->initrd), "%s", spec->initrd);
+	}
 	if (rc < 0)
 		return rc;
 	if (spec->restore && spec->restore_from && !st->restore_dir[0]) {
@@ -231,12 +276,23 @@ static int fc_plan(struct vm_backend_vm *bv, const struct vm_backend_spec *spec,
 	if (st->restore_dir[0]) {
 		if ((rc = fc_snapshot_check(st->restore_dir, e)) < 0)
 			return rc;
-		if (plan->n_binds >= VM_PLAN_BINDS_MAX)
+		if (st->jailer)
+			;   /* linked into the chroot by the placement job */
+		else if (plan->n_binds >= VM_PLAN_BINDS_MAX)
 			return err_set(e, -E2BIG, "too many binds");
 		plan->binds[plan->n_binds++] = (struct jail_bind){ st->restore_dir, FC_JAIL_SNAPSHOT, 0 };
 	}
 	st->cpus = spec->cpus;
 	st->memory_mib = spec->memory_mib;
+	st->net = spec->tap_fd >= 0;
+	if (st->net) {
+		/* Locally administered, unicast, stable per VM id (FNV-1a). */
+		uint64_t h = 1469598103934665603ull;
+		for (const char *p = spec->id; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		snprintf(st->guest_mac, sizeof(st->guest_mac), "06:fc:%02x:%02x:%02x:%02x", (unsigned)(h >> 24) & 0xff,
+			 (unsigned)(h >> 16) & 0xff, (unsigned)(h >> 8) & 0xff, (unsigned)h & 0xff);
+	}
 	snprintf(st->boot_args, sizeof(st->boot_args), "console=ttyS0 reboot=k panic=1 pci=off%s%s",
 		 spec->cmdline_extra ? " " : "", spec->cmdline_extra ? spec->cmdline_extra : "");
 	return 0;
@@ -323,7 +379,7 @@ static void fc_on_configured(void *ctx, const struct err *e)
  * the VMM's (it runs as the VM directory's owner, not as us). */
 static int fc_make_file(struct fc_state *st, const char *name, struct err *e)
 {
-	char path[400];
+	char path[PATH_MAX + 32];
 	struct stat d;
 	snprintf(path, sizeof(path), "%s/%s", st->dir, name);
 	if (stat(st->dir, &d) < 0)
@@ -362,6 +418,7 @@ static void fc_on_api_socket(void *ctx, int fd, const struct err *ue)
 			.log_path = FC_JAIL_LOG, .metrics_path = FC_JAIL_METRICS, .vcpus = st->cpus,
 			.mem_mib = st->memory_mib, .kernel = FC_JAIL_KERNEL, .initrd = FC_JAIL_INITRD,
 			.boot_args = st->boot_args, .guest_cid = FC_GUEST_CID, .vsock_uds = FC_JAIL_VSOCK,
+			.tap_name = st->net ? JAIL_TAP_NAME : NULL, .guest_mac = st->net ? st->guest_mac : NULL,
 		};
 		rc = fc_api_boot_sequence(&c, reqs, &n, &e);
 	}
@@ -375,26 +432,54 @@ static void fc_on_api_socket(void *ctx, int fd, const struct err *ue)
 		fc_fail(st, &e);
 }
 
+/* The files exist (the VM directory, or the jailer's chroot): wait for the API. */
+static int fc_connect_api(struct fc_state *st, struct err *e)
+{
+	int rc;
+	if ((rc = fc_make_file(st, "console.log", e)) < 0 || (rc = fc_make_file(st, "metrics.json", e)) < 0)
+		return rc;
+	st->phase = FC_WAIT_API;
+	return unix_connect_start(st->loop, st->api_path, fc_left_ms(st), fc_on_api_socket, st, &st->api_wait, e);
+}
+
+static void fc_on_placed(void *ctx, const struct err *pe)
+{
+	struct fc_state *st = ctx;
+	st->place = NULL;
+	struct err e = { 0 };
+	if (pe) {
+		e = *pe;
+		err_wrap(&e, "preparing the jailer's chroot");
+		fc_fail(st, &e);
+	} else if (fc_connect_api(st, &e) < 0) {
+		fc_fail(st, &e);
+	}
+}
+
 static int fc_connect(struct vm_backend_vm *bv, unsigned deadline_ms, vm_connect_cb done, void *ctx,
 		      struct err *e)
 {
 	struct fc_state *st = bv->state;
-	int rc;
 	st->loop = bv->loop;
 	st->done = done;
 	st->ctx = ctx;
-	snprintf(st->dir, sizeof(st->dir), "%s", bv->dir);
-	snprintf(st->api_path, sizeof(st->api_path), "%s/fc.sock", bv->dir);
-	snprintf(st->vsock_path, sizeof(st->vsock_path), "%s/v.sock", bv->dir);
+	/* Under the jailer, Firecracker's /run/vm is the chroot's. */
+	if (st->jailer)
+		snprintf(st->dir, sizeof(st->dir), "%s/run/vm", st->chroot_root);
+	else
+		snprintf(st->dir, sizeof(st->dir), "%s", bv->dir);
+	snprintf(st->api_path, sizeof(st->api_path), "%s/fc.sock", st->dir);
+	snprintf(st->vsock_path, sizeof(st->vsock_path), "%s/v.sock", st->dir);
 	uv_update_time(bv->loop);
 	st->deadline = uv_now(bv->loop) + deadline_ms;
-	if ((rc = fc_make_file(st, "console.log", e)) < 0 || (rc = fc_make_file(st, "metrics.json", e)) < 0)
-		return rc;
 	uv_timer_init(bv->loop, &st->grace);
 	st->grace.data = st;
 	st->grace_init = 1;
+	if (!st->jailer)
+		return fc_connect_api(st, e);
 	st->phase = FC_WAIT_API;
-	return unix_connect_start(bv->loop, st->api_path, deadline_ms, fc_on_api_socket, st, &st->api_wait, e);
+	return fc_jailer_place_start(bv->loop, st->chroot_root, st->uid, st->gid, st->kernel, st->initrd,
+				     st->restore_dir[0] ? st->restore_dir : NULL, fc_on_placed, st, &st->place, e);
 }
 
 static enum vm_readiness fc_readiness(struct vm_backend_vm *bv)
@@ -458,19 +543,19 @@ struct fc_save_job {
 };
 
 /* Pool: one file from the VM directory to the caller's directory, ours and
- * 0600. rename when both are on one filesystem; a copy otherwise (the VM
+ * 0644. rename when both are on one filesystem; a copy otherwise (the VM
  * directory is under /run, a template under the cache directory). */
 static int fc_save_move(const char *from, const char *to, struct err *e)
 {
 	if (rename(from, to) == 0)
-		return chown(to, getuid(), getgid()) < 0 || chmod(to, 0600) < 0
+		return chown(to, getuid(), getgid()) < 0 || chmod(to, FC_SNAP_FILE_MODE) < 0
 			       ? err_set(e, -errno, "%s: %s", to, strerror(errno)) : 0;
 	if (errno != EXDEV)
 		return err_set(e, -errno, "moving %s to %s: %s", from, to, strerror(errno));
 	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return err_set(e, -errno, "%s: %s", from, strerror(errno));
-	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FC_SNAP_FILE_MODE);
 	if (out < 0) {
 		int rc = -errno;
 		close(in);
@@ -520,7 +605,7 @@ static void fc_save_job_run(uv_work_t *w)
 	struct fc_save_job *j = w->data;
 	static const char *const parts[] = { "vmstate", "mem" };
 	char a[PATH_MAX + 16], b[PATH_MAX + 16];
-	if (mkdir(j->to, 0700) < 0) {
+	if (mkdir(j->to, FC_SNAP_DIR_MODE) < 0 || chmod(j->to, FC_SNAP_DIR_MODE) < 0) {
 		err_set(&j->e, -errno, "creating the snapshot directory %s: %s", j->to, strerror(errno));
 		rmdir(j->from);
 		return;
@@ -591,10 +676,12 @@ static int fc_snapshot_save(struct vm_backend_vm *bv, const char *path, vm_backe
 		return -EEXIST;
 	if (st->save_job)
 		return -EBUSY;
-	char where[PATH_MAX];
-	snprintf(where, sizeof(where), "%s/" FC_SAVE_SUBDIR, bv->dir);
+	char where[PATH_MAX + 32];
+	/* Where Firecracker's /run/vm is on the host (the VM directory, or the
+	 * jailer's chroot). */
+	snprintf(where, sizeof(where), "%s/" FC_SAVE_SUBDIR, st->dir);
 	struct stat d;
-	if (stat(bv->dir, &d) < 0)
+	if (stat(st->dir, &d) < 0)
 		return -errno;
 	/* Firecracker runs as the VM directory's owner and writes only there. */
 	if (mkdir(where, 0700) < 0 && errno != EEXIST)
@@ -672,6 +759,8 @@ static void fc_release(struct vm_backend_vm *bv)
 	st->save_job = NULL;
 	unix_connect_cancel(st->api_wait);
 	st->api_wait = NULL;
+	fc_jailer_place_cancel(st->place);
+	st->place = NULL;
 	vsock_connect_cancel(st->vsock);
 	st->vsock = NULL;
 	fc_api_close(st->api);

@@ -24,7 +24,9 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
@@ -151,4 +153,73 @@ static const struct jail_seccomp_policy fc_policy = {
 const struct jail_seccomp_policy *fc_seccomp_policy(void)
 {
 	return &fc_policy;
+}
+
+/* Under Firecracker's jailer the filter is loaded before the jail execs the
+ * jailer, as root, and stays in force when the jailer execs Firecracker: it
+ * must also allow the jailer's documented setup (docs/jailer.md in
+ * Firecracker's source: validate paths, close inherited fds, create and
+ * populate the chroot, copy the exec file, mknod /dev/kvm and /dev/net/tun,
+ * chown, a new mount namespace, pivot_root, chroot, join the netns, drop to
+ * --uid/--gid, exec). By the time Firecracker runs it has no capability left
+ * to use any of these (the jailer's setresuid to a non-zero uid cleared
+ * them), and Firecracker's own per-thread filters refuse them too. */
+static const struct jail_seccomp_rule fc_jailer_extra[] = {
+	ALLOW("mount", "jailer: MS_PRIVATE|MS_REC on /, the chroot bound onto itself"),
+	ALLOW("umount2", "jailer: detaching the old root after pivot_root"),
+	ALLOW("pivot_root", "jailer: into the chroot"),
+	ALLOW("chroot", "jailer: chroot(\".\") after pivot_root"),
+	ALLOW("chdir", "jailer: into the chroot"),
+	ALLOW("mkdir", "jailer: the chroot, /dev, /dev/net, /run inside it"),
+	ALLOW("mkdirat", "jailer: as mkdir (Rust's create_dir_all)"),
+	ALLOW("rmdir", "jailer: removing old_root"),
+	ALLOW("mknod", "jailer: /dev/kvm and /dev/net/tun in the chroot"),
+	ALLOW("mknodat", "jailer: as mknod"),
+	ALLOW("chown", "jailer: the chroot, its /dev nodes and folders to --uid/--gid"),
+	ALLOW("fchownat", "jailer: as chown"),
+	ALLOW("chmod", "jailer: folder permissions (0700)"),
+	ALLOW("fchmod", "jailer: the copied exec file's mode"),
+	ALLOW("fchmodat", "jailer: as chmod"),
+	ALLOW("copy_file_range", "jailer: copying the exec file into the chroot"),
+	ALLOW("sendfile", "jailer: the copy's fallback"),
+	ALLOW("getdents64", "jailer: closing inherited fds listed in /proc/self/fd"),
+	ALLOW("close_range", "jailer: closing inherited fds"),
+	ALLOW("readlinkat", "jailer: canonicalizing --exec-file and --chroot-base-dir"),
+	ALLOW("faccessat2", "jailer: path checks"),
+	ALLOW("setrlimit", "jailer: its --resource-limit defaults (no-file)"),
+	ARG_EQ("unshare", 0, CLONE_NEWNS, "jailer: a mount namespace of its own for the chroot (nothing else)"),
+	ARG_EQ("setns", 1, CLONE_NEWNET, "jailer: --netns, the VM's network namespace (already ours: a no-op)"),
+	ALLOW("setsid", "jailer: --daemonize (not passed; harmless)"),
+	ALLOW("dup2", "jailer: --daemonize's redirections (not passed; harmless)"),
+	ALLOW("dup3", "jailer: as dup2"),
+	ALLOW("setgroups", "jailer: dropping supplementary groups"),
+	ALLOW("setresgid", "jailer: dropping to --gid"),
+	ALLOW("setresuid", "jailer: dropping to --uid"),
+	ALLOW("setgid", "jailer: dropping to --gid"),
+	ALLOW("setuid", "jailer: dropping to --uid"),
+	ALLOW("getuid", "jailer"),
+	ALLOW("geteuid", "jailer"),
+	ALLOW("getgid", "jailer"),
+	ALLOW("getegid", "jailer"),
+	ALLOW("getppid", "jailer"),
+};
+
+#define FC_N_RULES (sizeof(fc_rules) / sizeof(fc_rules[0]))
+#define FC_N_EXTRA (sizeof(fc_jailer_extra) / sizeof(fc_jailer_extra[0]))
+static struct jail_seccomp_rule fc_jailer_rules[FC_N_RULES + FC_N_EXTRA];
+static struct jail_seccomp_policy fc_jailer_pol = {
+	"Firecracker under its jailer", fc_jailer_rules, FC_N_RULES + FC_N_EXTRA,
+};
+static pthread_once_t fc_jailer_once = PTHREAD_ONCE_INIT;
+
+static void fc_jailer_init(void)
+{
+	memcpy(fc_jailer_rules, fc_rules, sizeof(fc_rules));
+	memcpy(fc_jailer_rules + FC_N_RULES, fc_jailer_extra, sizeof(fc_jailer_extra));
+}
+
+const struct jail_seccomp_policy *fc_seccomp_jailer_policy(void)
+{
+	pthread_once(&fc_jailer_once, fc_jailer_init);
+	return &fc_jailer_pol;
 }

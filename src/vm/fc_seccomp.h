@@ -9,5 +9,8 @@
 
 /* Static, borrowed; safe from any thread. */
 const struct jail_seccomp_policy *fc_seccomp_policy(void);
+/* The same policy plus what Firecracker's jailer does before it execs
+ * Firecracker (the filter is loaded before the jailer runs and stays). */
+const struct jail_seccomp_policy *fc_seccomp_jailer_policy(void);
 
 #endif

@@ -100,6 +100,109 @@ static int template_sha256_file(const char *path, char hex[65], uint64_t *size, 
 	return rc;
 }
 
+static int template_hash_input(const char *root, const char *path, char hex[65], struct err *e);
+
+/* A state that is a directory (Firecracker's vmstate and mem): its regular
+ * files in name order, at most this many. */
+#define TEMPLATE_STATE_PARTS 8
+
+static int template_state_parts(const char *dir, char names[TEMPLATE_STATE_PARTS][64], size_t *n,
+				struct err *e)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return err_set(e, -errno, "opening %s: %s", dir, strerror(errno));
+	struct dirent *de;
+	int rc = 0;
+	*n = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == TEMPLATE_STATE_PARTS || strlen(de->d_name) >= 64)
+			rc = err_set(e, -E2BIG, "the state directory %s holds more than its snapshot", dir);
+		else
+			memcpy(names[(*n)++], de->d_name, strlen(de->d_name) + 1);   /* < 64, checked */
+	}
+	closedir(d);
+	for (size_t i = 1; i < *n; i++)   /* insertion sort: a handful of names */
+		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			char t[64];
+			memcpy(t, names[j], 64);
+			memcpy(names[j], names[j - 1], 64);
+			memcpy(names[j - 1], t, 64);
+		}
+	return rc;
+}
+
+/* The state's size and SHA-256: a file's own, or for a directory the SHA-256
+ * of one "name sha256 size" line per file (each file's hash memoised under
+ * memo_root when given). */
+static int template_state_hash(const char *memo_root, const char *state, char hex[65], uint64_t *size,
+			       struct err *e)
+{
+	struct stat st;
+	if (stat(state, &st) < 0)
+		return err_set(e, -errno, "%s: %s", state, strerror(errno));
+	if (!S_ISDIR(st.st_mode)) {
+		if (size)
+			*size = (uint64_t)st.st_size;
+		return memo_root ? template_hash_input(memo_root, state, hex, e)
+				 : template_sha256_file(state, hex, size, e);
+	}
+	char names[TEMPLATE_STATE_PARTS][64], text[TEMPLATE_STATE_PARTS * 160] = "";
+	size_t n = 0, off = 0;
+	uint64_t total = 0;
+	int rc = template_state_parts(state, names, &n, e);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char p[VM_TEMPLATE_PATH_MAX + 96], h[65];
+		snprintf(p, sizeof(p), "%s/%s", state, names[i]);
+		if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+			return err_set(e, -EBADMSG, "%s is not a regular file", p);
+		if ((rc = memo_root ? template_hash_input(memo_root, p, h, e) : template_sha256_file(p, h, NULL, e)) < 0)
+			return rc;
+		total += (uint64_t)st.st_size;
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s %s %llu\n", names[i], h,
+					(unsigned long long)st.st_size);
+	}
+	if (rc < 0)
+		return rc;
+	if (n == 0)
+		return err_set(e, -EBADMSG, "the state directory %s is empty", state);
+	unsigned char d[32];
+	unsigned dl = 0;
+	if (EVP_Digest(text, off, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32)
+		return err_set(e, -EIO, "hashing %s failed", state);
+	template_hex(d, 32, hex);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+/* The state's size without hashing it (the cheap check before the hash). */
+static int template_state_size(const char *state, uint64_t *size)
+{
+	struct stat st;
+	if (stat(state, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	char names[TEMPLATE_STATE_PARTS][64];
+	size_t n = 0;
+	struct err e = { 0 };
+	int rc = template_state_parts(state, names, &n, &e);
+	*size = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char p[VM_TEMPLATE_PATH_MAX + 96];
+		snprintf(p, sizeof(p), "%s/%s", state, names[i]);
+		if (stat(p, &st) < 0)
+			return -errno;
+		*size += (uint64_t)st.st_size;
+	}
+	return rc;
+}
+
 /* The file's hash, memoised by what stat says about it: a file replaced or
  * rewritten has another inode, size, mtime or ctime. */
 static int template_hash_input(const char *root, const char *path, char hex[65], struct err *e)
@@ -146,7 +249,7 @@ static int template_hash_input(const char *root, const char *path, char hex[65],
 
 /* The VMM command line for the shape, as every clone of it runs it (jail
  * paths only): part of the key, because the saved devices must match it. */
-static int template_argv_text(const struct vm_template *t, enum vm_accel accel, char *out,
+static int template_argv_text(const struct vm_template *t, int is_qemu, enum vm_accel accel, char *out,
 			      size_t len, struct err *e)
 {
 	/* An image VM's command line as vm.c makes it (the guest switches root
@@ -157,10 +260,17 @@ static int template_argv_text(const struct vm_template *t, enum vm_accel accel, 
 					.root_image = t->root_image[0] ? t->root_image : NULL,
 					.cmdline_extra = t->root_image[0] ? "ironclaw.root=1" : NULL };
 	static __thread struct vm_launch_plan plan;
-	int rc = qemu_plan_launch(&spec, &plan, e);
+	int rc = is_qemu ? qemu_plan_launch(&spec, &plan, e) : fc_plan_launch(&spec, NULL, &plan, e);
 	if (rc < 0)
 		return rc;
 	size_t off = 0;
+	if (!is_qemu) {
+		/* Firecracker's shape is in its API configuration, not its argv. */
+		int n = snprintf(out, len, "machine vcpus %u mem_mib %u\n", t->cpus, t->memory_mib);
+		if (n < 0 || (size_t)n >= len)
+			return err_set(e, -E2BIG, "VMM command line too long");
+		off = (size_t)n;
+	}
 	for (size_t i = 0; plan.argv[i]; i++) {
 		int n = snprintf(out + off, len - off, "%s\n", plan.argv[i]);
 		if (n < 0 || (size_t)n >= len - off)
@@ -192,6 +302,9 @@ int vm_template_key(const struct vm_template_shape *s, struct vm_template *t, st
 	 * offered to Firecracker, nor the other way round. */
 	const char *backend = s->backend ? s->backend : "qemu";
 	int is_qemu = !strcmp(backend, "qemu");
+	if (!is_qemu && strcmp(backend, "firecracker"))
+		return err_set(e, -EINVAL, "templates are kept for qemu and firecracker, not '%.32s'", backend);
+	snprintf(t->backend, sizeof(t->backend), "%s", backend);
 	char vmm[4096] = QEMU_BINARY;
 	if (!is_qemu && fc_binary_find(vmm, sizeof(vmm)) < 0)
 		return err_set(e, -ENOENT, "no %s binary to key a template by", backend);
@@ -212,7 +325,7 @@ int vm_template_key(const struct vm_template_shape *s, struct vm_template *t, st
 			 VM_TEMPLATE_FORMAT, hk, hi, hq, t->root_image[0] ? "root-image " : "",
 			 t->root_image[0] ? hr : "", t->root_image[0] ? "\n" : "",
 			 is_qemu ? "" : "backend ", is_qemu ? "" : backend, is_qemu ? "" : "\n");
-	if ((rc = template_argv_text(t, v.accel, text + n, sizeof(text) - (size_t)n, e)) < 0)
+	if ((rc = template_argv_text(t, is_qemu, v.accel, text + n, sizeof(text) - (size_t)n, e)) < 0)
 		return rc;
 	unsigned char d[32];
 	unsigned dl = 0;
@@ -239,12 +352,12 @@ static int template_read_manifest(const char *dir, struct vm_template *t, char s
 		return err_set(e, -EBADMSG, "its manifest is not valid JSON (%.100s)", je.text);
 	}
 	json_int_t fmt = 0, cpus = 0, mem = 0, bytes = -1, created = 0;
-	const char *key = NULL, *k = NULL, *i = NULL, *h = NULL, *r = "";
+	const char *key = NULL, *k = NULL, *i = NULL, *h = NULL, *r = "", *b = "qemu";
 	double save_ms = 0;
-	int rc = json_unpack(m, "{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s?F,s?s}", "format", &fmt,
+	int rc = json_unpack(m, "{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s?F,s?s,s?s}", "format", &fmt,
 			     "key", &key, "kernel", &k, "initrd", &i, "cpus", &cpus,
 			     "memory_mib", &mem, "state_bytes", &bytes, "state_sha256", &h,
-			     "created", &created, "save_ms", &save_ms, "root_image", &r);
+			     "created", &created, "save_ms", &save_ms, "root_image", &r, "backend", &b);
 	if (rc < 0 || fmt != VM_TEMPLATE_FORMAT || strlen(key) != VM_TEMPLATE_KEY_LEN ||
 	    strlen(h) != 64 || cpus <= 0 || cpus > 1024 || mem <= 0 || mem > (1 << 24) || bytes < 0) {
 		json_decref(m);
@@ -254,6 +367,7 @@ static int template_read_manifest(const char *dir, struct vm_template *t, char s
 	snprintf(t->kernel, sizeof(t->kernel), "%s", k);
 	snprintf(t->initrd, sizeof(t->initrd), "%s", i);
 	snprintf(t->root_image, sizeof(t->root_image), "%s", r);
+	snprintf(t->backend, sizeof(t->backend), "%s", b);
 	t->cpus = (unsigned)cpus;
 	t->memory_mib = (unsigned)mem;
 	t->state_bytes = (uint64_t)bytes;
@@ -273,15 +387,15 @@ int vm_template_write_manifest(const struct vm_template *t, const char *dir, str
 	char sha[65];
 	uint64_t size = 0;
 	snprintf(state, sizeof(state), "%s/state", dir);
-	int rc = template_sha256_file(state, sha, &size, e);
+	int rc = template_state_hash(NULL, state, sha, &size, e);
 	if (rc < 0)
 		return rc;
-	json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:s,s:I,s:f}", "format",
+	json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:s,s:I,s:f,s:s}", "format",
 			      VM_TEMPLATE_FORMAT, "key", t->key, "kernel", t->kernel, "initrd",
 			      t->initrd, "root_image", t->root_image, "cpus", (int)t->cpus,
 			      "memory_mib", (int)t->memory_mib, "state_bytes", (json_int_t)size,
 			      "state_sha256", sha, "created", (json_int_t)time(NULL), "save_ms",
-			      t->save_ms);
+			      t->save_ms, "backend", t->backend[0] ? t->backend : "qemu");
 	snprintf(path, sizeof(path), "%s/manifest.json", dir);
 	rc = m && json_dump_file(m, path, JSON_INDENT(2)) == 0 ? 0 : -EIO;
 	json_decref(m);
@@ -301,12 +415,12 @@ static int template_check(const char *dir, struct vm_template *t, struct err *e)
 	int rc = template_read_manifest(dir, t, want, e);
 	if (rc < 0)
 		return rc;
-	struct stat st;
-	if (stat(t->state, &st) < 0)
-		return err_set(e, -EBADMSG, "its state file is missing (%s)", strerror(errno));
-	if ((uint64_t)st.st_size != t->state_bytes)
-		return err_set(e, -EBADMSG, "its state file is truncated or grown: %lld bytes, the manifest says %llu",
-			       (long long)st.st_size, (unsigned long long)t->state_bytes);
+	uint64_t size = 0;
+	if ((rc = template_state_size(t->state, &size)) < 0)
+		return err_set(e, -EBADMSG, "its state file is missing (%s)", strerror(-rc));
+	if (size != t->state_bytes)
+		return err_set(e, -EBADMSG, "its state file is truncated or grown: %llu bytes, the manifest says %llu",
+			       (unsigned long long)size, (unsigned long long)t->state_bytes);
 	/* Memoised like the inputs: a write to the file (a flipped byte, a
 	 * truncation) changes its mtime and ctime, so it is hashed again. */
 	char root[VM_TEMPLATE_PATH_MAX];
@@ -314,7 +428,7 @@ static int template_check(const char *dir, struct vm_template *t, struct err *e)
 	char *slash = strrchr(root, '/');
 	if (slash)
 		*slash = '\0';
-	if ((rc = template_hash_input(root, t->state, got, e)) < 0)
+	if ((rc = template_state_hash(root, t->state, got, NULL, e)) < 0)
 		return rc;
 	if (strcmp(want, got))
 		return err_set(e, -EBADMSG, "its state file is corrupt (SHA-256 %.12s, the manifest says %.12s)",
@@ -356,7 +470,7 @@ static int template_is_key(const char *name)
 	return 1;
 }
 
-static int template_remove_dir(const char *dir, struct err *e)
+static int template_remove_tree(const char *dir, int depth, struct err *e)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -367,12 +481,19 @@ static int template_remove_dir(const char *dir, struct err *e)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);   /* a template holds files only */
+		/* A template holds files, and its state may be a directory of files. */
+		if (unlink(p) < 0 && (errno == EISDIR || errno == EPERM) && depth == 0)
+			template_remove_tree(p, 1, NULL);
 	}
 	closedir(d);
 	if (rmdir(dir) < 0)
 		return err_set(e, -errno, "removing %s: %s", dir, strerror(errno));
 	return 0;
+}
+
+static int template_remove_dir(const char *dir, struct err *e)
+{
+	return template_remove_tree(dir, 0, e);
 }
 
 int vm_template_remove_dir(const char *dir, struct err *e)
@@ -386,7 +507,7 @@ static int template_stale(const struct vm_template *t)
 	struct vm_template now;
 	struct err e = { 0 };
 	struct vm_template_shape s = { t->kernel, t->initrd, t->cpus, t->memory_mib,
-				       t->root_image[0] ? t->root_image : NULL, NULL };
+				       t->root_image[0] ? t->root_image : NULL, t->backend[0] ? t->backend : NULL };
 	return vm_template_key(&s, &now, &e) < 0 || strcmp(now.key, t->key) != 0;
 }
 

@@ -13,7 +13,10 @@
  * ~/.cache/ironclaw/templates, the accelerator cache's neighbour):
  *
  *   <key>/manifest.json   what it was made from, the state's size and SHA-256
- *   <key>/state           the VMM's saved state (QEMU's migration stream)
+ *   <key>/state           the VMM's saved state: QEMU's migration stream (a
+ *                         file), or Firecracker's snapshot (a directory with
+ *                         vmstate and mem); the manifest's size and SHA-256
+ *                         cover every file in it
  *
  * A clone never writes its template: the host opens the state read-only and
  * hands the VMM only that descriptor (snapshot_qemu.h), so nothing of the
@@ -56,6 +59,7 @@ struct vm_template {
 	char state[VM_TEMPLATE_PATH_MAX + 16];   /* pass as vm_options.restore_from */
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
 	char root_image[VM_TEMPLATE_PATH_MAX];   /* "" when none */
+	char backend[16];                   /* the backend that saved it ("qemu", "firecracker") */
 	unsigned cpus, memory_mib;
 	uint64_t state_bytes;
 	long long created;                  /* Unix time */

@@ -5,9 +5,12 @@
  * its state into <templates>/.build-<pid>-<n>/state. The VM is resumed and
  * destroyed; then, on the pool, the state is hashed, the manifest written and
  * the directory renamed to <key>: the rename is what publishes a template, so
- * a crash mid-build leaves only a .build- directory that prune removes. */
+ * a crash mid-build leaves only a .build- directory that prune removes.
+ * The VM runs on the shape's backend; vm_snapshot_save writes whatever that
+ * backend's state is (QEMU: a file; Firecracker: a directory) at state. */
 #include "vm/template.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@ struct tfind {
 	struct vm_template_shape shape;
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
 	char root_image[VM_TEMPLATE_PATH_MAX];
+	char backend[16];
 	struct vm_template t;
 	struct err e;
 	int rc;
@@ -47,9 +51,13 @@ static void tfind_done(uv_work_t *w, int status)
 
 /* Copies the shape's strings: the job reads them on another thread later. */
 static void template_copy_shape(const struct vm_template_shape *in, struct vm_template_shape *out,
-				char *kernel, char *initrd, char *root_image)
+				char *kernel, char *initrd, char *root_image, char backend[16])
 {
 	*out = *in;
+	if (in->backend) {
+		snprintf(backend, 16, "%s", in->backend);
+		out->backend = backend;
+	}
 	if (in->root_image) {
 		snprintf(root_image, VM_TEMPLATE_PATH_MAX, "%s", in->root_image);
 		out->root_image = root_image;
@@ -70,7 +78,7 @@ int vm_template_find(uv_loop_t *loop, const struct vm_template_shape *s, vm_temp
 	struct tfind *f = calloc(1, sizeof(*f));
 	if (!f)
 		return err_set(e, -ENOMEM, "out of memory");
-	template_copy_shape(s, &f->shape, f->kernel, f->initrd, f->root_image);
+	template_copy_shape(s, &f->shape, f->kernel, f->initrd, f->root_image, f->backend);
 	f->cb = cb;
 	f->ctx = ctx;
 	f->work.data = f;
@@ -90,6 +98,7 @@ struct tbuild {
 	struct vm_template_shape shape;
 	char kernel[VM_TEMPLATE_PATH_MAX], initrd[VM_TEMPLATE_PATH_MAX];
 	char root_image[VM_TEMPLATE_PATH_MAX];
+	char backend[16];
 	struct vm_template t;
 	char build_dir[VM_TEMPLATE_PATH_MAX + 64];
 	char state[VM_TEMPLATE_PATH_MAX + 80];
@@ -122,6 +131,28 @@ static void tbuild_prepare_job(uv_work_t *w)
 		err_set(&b->e, -errno, "creating %s: %s", b->build_dir, strerror(errno));
 }
 
+/* As the manifest counts it: a file's size, a directory's files' sum. */
+static uint64_t tbuild_state_bytes(const char *state)
+{
+	struct stat st;
+	if (stat(state, &st) < 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return (uint64_t)st.st_size;
+	uint64_t sum = 0;
+	DIR *d = opendir(state);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char p[VM_TEMPLATE_PATH_MAX + 300];
+		snprintf(p, sizeof(p), "%s/%s", state, de->d_name);
+		if (de->d_name[0] != '.' && lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
 static void tbuild_publish_job(uv_work_t *w)
 {
 	struct tbuild *b = w->data;
@@ -136,11 +167,8 @@ static void tbuild_publish_job(uv_work_t *w)
 		vm_template_remove_dir(b->build_dir, &ignore);
 	else
 		b->t.state_bytes = 0;
-	if (!b->e.code) {
-		struct stat st;
-		if (stat(b->t.state, &st) == 0)
-			b->t.state_bytes = (uint64_t)st.st_size;
-	}
+	if (!b->e.code)
+		b->t.state_bytes = tbuild_state_bytes(b->t.state);
 }
 
 static void tbuild_after_publish(uv_work_t *w, int status)
@@ -219,9 +247,19 @@ static void tbuild_after_prepare(uv_work_t *w, int status)
 	}
 	static const struct vm_events ev = { .ready = tbuild_on_ready, .failed = tbuild_on_failed,
 					     .destroyed = tbuild_on_destroyed };
+	/* The key named the backend (vm_template_key refuses any other). */
+	enum vm_backend_choice which = VM_BACKEND_QEMU;
+	char why[256];
+	if (b->t.backend[0] && vm_backend_parse(b->t.backend, &which, &b->e) < 0) {
+		struct err ignore = { 0 };
+		vm_template_remove_dir(b->build_dir, &ignore);
+		tbuild_finish(b);
+		return;
+	}
 	struct vm_options o = { .kernel = b->t.kernel, .initrd = b->t.initrd, .cpus = b->t.cpus,
 				.memory_mib = b->t.memory_mib,
-				.root_image = b->t.root_image[0] ? b->t.root_image : NULL };
+				.root_image = b->t.root_image[0] ? b->t.root_image : NULL,
+				.backend = vm_backend_choose(which, why, sizeof(why)) };
 	if (vm_create(b->loop, &o, &ev, b, &b->vm, &b->e) < 0) {
 		struct err ignore = { 0 };
 		vm_template_remove_dir(b->build_dir, &ignore);
@@ -235,7 +273,7 @@ int vm_template_build(uv_loop_t *loop, const struct vm_template_shape *s, vm_tem
 	struct tbuild *b = calloc(1, sizeof(*b));
 	if (!b)
 		return err_set(e, -ENOMEM, "out of memory");
-	template_copy_shape(s, &b->shape, b->kernel, b->initrd, b->root_image);
+	template_copy_shape(s, &b->shape, b->kernel, b->initrd, b->root_image, b->backend);
 	b->loop = loop;
 	b->cb = cb;
 	b->ctx = ctx;

@@ -610,6 +610,8 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 		return rc;
 	vm_launch_config(&vm->plan, &vm->names, &vm->jc);
 	vm->jc.net = vm->net;
+	vm->jc.tap_by_name = vm->net && vm->plan.tap_by_name;
+	vm->jc.vmm_drops_privileges = vm->plan.vmm_drops_privileges;
 	vm->jc.allow = vm->allow;
 	vm->jc.n_allow = vm->n_allow;
 	static const struct vm_launch_events ev = {

@@ -94,7 +94,7 @@ static void net_setup(const char *id, const struct jail_net_allow *allow, size_t
 	jail_net_remove(&cur, NULL);
 	sh("ip netns delete %s 2>/dev/null; true", guest_ns);
 	int tap = -1;
-	cr_assert_eq(jail_net_create(&cur, allow, n, &tap, &e), 0, "%s", e.msg);
+	cr_assert_eq(jail_net_create(&cur, allow, n, NULL, &tap, &e), 0, "%s", e.msg);
 	cr_assert_geq(tap, 0);
 	close(tap);   /* the tap goes away with its last fd; a veth takes its name */
 	struct jail_names nm = cur;
@@ -498,7 +498,7 @@ Test(net, gc_removes_the_network_of_a_vm_that_is_gone)
 	fputs("0 0 0 0\n", f);
 	fclose(f);
 	int tap = -1;
-	cr_assert_eq(jail_net_create(&cur, allow, 1, &tap, &e), 0, "%s", e.msg);
+	cr_assert_eq(jail_net_create(&cur, allow, 1, NULL, &tap, &e), 0, "%s", e.msg);
 	close(tap);
 	cr_expect_geq(jail_gc(&e), 1);
 	nothing_left(&cur);
@@ -551,7 +551,7 @@ Test(net, two_vms_whose_ids_clash_on_a_slot_both_get_working_distinct_networks)
 	cr_expect_neq(b.host_ip & ~7u, a.host_ip & ~7u, "the address ranges overlap");
 	int tap = -1;
 	struct jail_net_allow allow_b[] = { { b.host_ip, 32, PORT_B } };
-	cr_assert_eq(jail_net_create(&nb, allow_b, 1, &tap, &e), 0, "the second VM's network failed: %s", e.msg);
+	cr_assert_eq(jail_net_create(&nb, allow_b, 1, NULL, &tap, &e), 0, "the second VM's network failed: %s", e.msg);
 	close(tap);
 	/* The second VM's host end carries its own address... */
 	cr_expect_eq(sh("ip -4 addr show dev %s | grep -q 'inet %s/30'", nb.veth_host, b.host_ip_str), 0);

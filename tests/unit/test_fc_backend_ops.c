@@ -176,7 +176,8 @@ Test(fc_ops, connect_then_pause_resume_snapshot_and_stop)
 	free(mem);
 	struct stat sb;
 	cr_expect_eq(stat(out, &sb), 0);
-	cr_expect_eq(sb.st_mode & 0777, 0700, "only ours");
+	cr_expect_eq(sb.st_mode & 0777, 0755, "ours, readable by a restoring VMM's uid");
+	cr_expect_eq(sb.st_uid, getuid());
 	snprintf(f, sizeof(f), "%s/snapshot-save", t.dir);
 	cr_expect_neq(access(f, F_OK), 0, "nothing left in the VM directory");
 	cr_expect_eq(fc->snapshot_load(&t.bv, "/tmp", on_op, &t), -EALREADY, "a load replaces the boot");

@@ -244,7 +244,7 @@ Test(fc_contract, boot_sequence_in_the_documented_order_and_accepted_by_the_spec
 		.log_path = "/run/vm/console.log", .metrics_path = "/run/vm/metrics.json",
 		.vcpus = 2, .mem_mib = 256, .kernel = "/vm/kernel", .initrd = "/vm/initramfs.cpio",
 		.boot_args = "console=ttyS0 ironclaw.vsock=52", .rootfs = "/vm/rootfs.ext4",
-		.rootfs_read_only = 1, .guest_cid = 3, .vsock_uds = "/run/vm/v.sock", .tap_name = "tap0",
+		.rootfs_read_only = 1, .guest_cid = 3, .vsock_uds = "/run/vm/v.sock", .tap_name = "tap0", .guest_mac = "06:fc:00:11:22:33",
 	};
 	struct fc_api_req r[FC_API_SEQ_MAX];
 	size_t n;

@@ -26,6 +26,7 @@
 
 #include "jail/seccomp.h"
 #include "vm/fc_backend.h"
+#include "vm/fc_jailer.h"
 #include "vm/fc_seccomp.h"
 
 static json_t *reference(void)
@@ -210,12 +211,58 @@ Test(fc_plan, never_no_seccomp_and_a_user_filter_goes_with_seccomp_filter)
 	cr_expect(bound, "the filter is bound read-only where argv names it");
 	cr_expect_eq(p->seccomp, fc_seccomp_policy());
 
+	cr_expect_not(p->tap_by_name, "no NIC, no tap");
 	s = plan_spec(3);
-	cr_expect_eq(fc_plan_launch(&s, NULL, p, &e), -ENOTSUP, "--net is refused, not half-wired");
+	cr_assert_eq(fc_plan_launch(&s, NULL, p, &e), 0, "%s", e.msg);
+	cr_expect(p->tap_by_name, "--net: Firecracker opens the jail's owned tap by name");
+	cr_expect_eq(p->seccomp, fc_seccomp_policy(), "and the same policy applies with a NIC");
 	setenv("IRONCLAW_FIRECRACKER", "/nonexistent/firecracker", 1);
 	s = plan_spec(-1);
 	cr_expect_lt(fc_plan_launch(&s, NULL, p, &e), 0);
 	cr_expect(strstr(e.msg, "IRONCLAW_FIRECRACKER"), "the error says how to fix it: %s", e.msg);
+	free(p);
+	unsetenv("IRONCLAW_FIRECRACKER");
+}
+
+Test(fc_plan, the_jailer_gets_its_documented_options_never_no_seccomp_and_a_superset_policy)
+{
+	setenv("IRONCLAW_FIRECRACKER", "/bin/true", 1);
+	struct vm_launch_plan *p = calloc(1, sizeof(*p));
+	struct err e = { 0 };
+	struct vm_backend_spec s = plan_spec(-1);
+	cr_assert_eq(fc_jailer_plan(&s, "/usr/bin/jailer", "/usr/bin/firecracker", NULL, p, &e), 0, "%s", e.msg);
+	static const char *const documented[] = { "--id", "--exec-file", "--uid", "--gid", "--chroot-base-dir",
+						  "--netns", "--cgroup-version", "--parent-cgroup", NULL };
+	int i = 1, seen_dd = 0;
+	for (; p->argv[i] && strcmp(p->argv[i], "--"); i += 2) {
+		int ok = 0;
+		for (int k = 0; documented[k]; k++)
+			ok |= !strcmp(p->argv[i], documented[k]);
+		cr_expect(ok && p->argv[i + 1], "%s is not one of the jailer's documented options", p->argv[i]);
+	}
+	seen_dd = p->argv[i] != NULL;
+	cr_expect(seen_dd, "Firecracker's options follow --");
+	cr_expect_lt(argv_has(p, "--no-seccomp"), 0);
+	cr_expect_lt(argv_has(p, "--daemonize"), 0, "the launcher watches the jailer's pid and keeps its stderr");
+	cr_expect_lt(argv_has(p, "--netns"), 0, "no NIC, no netns");
+	cr_expect_lt(argv_has(p, "--seccomp-filter"), 0);
+	cr_expect(p->vmm_drops_privileges, "the jailer drops to --uid/--gid itself");
+	cr_expect_not(p->kvm_node, "the jailer makes its own /dev/kvm in its chroot");
+	cr_expect_eq(p->seccomp, fc_seccomp_jailer_policy(), "our filter is loaded before the jailer and stays");
+	/* Every rule of Firecracker's policy is in the jailer's. */
+	const struct jail_seccomp_policy *fp = fc_seccomp_policy(), *jp = fc_seccomp_jailer_policy();
+	for (size_t r = 0; r < fp->n_rules; r++) {
+		int found = 0;
+		for (size_t q = 0; q < jp->n_rules && !found; q++)
+			found = !memcmp(&fp->rules[r], &jp->rules[q], sizeof(fp->rules[r]));
+		cr_expect(found, "%s is missing under the jailer", fp->rules[r].name);
+	}
+	s = plan_spec(3);
+	cr_assert_eq(fc_jailer_plan(&s, "/usr/bin/jailer", "/usr/bin/firecracker", NULL, p, &e), 0, "%s", e.msg);
+	int at = argv_has(p, "--netns");
+	cr_assert_geq(at, 0);
+	cr_expect(!strncmp(p->argv[at + 1], "/run/netns/ic-", 14), "%s", p->argv[at + 1]);
+	cr_expect(p->tap_by_name);
 	free(p);
 	unsetenv("IRONCLAW_FIRECRACKER");
 }
