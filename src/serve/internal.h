@@ -177,9 +177,7 @@ struct serve_sandbox {
 	json_t *labels, *env;       /* owned objects of strings */
 	int busy;                   /* execs and file calls running */
 	int deleting;
-	struct serve_req *waiter;   /* the create request, until ready/failed, or
-				     * the delete request until the VM is gone */
-	int waiter_delete;
+	struct serve_req *waiter;   /* the create request, until ready/failed */
 	struct err why;             /* when failed */
 	struct serve_sandbox *next;
 };
@@ -191,8 +189,11 @@ int serve_sandbox_create(struct serve *s, const struct serve_shape *shape, unsig
 			 json_t *env, json_t *labels, struct serve_req *waiter,
 			 struct serve_sandbox **out, struct err *e);
 void serve_sandbox_delete(struct serve_sandbox *sb);
-/* Deletes and answers r (204) once every per-VM object is gone. */
+/* Deletes and answers r (204) at once: the sandbox is unreachable and its VMM
+ * killed; the teardown finishes behind the answer (serve_sandbox_deleting). */
 void serve_sandbox_delete_for(struct serve_sandbox *sb, struct serve_req *r);
+/* Deleted sandboxes whose VM is not gone yet (they still count in the caps). */
+unsigned serve_sandbox_deleting(const struct serve *s);
 json_t *serve_sandbox_json(const struct serve_sandbox *sb);
 unsigned serve_sandbox_count(const struct serve *s);
 unsigned serve_sandbox_memory_mib(const struct serve *s);
