@@ -8,20 +8,34 @@
  * memory cap. After idle_s without any acquire the pool drains to nothing and
  * refills only when demand returns. A VM that fails while waiting in the pool
  * is destroyed and counted; refills after failures are spaced out so that a
- * broken host does not boot-loop. */
+ * broken host does not boot-loop.
+ *
+ * A VM counts as ready only after the daemon ran one `true` in it (the
+ * warm-up). Under TCG a fresh QEMU has translated none of the guest's exec
+ * path yet: a restored clone's first exec took ~35 ms and the next ones ~9 ms
+ * (measured with curl -w on one sandbox, docs/serve.md). The warm-up pays the
+ * translation in the background, before any user holds the VM; it leaves
+ * nothing behind in the guest (a process that exited and was reaped). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "serve/internal.h"
+#include "vm/exec.h"
 
 #define POOL_RETRY_MS 2000
+#define POOL_WARM_TIMEOUT_MS 30000
 
 struct pool_entry {
 	struct serve_pool *p;
 	struct serve_vm *sv;
 	int ready;
+	int warming;               /* the warm-up exec has not reported yet */
+	int gone;                  /* destroyed while warming: its done frees pe */
+	int killed;                /* pool_kill ran (a failure may be reported twice:
+				    * by the warm-up exec and by the VM) */
 };
 
 struct serve_pool {
@@ -70,14 +84,56 @@ static void pool_maybe_closed(struct serve_pool *p)
 	}
 }
 
-static void pool_on_ready(struct serve_vm *sv, void *ctx)
+static void pool_on_failed(struct serve_vm *sv, const struct err *e, void *ctx);
+
+static void pool_warm_output(struct vm_exec *x, int stream, const uint8_t *data, size_t len,
+			     void *ctx)
+{
+	(void)x, (void)stream, (void)data, (void)len, (void)ctx;
+}
+
+static void pool_warm_done(struct vm_exec *x, const struct vm_exec_result *r, void *ctx)
 {
 	struct pool_entry *pe = ctx;
-	(void)sv;
+	(void)x;
+	pe->warming = 0;
+	if (pe->gone) {
+		free(pe);
+		return;
+	}
+	if (pe->killed)
+		return;   /* pool_kill already took it out */
+	if (r->err.code || !r->started || r->code != 0 || r->signal) {
+		struct err e = { 0 };
+		err_set(&e, -EIO, "the pool VM's warm-up `true` failed: %s",
+			r->err.code ? r->err.msg : "it did not exit 0");
+		pool_on_failed(pe->sv, &e, pe);
+		return;
+	}
 	pe->ready = 1;
 	pe->p->fail_streak = 0;
 	pe->p->s->m.pool_made++;
-	log_debug("serve: pool VM %s ready in %.0f ms", vm_id(sv->vm), sv->ready_ms - sv->t0_ms);
+	log_debug("serve: pool VM %s ready and warm in %.0f ms", vm_id(pe->sv->vm),
+		  clock_now_ms() - pe->sv->t0_ms);
+}
+
+static const struct vm_exec_handlers pool_warm_handlers = {
+	.output = pool_warm_output,
+	.done = pool_warm_done,
+};
+
+static void pool_on_ready(struct serve_vm *sv, void *ctx)
+{
+	struct pool_entry *pe = ctx;
+	static char *const argv[] = { "true", NULL };
+	struct vm_exec_spec spec = { .argv = argv, .timeout_ms = POOL_WARM_TIMEOUT_MS };
+	struct vm_exec *x;
+	struct err e = { 0 };
+	if (vm_exec_start(sv->vm, &spec, &pool_warm_handlers, pe, &x, &e) < 0) {
+		pool_on_failed(sv, &e, pe);
+		return;
+	}
+	pe->warming = 1;
 }
 
 static void pool_on_destroyed(struct serve_vm *sv, void *ctx)
@@ -86,12 +142,18 @@ static void pool_on_destroyed(struct serve_vm *sv, void *ctx)
 	struct serve_pool *p = pe->p;
 	(void)sv;
 	p->n_dying--;
-	free(pe);
+	if (pe->warming)
+		pe->gone = 1;   /* its exec's done comes later and frees it */
+	else
+		free(pe);
 	pool_maybe_closed(p);
 }
 
 static void pool_kill(struct serve_pool *p, struct pool_entry *pe)
 {
+	if (pe->killed)
+		return;
+	pe->killed = 1;
 	pool_remove(p, pe);
 	p->n_dying++;
 	serve_vm_destroy(pe->sv);
@@ -102,6 +164,8 @@ static void pool_on_failed(struct serve_vm *sv, const struct err *e, void *ctx)
 	struct pool_entry *pe = ctx;
 	struct serve_pool *p = pe->p;
 	(void)sv;
+	if (pe->killed)
+		return;
 	log_warn("serve: a pool VM failed: %s", e->msg);
 	p->s->m.pool_failures++;
 	p->fail_streak++;
