@@ -26,6 +26,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "image/image.h"
 #include "serve/serve.h"
 #include "vm/template.h"
 #include "vm/vm.h"
@@ -50,6 +51,11 @@ struct serve_req;
 
 /* ---- a VM's shape ---- */
 struct serve_shape {
+	/* "": the default image (the busybox initramfs); else the image name or
+	 * id the client asked for, and root_image its ext4 file in the local
+	 * image store (serve_shape_set_image). */
+	char image[IMAGE_NAME_MAX + 1];
+	char root_image[IMAGE_PATH_MAX];
 	unsigned cpus;
 	unsigned memory_mib;
 	int net;                               /* 1: a NIC limited to allow */
@@ -58,6 +64,11 @@ struct serve_shape {
 	size_t n_allow;
 };
 int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b);
+/* Sets the shape's image from ref: "default", an image name or a store id
+ * (64 hex digits) from `ironclaw image ls`. Never a path: a client does not
+ * get to point the daemon at a file. -EINVAL/-ENOENT with e saying how to fix
+ * it. Blocking only on small metadata (the name's link, the superblock). */
+int serve_shape_set_image(struct serve_shape *sh, const char *ref, struct err *e);
 
 /* ---- vmmake.c: the seam where VMs are made ---- */
 struct serve_vm;
@@ -104,6 +115,8 @@ enum serve_tpl_state { TPL_UNKNOWN, TPL_FINDING, TPL_BUILDING, TPL_READY, TPL_FA
 struct serve_tpl {
 	struct serve *s;
 	unsigned cpus, memory_mib;
+	char image[IMAGE_NAME_MAX + 1];       /* for logs; "" the default */
+	char root_image[IMAGE_PATH_MAX];      /* "" the default image */
 	enum serve_tpl_state state;
 	struct vm_template t;                 /* when READY */
 	uint64_t retry_at;                    /* uv_now, when FAILED */

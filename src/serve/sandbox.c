@@ -65,7 +65,8 @@ json_t *serve_sandbox_json(const struct serve_sandbox *sb)
 	long left = sb->expires > now ? (long)((sb->expires - now + 999) / 1000) : 0;
 	const char *state = sb->state == SB_READY && sb->busy ? "busy" : states[sb->state];
 	json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:s, s:I, s:I, s:s, s:I, s:I, s:O}", "id", sb->id,
-			 "state", state, "made", sb->made, "ms", sb->ms, "image", "default",
+			 "state", state, "made", sb->made, "ms", sb->ms, "image",
+			 sb->shape.image[0] ? sb->shape.image : "default",
 			 "cpus", (json_int_t)sb->shape.cpus, "memory_mib",
 			 (json_int_t)sb->shape.memory_mib, "net", sb->shape.net_spec, "ttl_s",
 			 (json_int_t)sb->ttl_s, "expires_in_s", (json_int_t)left, "labels",
