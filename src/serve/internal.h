@@ -42,7 +42,8 @@
 #define SERVE_EXEC_BUFFER_MAX (16u << 20)     /* unread exec output per stream */
 #define SERVE_ID_LEN 16
 #define SERVE_LABELS_MAX 32
-#define SERVE_POOL_MAX 64                     /* pool VMs per shape */
+#define SERVE_POOL_MAX 64                     /* pool VMs, all shapes */
+#define SERVE_POOL_LANES_MAX (1 + SERVE_POOL_IMAGES_MAX) /* default + --pool-image */
 #define SERVE_NET_SPEC_MAX 1024
 #define SERVE_FIELD_MAX 64                    /* a request field's name in a 400 */
 

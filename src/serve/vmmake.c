@@ -30,6 +30,7 @@
  * changes hands: it is made for the pool and used by a sandbox. So vm events
  * go to the serve_vm, which forwards them to its current owner. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -90,6 +91,15 @@ int serve_shape_set_image(struct serve_shape *sh, const char *ref, struct err *e
 		snprintf(sh->root_image, sizeof(sh->root_image), "%s", info.path);
 		image_info_free(&info);
 	}
+	/* One file, one shape: a name and an id of the same image share a
+	 * pool lane and a template. */
+	char real[PATH_MAX];
+	if (!realpath(sh->root_image, real) || strlen(real) >= sizeof(sh->root_image)) {
+		rc = err_set(e, -ENOENT, "image '%s': %s", ref, strerror(errno ? errno : ENAMETOOLONG));
+		sh->root_image[0] = 0;
+		return rc;
+	}
+	memcpy(sh->root_image, real, strlen(real) + 1);
 	snprintf(sh->image, sizeof(sh->image), "%s", ref);
 	return 0;
 }
