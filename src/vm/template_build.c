@@ -14,8 +14,9 @@
  * allocations, dropped slab). Before the save the guest drops its caches and
  * one process takes (the kernel zeroes anonymous pages) and returns all but
  * TEMPLATE_SHRINK_KEEP_KIB of the free memory, so what is free is zero.
- * Measured (bench/serve_bench.c, docs/serve.md): see there. Best effort: a
- * guest without dd or sh is saved as it is. */
+ * Measured on the 128 MiB busybox shape: the state went from 66.5 to 54.4 MB
+ * (`ls -l` of the template's state before and after). Best effort: a guest
+ * without dd or sh is saved as it is. */
 #include "vm/template.h"
 
 #include <errno.h>
