@@ -119,10 +119,13 @@ static void pool_warm_done(struct vm_exec *x, const struct vm_exec_result *r, vo
 	}
 	if (pe->killed)
 		return;   /* pool_kill already took it out */
-	if (r->err.code || !r->started || r->code != 0 || r->signal) {
+	/* The guest answered: the VM is good, whatever `true` did (an image
+	 * without one still warmed the agent's side). Only a VM or channel
+	 * failure, or a guest that never answered, fails it. */
+	if ((r->err.code && !r->exec_errno) || r->timed_out) {
 		struct err e = { 0 };
 		err_set(&e, -EIO, "the pool VM's warm-up `true` failed: %s",
-			r->err.code ? r->err.msg : "it did not exit 0");
+			r->err.code ? r->err.msg : "it timed out");
 		pool_on_failed(pe->sv, &e, pe);
 		return;
 	}
