@@ -5,7 +5,8 @@
  * naming the field. The image is `make image-test`'s ci-small (python3 in a
  * Debian root; the busybox default has none), found as test_image_run finds
  * it. Each run has its own template cache (XDG_CACHE_HOME under build/), kept
- * between runs so that only the first one builds the templates. Waits poll
+ * between runs so that only the first one builds the templates; the KVM
+ * verdict in it is not kept (see setup). Waits poll
  * /metrics: no event tells another process that a pool VM is ready. */
 #include "test_serve_util.h"
 #include "image/image.h"
@@ -25,6 +26,12 @@ static void setup(void)
 	image_info_free(&info);
 	snprintf(cache, sizeof(cache), "%s/build/test-cache/serve-pool", harness_root());
 	setenv("XDG_CACHE_HOME", cache, 1);
+	/* No cached KVM verdict: the two lanes' template lookups then probe at
+	 * once on the thread pool, which is how a probe shared across threads
+	 * crashed the daemon (src/vm/accel.c; one probe boot per run). */
+	char accel[4300];
+	snprintf(accel, sizeof(accel), "%s/ironclaw/accel.json", cache);
+	unlink(accel);
 	vmrun_use_checkout_image();
 }
 
