@@ -85,6 +85,9 @@ static void sb_on_ready(struct serve_vm *sv, void *ctx)
 {
 	struct serve_sandbox *sb = ctx;
 	sb->state = SB_READY;
+	/* How it was made is known now, not at the create: the first VM of a
+	 * shape waits for its template lookup as "cold" and may be restored. */
+	sb->made = sv->made;
 	sb->ms = sv->ready_ms - sb->t0_ms;
 	/* The TTL is the user's time with a ready sandbox, not the boot's. */
 	sb->expires = uv_now(sb->s->loop) + (uint64_t)sb->ttl_s * 1000;
