@@ -20,6 +20,7 @@ const struct option cmd_serve_options[] = {
 	{ "pool", required_argument, NULL, 'p' },
 	{ "pool-memory", required_argument, NULL, 'P' },
 	{ "pool-idle", required_argument, NULL, 'I' },
+	{ "pool-image", required_argument, NULL, 'i' },
 	{ "max-sandboxes", required_argument, NULL, 'n' },
 	{ "memory-cap", required_argument, NULL, 'M' },
 	{ "max-booting", required_argument, NULL, 'B' },
@@ -46,7 +47,10 @@ static void serve_usage(FILE *f)
 		"                       can run sandboxes without root. Default: 0600, root only\n"
 		"  --pool N             keep N VMs of the default shape booted and ready\n"
 		"                       (default 0); each is used once, then destroyed\n"
-		"  --pool-memory MiB    cap on the pool's guest memory (default N x --memory)\n"
+		"  --pool-image NAME    also keep N VMs of this image (from `ironclaw image ls`,\n"
+		"                       a name or id) ready; repeat for more images (at most %d)\n"
+		"  --pool-memory MiB    cap on the pool's guest memory (default N x --memory\n"
+		"                       per pooled image)\n"
 		"  --pool-idle S        drain the pool after S s without demand (default 0: never)\n"
 		"  --max-sandboxes N    refuse (429) past N sandboxes (default %d)\n"
 		"  --memory-cap MiB     refuse (429) past this much guest memory over sandboxes\n"
@@ -63,7 +67,8 @@ static void serve_usage(FILE *f)
 		"example:\n"
 		"  ironclaw serve --pool 2 &\n"
 		"  curl --unix-socket %s -XPOST http://localhost/v1/sandboxes -d '{}'\n",
-		SERVE_SOCKET_DEFAULT, SERVE_MAX_SANDBOXES_DEFAULT, SERVE_MEMORY_MIB_DEFAULT,
+		SERVE_SOCKET_DEFAULT, SERVE_POOL_IMAGES_MAX, SERVE_MAX_SANDBOXES_DEFAULT,
+		SERVE_MEMORY_MIB_DEFAULT,
 		VM_DEFAULT_BOOT_TIMEOUT_MS / 1000, VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, SERVE_SOCKET_DEFAULT);
 }
 
@@ -110,6 +115,14 @@ int cmd_serve(int argc, char **argv)
 			if (cli_parse_uint("serve", "--pool-memory", optarg, 64, 1u << 20,
 					   &c.pool_memory_mib) < 0)
 				return 2;
+			break;
+		case 'i':
+			if (c.n_pool_images >= SERVE_POOL_IMAGES_MAX) {
+				fprintf(stderr, "ironclaw serve: at most %d --pool-image\n",
+					SERVE_POOL_IMAGES_MAX);
+				return 2;
+			}
+			c.pool_images[c.n_pool_images++] = optarg;
 			break;
 		case 'I':
 			if (cli_parse_uint("serve", "--pool-idle", optarg, 0, 86400 * 7, &c.pool_idle_s) < 0)

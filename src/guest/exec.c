@@ -112,7 +112,11 @@ struct guest_child_failure {
 	int err;
 };
 
-/* In the child, between fork and exec: only async-signal-safe calls. */
+/* In the child, between vfork and exec: only async-signal-safe calls, and
+ * nothing that writes the parent's memory except environ (restored by the
+ * parent) and the status pipe. The agent installs no signal handlers (SIGCHLD
+ * comes through a signalfd, SIGPIPE is ignored), so no handler can run on the
+ * shared memory here either. */
 static void guest_child(const struct guest_spawn *s, int in_fd, int out_fd, int err_fd,
 			int status_fd)
 {
@@ -144,6 +148,22 @@ fail:
 	if (write(status_fd, &f, sizeof(f)) < 0)
 		_exit(127);
 	_exit(127);
+}
+
+/* vfork, not fork: the agent is suspended until the child has exec'ed (or
+ * failed), which the status pipe waited for anyway, and no page table is
+ * copied nor page faulted in copy-on-write afterwards; under TCG each of those
+ * is emulated kernel work on every exec. A function of its own, so that no
+ * caller's variable lives across the vfork. */
+static __attribute__((noinline)) pid_t guest_vfork_child(const struct guest_spawn *s, int in_fd,
+							  int out_fd, int err_fd, int status_fd)
+{
+	char **volatile saved_environ = environ;
+	pid_t pid = vfork();
+	if (pid == 0)
+		guest_child(s, in_fd, out_fd, err_fd, status_fd);
+	environ = saved_environ;   /* the child set it, in our memory */
+	return pid;
 }
 
 /* Answers an exec.start whose child could not become the command. An exec
@@ -213,13 +233,11 @@ int guest_exec_start(struct guest *g, json_int_t id, json_t *params)
 		rc = guest_reply_error(g, id, -32000, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	pid_t pid = fork();
+	pid_t pid = guest_vfork_child(&s, in[0], out[1], err[1], st[1]);
 	if (pid < 0) {
-		rc = guest_reply_error(g, id, -32000, "fork: %s", strerror(errno));
+		rc = guest_reply_error(g, id, -32000, "vfork: %s", strerror(errno));
 		goto out;
 	}
-	if (pid == 0)
-		guest_child(&s, in[0], out[1], err[1], st[1]);
 	close(st[1]);
 	st[1] = -1;
 	/* EOF: exec succeeded (CLOEXEC closed the pipe). Otherwise what failed. */

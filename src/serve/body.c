@@ -118,9 +118,12 @@ int serve_body_create(struct serve *s, const char *p, size_t n, struct serve_sha
 	if (body_unknown(j, known, field, e) < 0)
 		goto out;
 	json_t *img = json_object_get(j, "image");
-	if (img && (!json_is_string(img) || strcmp(json_string_value(img), "default"))) {
+	if (img && (!json_is_string(img) || strlen(json_string_value(img)) != json_string_length(img) ||
+		    serve_shape_set_image(shape, json_string_value(img), e) < 0)) {
 		snprintf(field, SERVE_FIELD_MAX, "%s", "image");
-		err_set(e, -EINVAL, "'image' must be \"default\" (the only image this daemon has)");
+		if (!json_is_string(img) || !e->code)
+			err_set(e, -EINVAL, "'image' must be a string: \"default\" or an image name or "
+				"id from `ironclaw image ls`");
 		goto out;
 	}
 	if (body_uint(j, "cpus", 1, 16, &shape->cpus, field, e) < 0 ||

@@ -27,6 +27,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "image/image.h"
 #include "serve/serve.h"
 #include "vm/template.h"
 #include "vm/vm.h"
@@ -42,7 +43,8 @@
 #define SERVE_EXEC_BUFFER_MAX (16u << 20)     /* unread exec output per stream */
 #define SERVE_ID_LEN 16
 #define SERVE_LABELS_MAX 32
-#define SERVE_POOL_MAX 64                     /* pool VMs per shape */
+#define SERVE_POOL_MAX 64                     /* pool VMs, all shapes */
+#define SERVE_POOL_LANES_MAX (1 + SERVE_POOL_IMAGES_MAX) /* default + --pool-image */
 #define SERVE_NET_SPEC_MAX 1024
 #define SERVE_FIELD_MAX 64                    /* a request field's name in a 400 */
 /* /workspace as a tar stream, each way: the host's copy-in cap (1 GiB of
@@ -55,6 +57,11 @@ struct serve_req;
 
 /* ---- a VM's shape ---- */
 struct serve_shape {
+	/* "": the default image (the busybox initramfs); else the image name or
+	 * id the client asked for, and root_image its ext4 file in the local
+	 * image store (serve_shape_set_image). */
+	char image[IMAGE_NAME_MAX + 1];
+	char root_image[IMAGE_PATH_MAX];
 	unsigned cpus;
 	unsigned memory_mib;
 	int net;                               /* 1: a NIC limited to allow */
@@ -63,6 +70,11 @@ struct serve_shape {
 	size_t n_allow;
 };
 int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b);
+/* Sets the shape's image from ref: "default", an image name or a store id
+ * (64 hex digits) from `ironclaw image ls`. Never a path: a client does not
+ * get to point the daemon at a file. -EINVAL/-ENOENT with e saying how to fix
+ * it. Blocking only on small metadata (the name's link, the superblock). */
+int serve_shape_set_image(struct serve_shape *sh, const char *ref, struct err *e);
 
 /* ---- vmmake.c: the seam where VMs are made ---- */
 struct serve_vm;
@@ -109,6 +121,8 @@ enum serve_tpl_state { TPL_UNKNOWN, TPL_FINDING, TPL_BUILDING, TPL_READY, TPL_FA
 struct serve_tpl {
 	struct serve *s;
 	unsigned cpus, memory_mib;
+	char image[IMAGE_NAME_MAX + 1];       /* for logs; "" the default */
+	char root_image[IMAGE_PATH_MAX];      /* "" the default image */
 	enum serve_tpl_state state;
 	struct vm_template t;                 /* when READY */
 	uint64_t retry_at;                    /* uv_now, when FAILED */
@@ -182,9 +196,7 @@ struct serve_sandbox {
 	json_t *labels, *env;       /* owned objects of strings */
 	int busy;                   /* execs and file calls running */
 	int deleting;
-	struct serve_req *waiter;   /* the create request, until ready/failed, or
-				     * the delete request until the VM is gone */
-	int waiter_delete;
+	struct serve_req *waiter;   /* the create request, until ready/failed */
 	struct err why;             /* when failed */
 	struct serve_sandbox *next;
 };
@@ -196,8 +208,11 @@ int serve_sandbox_create(struct serve *s, const struct serve_shape *shape, unsig
 			 json_t *env, json_t *labels, struct serve_req *waiter,
 			 struct serve_sandbox **out, struct err *e);
 void serve_sandbox_delete(struct serve_sandbox *sb);
-/* Deletes and answers r (204) once every per-VM object is gone. */
+/* Deletes and answers r (204) at once: the sandbox is unreachable and its VMM
+ * killed; the teardown finishes behind the answer (serve_sandbox_deleting). */
 void serve_sandbox_delete_for(struct serve_sandbox *sb, struct serve_req *r);
+/* Deleted sandboxes whose VM is not gone yet (they still count in the caps). */
+unsigned serve_sandbox_deleting(const struct serve *s);
 json_t *serve_sandbox_json(const struct serve_sandbox *sb);
 unsigned serve_sandbox_count(const struct serve *s);
 unsigned serve_sandbox_memory_mib(const struct serve *s);

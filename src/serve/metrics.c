@@ -55,6 +55,9 @@ int serve_metrics_text(struct serve *s, struct buf *b)
 	int rc = 0;
 	rc |= metrics_gauge(b, "ironclaw_sandboxes", "Sandboxes held (deleting ones included).",
 			    serve_sandbox_count(s));
+	rc |= metrics_gauge(b, "ironclaw_sandboxes_deleting",
+			    "Deleted sandboxes (answered 204) whose VM teardown is not finished.",
+			    serve_sandbox_deleting(s));
 	rc |= metrics_gauge(b, "ironclaw_pool_ready", "Warm pool VMs ready.", serve_pool_ready(s->pool));
 	rc |= metrics_gauge(b, "ironclaw_pool_booting", "Warm pool VMs booting.",
 			    serve_pool_booting(s->pool));

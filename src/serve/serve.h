@@ -17,13 +17,18 @@
 #define SERVE_MAX_SANDBOXES_DEFAULT 32
 #define SERVE_MEMORY_MIB_DEFAULT 8192     /* all sandboxes and pool VMs together */
 #define SERVE_TTL_DEFAULT_S 600
+#define SERVE_POOL_IMAGES_MAX 7           /* --pool-image, each a lane of the pool */
 
 struct serve_config {
 	const char *socket_path;  /* NULL: SERVE_SOCKET_DEFAULT */
 	gid_t group;              /* (gid_t)-1: owner only (0600); else 0660 for it */
 	unsigned max_sandboxes;   /* 0: default */
 	unsigned memory_mib;      /* 0: default; cap over sandboxes + pool */
-	unsigned pool_size;       /* ready VMs kept for the default shape (0: no pool) */
+	unsigned pool_size;       /* ready VMs kept per pooled shape (0: no pool) */
+	/* Images (names or ids of the local store) pooled besides the default,
+	 * each in the default cpus and memory (borrowed). */
+	const char *pool_images[SERVE_POOL_IMAGES_MAX];
+	unsigned n_pool_images;
 	unsigned pool_memory_mib; /* 0: pool_size * the shape's memory */
 	unsigned pool_idle_s;     /* drain the pool after this long without demand (0: never) */
 	unsigned cpus;            /* the default shape: 0 = VM_DEFAULT_CPUS */

@@ -1,4 +1,4 @@
-/* The daemon's templates: for each VM shape it makes (cpus, memory; no NIC,
+/* The daemon's templates: for each VM shape it makes (image, cpus, memory; no NIC,
  * since a guest's address is part of its saved state), the template that VMs
  * of that shape are restored from (vm/template.h, docs/snapshots.md).
  *
@@ -45,12 +45,13 @@ static void tpl_on_built(void *ctx, const struct vm_template *t, const struct er
 		tp->t = *t;
 		tp->state = TPL_READY;
 		tp->s->m.tpl_built++;
-		log_info("serve: template %.12s built for %u cpus, %u MiB (%llu bytes of state)",
-			 t->key, tp->cpus, tp->memory_mib, (unsigned long long)t->state_bytes);
+		log_info("serve: template %.12s built for image %s, %u cpus, %u MiB (%llu bytes of "
+			 "state)", t->key, tp->image, tp->cpus, tp->memory_mib,
+			 (unsigned long long)t->state_bytes);
 	} else {
 		tp->s->m.tpl_build_failures++;
-		log_warn("serve: building the template for %u cpus, %u MiB failed: %s; VMs of that "
-			 "shape boot cold", tp->cpus, tp->memory_mib, e->msg);
+		log_warn("serve: building the template for image %s, %u cpus, %u MiB failed: %s; VMs "
+			 "of that shape boot cold", tp->image, tp->cpus, tp->memory_mib, e->msg);
 		tpl_fail(tp);
 	}
 }
@@ -58,7 +59,9 @@ static void tpl_on_built(void *ctx, const struct vm_template *t, const struct er
 static void tpl_build(struct serve_tpl *tp)
 {
 	struct err e = { 0 };
-	struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib };
+	struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib,
+						  .root_image = tp->root_image[0] ? tp->root_image
+										 : NULL };
 	tp->state = TPL_BUILDING;
 	if (tp->s->stopping) {
 		tpl_fail(tp);
@@ -77,8 +80,8 @@ static void tpl_on_found(void *ctx, const struct vm_template *t, const struct er
 	if (t) {
 		tp->t = *t;
 		tp->state = TPL_READY;
-		log_info("serve: VMs of %u cpus, %u MiB restore from template %.12s", tp->cpus,
-			 tp->memory_mib, t->key);
+		log_info("serve: VMs of image %s, %u cpus, %u MiB restore from template %.12s",
+			 tp->image, tp->cpus, tp->memory_mib, t->key);
 	} else {
 		if (e->code != -ENOENT) {
 			tp->s->m.tpl_unusable++;
@@ -93,7 +96,8 @@ static struct serve_tpl *tpl_get(struct serve *s, const struct serve_shape *shap
 {
 	size_t i;
 	for (i = 0; i < SERVE_TPL_MAX && s->tpls[i]; i++)
-		if (s->tpls[i]->cpus == shape->cpus && s->tpls[i]->memory_mib == shape->memory_mib)
+		if (s->tpls[i]->cpus == shape->cpus && s->tpls[i]->memory_mib == shape->memory_mib &&
+		    !strcmp(s->tpls[i]->root_image, shape->root_image))
 			return s->tpls[i];
 	if (i == SERVE_TPL_MAX)
 		return NULL;   /* that many shapes: the rest boot cold */
@@ -103,6 +107,8 @@ static struct serve_tpl *tpl_get(struct serve *s, const struct serve_shape *shap
 	tp->s = s;
 	tp->cpus = shape->cpus;
 	tp->memory_mib = shape->memory_mib;
+	snprintf(tp->image, sizeof(tp->image), "%s", shape->image[0] ? shape->image : "default");
+	snprintf(tp->root_image, sizeof(tp->root_image), "%s", shape->root_image);
 	s->tpls[i] = tp;
 	return tp;
 }
@@ -118,7 +124,9 @@ struct serve_tpl *serve_tpl_for(struct serve *s, struct serve_vm *sv, int *wait)
 	if (tp->state == TPL_FAILED && uv_now(s->loop) >= tp->retry_at)
 		tp->state = TPL_UNKNOWN;
 	if (tp->state == TPL_UNKNOWN) {
-		struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib };
+		struct vm_template_shape shape = { .cpus = tp->cpus, .memory_mib = tp->memory_mib,
+						  .root_image = tp->root_image[0] ? tp->root_image
+										 : NULL };
 		struct err e = { 0 };
 		if (vm_template_find(s->loop, &shape, tpl_on_found, tp, &e) < 0) {
 			log_warn("serve: looking up a template: %s", e.msg);

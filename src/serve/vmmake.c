@@ -15,12 +15,26 @@
  * A VM is destroyed with vm_destroy_now: it is never reused, so its VMM is
  * killed at once rather than its guest asked to power off.
  *
+ * The daemon's VMMs run without transparent huge pages (PR_SET_THP_DISABLE on
+ * the daemon, which its children inherit through fork and exec). QEMU
+ * madvises guest RAM MADV_HUGEPAGE, so a restore that writes one 4 KiB page
+ * of a 2 MiB range got the whole 2 MiB: an idle clone of a 128 MiB guest held
+ * 84 MB of guest RAM for a 54 MB state. Without THP the clone holds about the
+ * state's non-zero pages (docs/serve.md, Measured). Cold VMs barely change
+ * (they touch what they touch); TCG maps guest pages 4 KiB at a time anyway.
+ * It is set where VMs are made, not in serve.c, because only VMMs need it;
+ * if the spawn moves to another process (privilege separation), that
+ * process must set it.
+ *
  * vm_create fixes a VM's event context for its whole life, but a pool VM
  * changes hands: it is made for the pool and used by a sandbox. So vm events
  * go to the serve_vm, which forwards them to its current owner. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -29,7 +43,65 @@
 int serve_shape_equal(const struct serve_shape *a, const struct serve_shape *b)
 {
 	return a->cpus == b->cpus && a->memory_mib == b->memory_mib && a->net == b->net &&
-	       !strcmp(a->net_spec, b->net_spec);
+	       !strcmp(a->net_spec, b->net_spec) && !strcmp(a->root_image, b->root_image);
+}
+
+static int shape_is_id(const char *ref)
+{
+	size_t n = strlen(ref);
+	if (n != IMAGE_ID_HEX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdef", ref[i]))
+			return 0;
+	return 1;
+}
+
+int serve_shape_set_image(struct serve_shape *sh, const char *ref, struct err *e)
+{
+	int rc;
+	if (!strcmp(ref, "default")) {
+		sh->image[0] = sh->root_image[0] = 0;
+		return 0;
+	}
+	if (strchr(ref, '/') || strlen(ref) > IMAGE_NAME_MAX)
+		return err_set(e, -EINVAL, "'image' must be \"default\" or an image name or id "
+			       "from `ironclaw image ls`, not a path");
+	if (shape_is_id(ref)) {
+		/* By id: ids/<id>/rootfs.ext4 in the store (image.h). */
+		char store[IMAGE_PATH_MAX];
+		if ((rc = image_store_dir(store, sizeof(store), e)) < 0)
+			return rc;
+		if ((size_t)snprintf(sh->root_image, sizeof(sh->root_image), "%s/ids/%s/rootfs.ext4",
+				     store, ref) >= sizeof(sh->root_image))
+			return err_set(e, -ENAMETOOLONG, "the image store's path is too long");
+		if (access(sh->root_image, R_OK) < 0) {
+			sh->root_image[0] = 0;
+			return err_set(e, -ENOENT, "no image with id %.12s in %s (hint: `ironclaw image "
+				       "ls` lists them)", ref, store);
+		}
+		if ((rc = image_check_file(sh->root_image, e)) < 0) {
+			sh->root_image[0] = 0;
+			return rc;
+		}
+	} else {
+		struct image_info info;
+		if ((rc = image_lookup(ref, &info, e)) < 0)
+			return rc;
+		snprintf(sh->root_image, sizeof(sh->root_image), "%s", info.path);
+		image_info_free(&info);
+	}
+	/* One file, one shape: a name and an id of the same image share a
+	 * pool lane and a template. */
+	char real[PATH_MAX];
+	if (!realpath(sh->root_image, real) || strlen(real) >= sizeof(sh->root_image)) {
+		rc = err_set(e, -ENOENT, "image '%s': %s", ref, strerror(errno ? errno : ENAMETOOLONG));
+		sh->root_image[0] = 0;
+		return rc;
+	}
+	memcpy(sh->root_image, real, strlen(real) + 1);
+	snprintf(sh->image, sizeof(sh->image), "%s", ref);
+	return 0;
 }
 
 static void vmmake_pump(struct serve *s);
@@ -113,6 +185,7 @@ static int vmmake_start(struct serve_vm *sv, struct err *e)
 		.net = sv->shape.net,
 		.allow = sv->shape.allow,
 		.n_allow = sv->shape.n_allow,
+		.root_image = sv->shape.root_image[0] ? sv->shape.root_image : NULL,
 		.restore_from = sv->tpl ? sv->tpl->t.state : NULL,
 	};
 	sv->booting = 1;
@@ -185,9 +258,21 @@ void serve_vm_admit(struct serve_vm *sv)
 	}
 }
 
+static void vmmake_memory_policy(void)
+{
+	static int done;
+	if (done)
+		return;
+	done = 1;
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) < 0)
+		log_warn("serve: cannot turn transparent huge pages off for the VMMs (%s): restored "
+			 "VMs will hold more host memory", strerror(errno));
+}
+
 int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e)
 {
+	vmmake_memory_policy();
 	struct serve_vm *sv = calloc(1, sizeof(*sv));
 	if (!sv)
 		return err_set(e, -ENOMEM, "out of memory");

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,7 +140,15 @@ struct accel_probe {
 	struct accel_waiter *waiters;
 };
 
-static struct accel_probe *accel_inflight;
+/* Per thread: a probe runs on the caller's loop, and a loop is one thread's.
+ * vm_accel_detect runs its own loop on the libuv thread pool (template keys);
+ * joining a probe in flight on another thread's loop had that thread write
+ * the verdict into a waiter whose loop had already returned (a segfault seen
+ * with two template lookups at once in the daemon). */
+static _Thread_local struct accel_probe *accel_inflight;
+/* Synchronous detects one at a time: the second finds the first's verdict in
+ * the cache instead of booting a probe VM of its own. */
+static pthread_mutex_t accel_sync_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void accel_notify(struct accel_waiter *w, const struct vm_accel_verdict *v)
 {
@@ -357,9 +366,11 @@ void vm_accel_detect(const char *qemu, const char *kernel, const char *initrd,
 		snprintf(v->reason, sizeof(v->reason), "cannot start an event loop; using TCG");
 		return;
 	}
+	pthread_mutex_lock(&accel_sync_lock);
 	vm_accel_probe(&loop, qemu, kernel, initrd, accel_sync_done, &s);
 	while (!s.done && uv_run(&loop, UV_RUN_ONCE))
 		;
 	uv_run(&loop, UV_RUN_DEFAULT);   /* let the probe's handles close */
+	pthread_mutex_unlock(&accel_sync_lock);
 	uv_loop_close(&loop);
 }

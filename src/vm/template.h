@@ -35,7 +35,8 @@
 
 #include "core/err.h"
 
-#define VM_TEMPLATE_FORMAT 1
+/* 2: the guest's free memory is zeroed before the save (template_build.c). */
+#define VM_TEMPLATE_FORMAT 2
 #define VM_TEMPLATE_KEY_LEN 64
 #define VM_TEMPLATE_PATH_MAX 4400
 /* `snapshot ls` shows this many characters of a key; rm takes any prefix. */

@@ -288,12 +288,22 @@ Test(serve, sandbox_lifecycle_streaming_and_disconnect, .timeout = 600)
 	cr_assert_str_eq(out, "still fine\n");
 	free(out);
 
+	/* The 204 comes before the teardown ends, but the sandbox is already
+	 * unreachable: no GET, exec or list finds it. */
 	sb_delete(&d, id);
-	cr_assert_not(vm_dir_exists(vm), "the VM's directory outlived the delete");
 	snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
 	http_do(&d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
-	cr_assert_eq(a.status, 404);
+	cr_assert_eq(a.status, 404, "a deleted sandbox answered %ld", a.status);
 	http_free(&a);
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s/exec", id);
+	http_do(&d, "POST", path, "/v1/sandboxes/{id}/exec", "{\"argv\":[\"true\"]}", -1, NULL, &a);
+	cr_assert_eq(a.status, 404, "a deleted sandbox ran an exec: %ld", a.status);
+	http_free(&a);
+	http_do(&d, "GET", "/v1/sandboxes", "/v1/sandboxes", NULL, 0, NULL, &a);
+	cr_assert_eq(json_array_size(json_object_get(a.json, "sandboxes")), 0);
+	http_free(&a);
+	sb_wait_torn_down(&d);
+	cr_assert_not(vm_dir_exists(vm), "the VM's directory outlived the delete");
 	free(id);
 	serve_d_stop(&d);
 	cr_assert_eq(vmm_count(d.pid), 0);

@@ -129,6 +129,7 @@ Test(serve_load, twenty_sandboxes_at_once_nothing_lost_nothing_left, .timeout = 
 	}
 	for (int i = 0; i < N_PAR; i++)
 		pthread_join(t[i], NULL);
+	sb_wait_torn_down(&d);
 	for (int i = 0; i < N_PAR; i++) {
 		cr_assert_eq(p[i].code, 0, "sandbox %d (%s) ended %d; see %s", i, p[i].id, p[i].code,
 			     d.log);

@@ -102,6 +102,7 @@ Test(serve_snapshot, built_in_background_then_restored_byte_exact_corrupt_falls_
 	json_decref(j);
 	sb_delete(&d, b);
 	free(b);
+	sb_wait_torn_down(&d);
 	cr_assert_not(vm_dir_exists(vm), "the restored VM's directory was left behind");
 	cr_assert_eq(vmm_count(d.pid), 0, "a VMM was left behind");
 	serve_d_stop(&d);
@@ -240,6 +241,7 @@ Test(serve_snapshot, delete_kills_at_once_and_leaves_nothing, .timeout = 600)
 	struct stat st;
 	sb_delete(&d, id);
 	free(id);
+	sb_wait_torn_down(&d);
 	cr_assert_eq(vmm_count(d.pid), 0, "the VMM outlived the delete");
 	cr_assert_not(vm_dir_exists(vm), "the VM's directory was left behind");
 	cr_assert_neq(glob(pat, GLOB_BRACE, NULL, &g), 0, "the VM's cgroup was left behind");

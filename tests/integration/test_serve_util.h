@@ -550,4 +550,15 @@ static double metric(struct serve_d *d, const char *name)
 	return v;
 }
 
+/* A 204 to DELETE means the sandbox is unreachable and its VMM killed; the
+ * teardown finishes behind it. A test that checks that nothing is left
+ * waits for the daemon's own account of it: no sandbox still deleting. */
+static void sb_wait_torn_down(struct serve_d *d)
+{
+	double n = -1;
+	for (int i = 0; i < 1200 && (n = metric(d, "ironclaw_sandboxes_deleting")) != 0; i++)
+		usleep(25000);
+	cr_assert_eq(n, 0, "deleted sandboxes still tearing down after 30 s (see %s)", d->log);
+}
+
 #endif
