@@ -175,9 +175,12 @@ static void sandbox_of(const char *err, char *vm, size_t n, char *made, size_t m
 }
 
 /* After a run: the daemon holds no sandbox, no VMM runs under it, the VM's
- * directory is gone, and the sandbox was deleted (not left to expire). */
+ * directory is gone, and the sandbox was deleted (not left to expire). A 204
+ * to DELETE comes before the teardown ends, so first wait for the daemon to
+ * say none is still being torn down. */
 static void nothing_left(const char *vm, double deleted_before)
 {
+	sb_wait_torn_down(&d);
 	struct http_ans a;
 	http_do(&d, "GET", "/v1/sandboxes", "/v1/sandboxes", NULL, 0, NULL, &a);
 	cr_assert_eq(a.status, 200);
