@@ -75,6 +75,9 @@ int priv_check_spawn(struct priv_msg_spawn *m, const struct jail_names *names,
 			return err_set(e, -EINVAL, "bind %u: unterminated path", i);
 		if (!priv_path_plain(b->host) || !priv_path_plain(b->jail))
 			return err_set(e, -EINVAL, "bind %u: not a plain absolute path", i);
+		/* /proc/self/... would mean the parent's own descriptors. */
+		if (!strncmp(b->host, "/proc/", 6) || !strncmp(b->host, "/sys/", 5))
+			return err_set(e, -EINVAL, "bind %u: %s is under /proc or /sys", i, b->host);
 		if (b->writable > 1)
 			return err_set(e, -EINVAL, "bind %u: writable is %u", i, b->writable);
 		if (b->writable && strcmp(b->host, names->dir))

@@ -9,6 +9,7 @@
  * API process goes (its sockets close), every VM left is destroyed, the
  * socket file removed, and the parent exits with the child's status. */
 #include "serve/priv.h"
+#include "serve/priv_cov.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -266,6 +267,9 @@ static void priv_on_started(struct vm_launch *l, const struct err *e, void *ctx)
 		vm_launch_release(l, priv_on_released, v);
 		return;
 	}
+	/* jail_spawn is done with the configuration it borrowed. */
+	free(v->spawn);
+	v->spawn = NULL;
 	priv_send_spawned(v->pp, v->names.id, 0, vm_launch_pid(l), NULL);
 }
 
@@ -284,7 +288,7 @@ static void priv_on_spawn(struct priv_parent *pp, struct priv_vm *v, const struc
 {
 	struct err e = { 0 };
 	int rc;
-	if (v->launch || v->spawn) {
+	if (v->launch) {
 		err_set(&e, -EEXIST, "VM %s already has a VMM", h->id);
 		priv_refuse(h, e.msg);
 		if (fd >= 0)
@@ -467,6 +471,7 @@ static int priv_parent_run(struct priv_parent *pp)
 	while (waitpid(pp->child, &st, 0) < 0 && errno == EINTR)
 		;
 	unlink(pp->socket_path);
+	priv_cov_merge();
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -485,6 +490,12 @@ int priv_fork(const struct serve_config *c, int listen_fd, int *sync_fd, int *as
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ap) < 0)
 		return err_set(e, -errno, "socketpair: %s", strerror(errno));
+	/* Room for every answer the API process has not read yet, so that the
+	 * parent never blocks on it (root may exceed wmem_max). */
+	int sndbuf = 8 << 20;
+	setsockopt(ap[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+	priv_cov_prepare();
 	pid_t parent = getpid();
 	fflush(NULL);
 	pid_t pid = fork();
@@ -493,6 +504,7 @@ int priv_fork(const struct serve_config *c, int listen_fd, int *sync_fd, int *as
 	if (pid == 0) {
 		close(sp[0]);
 		close(ap[0]);
+		priv_cov_child();
 		if ((rc = priv_drop(e)) < 0)
 			return rc;
 		/* After the uid change, which clears it. */

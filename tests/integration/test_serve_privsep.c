@@ -383,6 +383,7 @@ Test(serve_privsep, malformed_messages_are_refused_logged_and_spawn_nothing, .ti
 		"argc 0 out of range",
 		"argv[1] outside the store",
 		"kvm_node 7",
+		"is under /proc or /sys",
 	};
 	int refused = ps_log_count(&d, "priv: refused");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -408,6 +409,11 @@ Test(serve_privsep, malformed_messages_are_refused_logged_and_spawn_nothing, .ti
 			break;
 		case 5:
 			sp.kvm_node = 7;
+			break;
+		case 6:   /* in the parent, that is the parent's own descriptor */
+			sp.n_binds = 2;
+			snprintf(sp.binds[1].host, sizeof(sp.binds[1].host), "/proc/self/fd/0");
+			snprintf(sp.binds[1].jail, sizeof(sp.binds[1].jail), "/vm/fd");
 			break;
 		}
 		ps_spawn(as, &sp);
