@@ -20,15 +20,17 @@
 #include "core/log.h"
 #include "serve/priv.h"
 
-/* Present only when libgcov is linked in. */
-extern void __gcov_dump(void) __attribute__((weak));
+/* Present only in a coverage build: every instrumented object refers to it,
+ * so libgcov's copy is always linked in there (a weak reference alone would
+ * not pull in, say, __gcov_dump). */
+extern void __gcov_merge_add(void) __attribute__((weak));
 
 static char cov_dir[64];
 static char cov_common[4096];   /* the deepest directory holding every .gcda */
 
 int priv_cov_prepare(void)
 {
-	if (!__gcov_dump)
+	if (!__gcov_merge_add)
 		return 0;
 	snprintf(cov_dir, sizeof(cov_dir), "/tmp/ironclaw-cov-XXXXXX");
 	if (!mkdtemp(cov_dir) || chown(cov_dir, PRIV_API_UID, PRIV_API_UID) < 0) {
