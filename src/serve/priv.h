@@ -9,8 +9,9 @@
  *       messages below, each validated field by field on receipt.
  *   child (PRIV_API_UID, priv_drop.c)  everything that parses hostile bytes:
  *       libmicrohttpd and the API, channel frames and JSON-RPC, QMP replies. It
- *       runs the one libuv loop with no capabilities, no_new_privs and no
- *       supplementary groups, and reaches VMs through the launcher of
+ *       runs the one libuv loop with no capabilities, no_new_privs, no
+ *       supplementary groups and a seccomp filter (priv_seccomp.c), and
+ *       reaches VMs through the launcher of
  *       priv_client.c, which asks the parent.
  *
  * Two SOCK_SEQPACKET socketpairs join them, so one recvmsg is one message and
@@ -208,6 +209,13 @@ int priv_fork(const struct serve_config *c, int listen_fd, int *sync_fd, int *as
 int priv_drop(struct err *e);
 /* In the parent, before the fork: make the cache directory the API uid's. */
 int priv_cache_prepare(struct err *e);
+
+/* ---- priv_seccomp.c ---- */
+
+/* Loads the API process's filter (a denylist that kills: exec, fork,
+ * namespaces, mounts, ptrace, BPF, keyrings, modules; clone only for threads).
+ * Needs no_new_privs or CAP_SYS_ADMIN. */
+int priv_seccomp_load(struct err *e);
 
 /* ---- priv_client.c: the child's launcher ---- */
 

@@ -158,6 +158,8 @@ int priv_drop(struct err *e)
 		return err_set(e, -EPERM, "the privilege drop did not hold");
 	if ((rc = priv_cache_link(serve_fd, tpl_fd, e)) < 0)
 		return rc;
-	log_info("serve: API process %d runs as uid %u, no capabilities", (int)getpid(), u);
+	if ((rc = priv_seccomp_load(e)) < 0)
+		return rc;
+	log_info("serve: API process %d runs as uid %u, no capabilities, seccomp", (int)getpid(), u);
 	return 0;
 }

@@ -46,6 +46,11 @@ void serve_stop(struct serve *s)
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	/* The stop is under way; a second signal must not cut it short: a
+	 * terminal's ^C reaches both of the daemon's processes, and the
+	 * privileged parent passes its copy on (libuv restored SIG_DFL above). */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	if (s->cfg.stop_fd >= 0)
 		uv_close((uv_handle_t *)&s->stop_poll, NULL);
 	struct serve_sandbox *next;

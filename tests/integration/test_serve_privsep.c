@@ -136,6 +136,10 @@ Test(serve_privsep, api_process_is_unprivileged_and_drives_a_sandbox, .timeout =
 	}
 	ps_status(api, "NoNewPrivs", v, sizeof(v));
 	cr_assert_str_eq(v, "1");
+	ps_status(api, "Seccomp", v, sizeof(v));
+	cr_assert_str_eq(v, "2", "the API process has no seccomp filter (Seccomp: %s)", v);
+	ps_status(d.pid, "Seccomp", v, sizeof(v));
+	cr_assert_str_eq(v, "0", "the parent has a filter of its own?");
 
 	/* What that uid can read: not a root 0600 file, not /etc/shadow. */
 	char secret[] = "/tmp/ic-privsep-secret-XXXXXX";
