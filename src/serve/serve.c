@@ -1,8 +1,9 @@
 /* The daemon's lifetime. Start: remove every leftover of VMs whose ironclaw
  * was killed (vm_gc; a daemon killed with -9 took its VMs with it through the
  * parent-death signal, but not their netns, cgroups and directories), bind the
- * socket, start libmicrohttpd on the loop, fill the pool, and sweep TTLs once
- * a second. Stop (SIGINT, SIGTERM): refuse new sandboxes, destroy every VM
+ * socket, split into the privileged parent and the unprivileged API process
+ * (priv.h; everything below runs in the latter), start libmicrohttpd on the
+ * loop, fill the pool, and sweep TTLs once a second. Stop (SIGINT, SIGTERM): refuse new sandboxes, destroy every VM
  * (each answers or ends the requests waiting on it), then close the server
  * and the socket, and let the loop run dry. */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "loop/loop.h"
 #include "serve/internal.h"
+#include "serve/priv.h"
 
 static void serve_finish(struct serve *s)
 {
@@ -44,6 +46,11 @@ void serve_stop(struct serve *s)
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	/* The stop is under way; a second signal must not cut it short: a
+	 * terminal's ^C reaches both of the daemon's processes, and the
+	 * privileged parent passes its copy on (libuv restored SIG_DFL above). */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	if (s->cfg.stop_fd >= 0)
 		uv_close((uv_handle_t *)&s->stop_poll, NULL);
 	struct serve_sandbox *next;
@@ -105,13 +112,25 @@ int serve_run(const struct serve_config *c, struct err *e)
 	if ((rc = serve_sock_listen(s.cfg.socket_path, s.cfg.group, &fd, e)) < 0)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
+	int sync_fd = -1, async_fd = -1;
+	/* The parent returns here only when the API process has exited. */
+	if ((rc = priv_fork(&s.cfg, fd, &sync_fd, &async_fd, e)) <= 0) {
+		if (rc < 0)
+			unlink(s.cfg.socket_path);
+		return rc;
+	}
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	s.loop = &loop;
+	if ((rc = priv_client_start(&loop, sync_fd, async_fd, e)) < 0) {
+		uv_loop_close(&loop);
+		return rc;
+	}
 	struct loop_lag lag;
 	loop_lag_debug(&lag, &loop);
 	if ((rc = serve_http_start(&s, fd, e)) < 0) {
 		loop_lag_stop(&lag);
+		priv_client_stop();
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		close(fd);
@@ -139,6 +158,7 @@ int serve_run(const struct serve_config *c, struct err *e)
 		 c->pool_size, s.cfg.max_sandboxes, s.cfg.memory_mib);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	loop_lag_stop(&lag);
+	priv_client_stop();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	serve_tpl_free_all(&s);

@@ -237,7 +237,7 @@ static int accel_probe_start(struct accel_probe *p, const char *kernel, const ch
 		rnd = (unsigned)getpid();
 	snprintf(p->id, sizeof(p->id), "probe-%08x", rnd);
 	int rc = jail_names_make(p->id, &p->names, e);
-	if (rc < 0 || (rc = jail_prepare_dir(&p->names, e)) < 0)
+	if (rc < 0 || (rc = vm_launcher_get()->prepare_dir(&p->names, e)) < 0)
 		return rc;
 	/* The same plan and launch as every QEMU VM, with an init that powers off. */
 	const struct vm_backend_spec spec = {
@@ -334,7 +334,7 @@ void vm_accel_probe(uv_loop_t *loop, const char *qemu, const char *kernel, const
 		accel_probe_verdict(p, NULL, &e);
 		accel_cache_write(p->key, &p->verdict);
 		if (p->names.id[0])
-			jail_discard(&p->names, &e);
+			vm_launcher_get()->discard(&p->names, &e);
 		struct vm_accel_verdict pv = p->verdict;
 		uv_close((uv_handle_t *)&p->deadline, accel_probe_freed);
 		accel_notify(w, &pv);

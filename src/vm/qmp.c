@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "vm/launch.h"
 
 enum qmp_phase { QMP_CONNECTING, QMP_GREETING, QMP_NEGOTIATING, QMP_READY, QMP_DEAD };
 
@@ -38,6 +39,7 @@ struct qmp {
 	struct buf line;
 	struct qmp_cmd *head, *tail;
 	struct err dead_why;
+	int connect_status;     /* a failed connect, reported on the next loop turn */
 };
 
 struct qmp_write {
@@ -283,6 +285,12 @@ static void qmp_on_connect(uv_connect_t *req, int status)
 	}
 }
 
+static void qmp_on_connect_failed(uv_timer_t *t)
+{
+	struct qmp *q = t->data;
+	qmp_on_connect(&q->connect_req, q->connect_status);
+}
+
 int qmp_open(uv_loop_t *loop, const char *path, struct qmp **out, struct err *e)
 {
 	struct qmp *q = calloc(1, sizeof(*q));
@@ -297,7 +305,20 @@ int qmp_open(uv_loop_t *loop, const char *path, struct qmp **out, struct err *e)
 	q->deadline.data = q;
 	q->handles_open = 2;
 	q->connect_req.data = q;
-	uv_pipe_connect(&q->connect_req, &q->pipe, path, qmp_on_connect);
+	/* Through the launcher: the socket is the VM uid's (serve's privileged
+	 * parent connects for us). A Unix connect answers at once; a failure is
+	 * still reported on the next loop turn, as uv_pipe_connect did, so that
+	 * commands queued meanwhile fail through their callbacks (where callers
+	 * retry a socket QEMU has not made yet). */
+	int fd = vm_launcher_get()->connect(path), rc = fd;
+	if (fd >= 0 && (rc = uv_pipe_open(&q->pipe, fd)) < 0)
+		close(fd);
+	if (rc < 0) {
+		q->connect_status = rc;
+		uv_timer_start(&q->deadline, qmp_on_connect_failed, 0, 0);
+	} else {
+		qmp_on_connect(&q->connect_req, 0);
+	}
 	*out = q;
 	return 0;
 }

@@ -167,13 +167,19 @@ static void vm_log_at(struct vm *vm, const char *what)
 static void vm_describe_death(struct vm *vm, struct err *e)
 {
 	char tail[600] = "";
-	char *console = NULL;
-	size_t len = 0;
-	if (io_read_file(vm->console_path, 4u << 20, &console, &len) == 0 && len) {
-		size_t from = len > 400 ? len - 400 : 0;
-		snprintf(tail, sizeof(tail), "; console tail: %s", console + from);
+	char console[401];
+	/* Through the launcher: the directory is the VM uid's, not ours. */
+	int cfd = vm_launcher_get()->open_read(vm->console_path);
+	if (cfd >= 0) {
+		off_t end = lseek(cfd, 0, SEEK_END);
+		ssize_t n = end > 0 ? pread(cfd, console, sizeof(console) - 1,
+					    end > 400 ? end - 400 : 0) : 0;
+		close(cfd);
+		if (n > 0) {
+			console[n] = '\0';
+			snprintf(tail, sizeof(tail), "; console tail: %s", console);
+		}
 	}
-	free(console);
 	char errs[600] = "";
 	const char *text = vm_launch_stderr(vm->launch);
 	if (text[0])
@@ -267,7 +273,7 @@ static void vm_cleanup(struct vm *vm)
 		vm_launch_release(vm->launch, vm_on_released, vm);   /* also kills the VMM */
 	} else {
 		struct err de = { 0 };
-		if (jail_discard(&vm->names, &de) < 0)   /* the directory and slot, if made */
+		if (vm_launcher_get()->discard(&vm->names, &de) < 0)   /* the directory and slot, if made */
 			log_warn("cleaning up VM %s: %s", vm->id, de.msg);
 		vm_on_released(vm, NULL);
 	}
@@ -590,7 +596,7 @@ static int vm_launch_vmm(struct vm *vm, const struct vm_accel_verdict *accel, st
 	if (vm->net) {
 		/* The guest configures eth0 from the kernel command line. */
 		struct jail_net_addr addr;
-		if ((rc = jail_net_reserve(&vm->names, &addr, e)) < 0)
+		if ((rc = vm_launcher_get()->net_reserve(&vm->names, &addr, e)) < 0)
 			return err_wrap(e, "reserving the VM's network addresses");
 		snprintf(cmdline, sizeof(cmdline), "ironclaw.ip=%s/%u ironclaw.gw=%s%s%s", addr.guest_ip_str,
 			 addr.prefix, addr.gw_str, vm->cmdline[0] ? " " : "", vm->cmdline);
@@ -713,16 +719,8 @@ static int vm_make_scratch(struct vm *vm, struct err *e)
 	if ((size_t)snprintf(vm->scratch, sizeof(vm->scratch), "%s/%s", vm->dir, VM_LAYOUT_SCRATCH_FILE) >=
 	    sizeof(vm->scratch))
 		return err_set(e, -ENAMETOOLONG, "VM directory path too long");
-	int fd = open(vm->scratch, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(e, -errno, "creating the scratch disk %s: %s", vm->scratch, strerror(errno));
-	/* The VMM runs as the VM's own unprivileged uid, as the directory. */
-	int rc = ftruncate(fd, (off_t)vm->disk_mib << 20) < 0 || fchown(fd, vm->names.uid, vm->names.gid) < 0
-			 ? -errno : 0;
-	close(fd);
-	if (rc < 0)
-		return err_set(e, rc, "sizing the scratch disk to %u MiB: %s", vm->disk_mib, strerror(-rc));
-	return 0;
+	/* Owned by the VM's uid, so made by the launcher (root's work). */
+	return vm_launcher_get()->scratch_create(&vm->names, vm->scratch, (uint64_t)vm->disk_mib << 20, e);
 }
 
 int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_events *ev,
@@ -746,11 +744,12 @@ int vm_create(uv_loop_t *loop, const struct vm_options *o, const struct vm_event
 	vm->state = VM_PROBING;
 	vm_make_id(vm->id, sizeof(vm->id));
 	if ((rc = jail_names_make(vm->id, &vm->names, e)) < 0 ||
-	    (rc = jail_prepare_dir(&vm->names, e)) < 0)
+	    (rc = vm_launcher_get()->prepare_dir(&vm->names, e)) < 0)
 		goto fail;
 	vm->dir = vm->names.dir;
 	if ((rc = vm_make_scratch(vm, e)) < 0) {
-		rmdir(vm->dir);
+		struct err de = { 0 };
+		vm_launcher_get()->discard(&vm->names, &de);
 		goto fail;
 	}
 	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
