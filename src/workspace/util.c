@@ -18,6 +18,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/io.h"
+
 int workspace_path_check(const char *path, size_t len)
 {
 	if (len == 0 || len > WORKSPACE_PATH_MAX || path[0] == '/')
@@ -154,8 +156,10 @@ int ws_open_parent_mkdir(int rootfd, const char *rel, const char **name)
 	return fd;
 }
 
-int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
+int ws_sha256_copy(int src, int dst, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
 {
+	if (size)
+		*size = 0;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(md);
@@ -165,16 +169,14 @@ int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
 	uint64_t total = 0;
 	int rc = 0;
 	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
+		ssize_t r = io_read(src, chunk, sizeof(chunk));
+		if (r <= 0) {
+			rc = (int)r;
 			break;
 		}
-		if (r == 0)
-			break;
 		EVP_DigestUpdate(md, chunk, (size_t)r);
+		if (dst >= 0 && (rc = io_write_all(dst, chunk, (size_t)r)) < 0)
+			break;
 		total += (uint64_t)r;
 	}
 	unsigned len = 0;
@@ -209,7 +211,7 @@ int ws_state_at(int dirfd, const char *name, struct ws_state *s)
 		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			return -errno;
-		int rc = ws_sha256_fd(fd, s->sha256, &s->size);
+		int rc = ws_sha256_copy(fd, -1, s->sha256, &s->size);
 		close(fd);
 		if (rc < 0)
 			return rc;
