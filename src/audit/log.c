@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dirs.h"
 #include "core/io.h"
 
 const char *audit_log_path(void)
@@ -30,15 +31,7 @@ static int audit_mkdir_parent(const char *path)
 	char dir[512];
 	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(dir, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
+	return dirs_make_prefixes(dir, 0700);
 }
 
 int audit_log_append(const char *path, const struct audit_event *ev, struct err *e)

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dirs.h"
 #include "core/io.h"
 
 #define RUNLOG_DEPTH_MAX 64
@@ -73,15 +74,7 @@ static int runlog_mkdirs(const char *dir)
 	char p[600];
 	if (snprintf(p, sizeof(p), "%s/", dir) >= (int)sizeof(p))
 		return -ENAMETOOLONG;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, 0700) && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	return 0;
+	return dirs_make_prefixes(p, 0700);
 }
 
 int runlog_open(const char *dir, struct runlog **out, struct err *e)

@@ -42,13 +42,7 @@ struct image_cmd {
 static void image_print_info(const struct image_info *info, int json)
 {
 	if (json) {
-		json_t *o = json_deep_copy(info->meta);
-		if (!o)
-			o = json_object();
-		json_object_set_new(o, "name", json_string(info->name));
-		json_object_set_new(o, "id", json_string(info->id));
-		json_object_set_new(o, "path", json_string(info->path));
-		json_object_set_new(o, "bytes", json_integer((json_int_t)info->bytes));
+		json_t *o = image_info_json(info);
 		json_object_set_new(o, "reused", json_boolean(info->reused));
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 		if (t)

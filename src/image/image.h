@@ -57,6 +57,9 @@ struct image_info {
 	int reused;                             /* the build found the id in the cache */
 };
 void image_info_free(struct image_info *info);
+/* info as JSON, for `image ls` and `--json` output: its meta with name, id,
+ * path and bytes added. Returns owned. */
+json_t *image_info_json(const struct image_info *info);
 
 /* ---- store.c ---- */
 /* $IRONCLAW_IMAGES, else $XDG_CACHE_HOME/ironclaw/images, else

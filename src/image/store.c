@@ -25,6 +25,18 @@ void image_info_free(struct image_info *info)
 	}
 }
 
+json_t *image_info_json(const struct image_info *info)
+{
+	json_t *o = json_deep_copy(info->meta);
+	if (!o)
+		o = json_object();
+	json_object_set_new(o, "name", json_string(info->name));
+	json_object_set_new(o, "id", json_string(info->id));
+	json_object_set_new(o, "path", json_string(info->path));
+	json_object_set_new(o, "bytes", json_integer((json_int_t)info->bytes));
+	return o;
+}
+
 int image_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -166,18 +178,6 @@ int image_lookup(const char *ref, struct image_info *info, struct err *e)
 		return rc;
 	}
 	return 0;
-}
-
-static json_t *image_info_json(const struct image_info *info)
-{
-	json_t *o = json_deep_copy(info->meta);
-	if (!o)
-		o = json_object();
-	json_object_set_new(o, "name", json_string(info->name));
-	json_object_set_new(o, "id", json_string(info->id));
-	json_object_set_new(o, "path", json_string(info->path));
-	json_object_set_new(o, "bytes", json_integer((json_int_t)info->bytes));
-	return o;
 }
 
 int image_list(json_t **out, struct err *e)

@@ -266,10 +266,7 @@ static size_t req_on_write(char *p, size_t size, size_t nmemb, void *ud)
 	}
 	r->rx += n;
 	if (!r->ctype_known) {
-		char *ct = NULL;
-		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-		r->is_sse = ct && !strncasecmp(ct, "text/event-stream", 17) && r->status < 300;
+		r->is_sse = net_curl_is_event_stream(r->easy, &r->status);
 		r->ctype_known = 1;
 	}
 	if (r->is_sse) {

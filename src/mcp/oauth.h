@@ -258,6 +258,17 @@ int oauth_client_obtain(struct oauth_client *c, struct oauth_http *h,
 /* The token endpoint authentication to use with c: fills authz (a Basic
  * header value) or adds client_id / client_secret to form. */
 int oauth_client_auth(const struct oauth_client *c, struct buf *form, char *authz, size_t an);
+/* The client identity stored with tokens (for a refresh or a revocation); c
+ * then holds the client secret: the caller wipes it. */
+void oauth_client_from_store(struct oauth_client *c, const struct oauth_store *s);
+/* Sends form, a token or revocation request, to url with c's authentication,
+ * then wipes and frees form (it carries a code or a token) and the Basic
+ * header. rc is how building form went: when it, or the authentication,
+ * failed, nothing is sent and e says "cannot build the WHAT request". Returns
+ * 0 (cb fires once) or what failed. */
+int oauth_client_post(struct oauth_http *h, const struct oauth_client *c, const char *url,
+		      struct buf *form, int rc, const char *what, oauth_http_cb cb, void *opaque,
+		      struct err *e);
 
 /* ---- loopback redirect listener (oauth_loopback.c) ---- */
 

@@ -8,7 +8,9 @@
  *
  * The token endpoint's client authentication follows what the server
  * supports: none for a public client, else client_secret_basic, else
- * client_secret_post (as the registration answer may also prescribe). */
+ * client_secret_post (as the registration answer may also prescribe).
+ * oauth_client_post sends the token and revocation requests so authenticated,
+ * and wipes what they carried. */
 #include "mcp/mcp.h"
 #include "mcp/oauth.h"
 
@@ -146,5 +148,31 @@ int oauth_client_auth(const struct oauth_client *c, struct buf *form, char *auth
 	rc = oauth_form_add(form, "client_id", c->client_id);
 	if (rc == 0 && c->auth_method == OAUTH_AUTH_POST)
 		rc = oauth_form_add(form, "client_secret", c->client_secret);
+	return rc;
+}
+
+void oauth_client_from_store(struct oauth_client *c, const struct oauth_store *s)
+{
+	snprintf(c->client_id, sizeof(c->client_id), "%s", s->client_id);
+	snprintf(c->client_secret, sizeof(c->client_secret), "%s", s->client_secret);
+	c->auth_method = s->auth_method ? s->auth_method : OAUTH_AUTH_NONE;
+}
+
+int oauth_client_post(struct oauth_http *h, const struct oauth_client *c, const char *url,
+		      struct buf *form, int rc, const char *what, oauth_http_cb cb, void *opaque,
+		      struct err *e)
+{
+	char authz[1200] = "";
+	if (rc == 0)
+		rc = oauth_client_auth(c, form, authz, sizeof(authz));
+	if (rc == 0)
+		rc = oauth_http_fetch(h, url, (const char *)form->data, 0, authz[0] ? authz : NULL,
+				      cb, opaque, e);
+	else
+		err_set(e, rc, "cannot build the %s request", what);
+	memset(authz, 0, sizeof(authz));
+	if (form->data)
+		memset(form->data, 0, form->len);
+	buf_free(form);
 	return rc;
 }

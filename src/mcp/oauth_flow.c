@@ -281,31 +281,19 @@ static void flow_refresh(struct mcp_oauth *o)
 {
 	struct err e = { 0 };
 	struct buf form;
-	char authz[1200];
 	struct oauth_client c = { 0 };
 	o->job = JOB_REFRESH;
 	o->refresh_tried = 1;
-	snprintf(c.client_id, sizeof(c.client_id), "%s", o->st.client_id);
-	snprintf(c.client_secret, sizeof(c.client_secret), "%s", o->st.client_secret);
-	c.auth_method = o->st.auth_method ? o->st.auth_method : OAUTH_AUTH_NONE;
+	oauth_client_from_store(&c, &o->st);
 	buf_init(&form, 3 * OAUTH_TOKEN_MAX + 4096);
 	int rc = oauth_form_add(&form, "grant_type", "refresh_token");
 	if (rc == 0)
 		rc = oauth_form_add(&form, "refresh_token", o->st.refresh_token);
 	if (rc == 0 && o->st.audience[0])
 		rc = oauth_form_add(&form, "resource", o->st.audience);
-	if (rc == 0)
-		rc = oauth_client_auth(&c, &form, authz, sizeof(authz));
-	if (rc == 0)
-		rc = oauth_http_fetch(o->http, o->st.token_endpoint, (const char *)form.data, 0,
-				      authz[0] ? authz : NULL, on_refreshed, o, &e);
-	else
-		err_set(&e, rc, "cannot build the refresh request");
-	memset(authz, 0, sizeof(authz));
+	rc = oauth_client_post(o->http, &c, o->st.token_endpoint, &form, rc, "refresh",
+			       on_refreshed, o, &e);
 	memset(&c, 0, sizeof(c));
-	if (form.data)
-		memset(form.data, 0, form.len);
-	buf_free(&form);
 	if (rc < 0)
 		job_finish(o, rc, &e);
 }
@@ -400,7 +388,6 @@ static void on_callback(void *opaque, const struct oauth_callback *cb)
 		return;
 	}
 	struct buf form;
-	char authz[1200];
 	buf_init(&form, 3 * OAUTH_TOKEN_MAX + 4096);
 	int rc = oauth_form_add(&form, "grant_type", "authorization_code");
 	if (rc == 0)
@@ -411,17 +398,8 @@ static void on_callback(void *opaque, const struct oauth_callback *cb)
 		rc = oauth_form_add(&form, "code_verifier", o->verifier);
 	if (rc == 0)
 		rc = oauth_form_add(&form, "resource", o->disc.resource);
-	if (rc == 0)
-		rc = oauth_client_auth(&o->client, &form, authz, sizeof(authz));
-	if (rc == 0)
-		rc = oauth_http_fetch(o->http, as->token_endpoint, (const char *)form.data, 0,
-				      authz[0] ? authz : NULL, on_token, o, &e);
-	else
-		err_set(&e, rc, "cannot build the token request");
-	memset(authz, 0, sizeof(authz));
-	if (form.data)
-		memset(form.data, 0, form.len);
-	buf_free(&form);
+	rc = oauth_client_post(o->http, &o->client, as->token_endpoint, &form, rc, "token",
+			       on_token, o, &e);
 	if (rc < 0)
 		flow_fail(o, &e);
 }

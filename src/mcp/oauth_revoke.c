@@ -83,28 +83,15 @@ static void revoke_next(struct revoke *rv)
 	}
 	const char *tok = rv->step == 0 ? rv->st.refresh_token : rv->st.access_token;
 	struct oauth_client c = { 0 };
-	snprintf(c.client_id, sizeof(c.client_id), "%s", rv->st.client_id);
-	snprintf(c.client_secret, sizeof(c.client_secret), "%s", rv->st.client_secret);
-	c.auth_method = rv->st.auth_method ? rv->st.auth_method : OAUTH_AUTH_NONE;
+	oauth_client_from_store(&c, &rv->st);
 	struct buf form;
-	char authz[1200] = "";
 	buf_init(&form, 2 * OAUTH_TOKEN_MAX + 4096);
 	int rc = oauth_form_add(&form, "token", tok);
 	if (rc == 0)
 		rc = oauth_form_add(&form, "token_type_hint", hint[rv->step]);
-	if (rc == 0)
-		rc = oauth_client_auth(&c, &form, authz, sizeof(authz));
-	if (rc == 0)
-		rc = oauth_http_fetch(rv->http, rv->disc.as.revocation_endpoint,
-				      (const char *)form.data, 0, authz[0] ? authz : NULL,
-				      on_revoked, rv, &e);
-	else
-		err_set(&e, rc, "cannot build the revocation request");
-	memset(authz, 0, sizeof(authz));
+	rc = oauth_client_post(rv->http, &c, rv->disc.as.revocation_endpoint, &form, rc,
+			       "revocation", on_revoked, rv, &e);
 	memset(&c, 0, sizeof(c));
-	if (form.data)
-		memset(form.data, 0, form.len);
-	buf_free(&form);
 	if (rc < 0)
 		revoke_finish(rv, rc, &e);
 }

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dirs.h"
+
 #define TOKENS_FILE_MAX (64 * 1024)
 
 static int name_ok(const char *s)
@@ -83,17 +85,11 @@ static int mkdirs_private(const char *path, struct err *e)
 	char *slash = strrchr(tmp, '/');
 	if (!slash)
 		return err_set(e, -EINVAL, "bad token path");
+	slash[1] = '\0';   /* the trailing '/' makes the token directory itself too */
+	int rc = dirs_make_prefixes(tmp, 0700);
+	if (rc < 0)
+		return err_set(e, rc, "cannot create %s: %s", tmp, strerror(-rc));
 	*slash = '\0';
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return err_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return err_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
 	struct stat st;
 	if (lstat(tmp, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return err_set(e, -EPERM, "%s is not a directory of ours", tmp);

@@ -1,6 +1,7 @@
 /* Network plumbing shared by the MCP client (src/mcp) and the model clients
- * (src/llm): libcurl's multi interface driven by the caller's libuv loop, and
- * the Server-Sent Events parser. Nothing here knows about MCP or any model.
+ * (src/llm): libcurl's multi interface driven by the caller's libuv loop, the
+ * check of what kind of response a transfer is getting, and the Server-Sent
+ * Events parser. Nothing here knows about MCP or any model.
  *
  * One struct net_curl is one curl multi handle bound to one uv_loop_t; it runs
  * any number of transfers at once, and any number of them may share a loop.
@@ -48,6 +49,13 @@ int net_curl_running(const struct net_curl *m);
  * closed (may be NULL) once they are closed; m is freed then. The easy handles
  * of aborted transfers stay the caller's. Safe from any callback. */
 void net_curl_close(struct net_curl *m, void (*closed)(void *opaque), void *opaque);
+
+/* ---- responses (response.c) ---- */
+
+/* For a write callback's first bytes: stores the response's HTTP status in
+ * *status and returns 1 when the body is a Server-Sent Events stream
+ * (text/event-stream with a status below 300), else 0. */
+int net_curl_is_event_stream(CURL *easy, long *status);
 
 /* ---- Server-Sent Events (sse.c) ---- */
 

@@ -168,6 +168,18 @@ static int frame_deliver(struct frame_decoder *d, frame_cb cb, void *ctx)
 	return rc;
 }
 
+/* Moves what input there is, up to room bytes, into dst and consumes it: the
+ * header and the body phases both fill a fixed-size space from any split of
+ * the input. Returns the count moved. */
+static size_t frame_copy_in(uint8_t *dst, size_t room, const uint8_t **p, size_t *n)
+{
+	size_t take = room < *n ? room : *n;
+	memcpy(dst, *p, take);
+	*p += take;
+	*n -= take;
+	return take;
+}
+
 int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 		       frame_cb cb, void *ctx)
 {
@@ -175,13 +187,8 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 		return d->failed;
 	while (n > 0) {
 		if (d->header_have < FRAME_HEADER) {
-			size_t take = FRAME_HEADER - d->header_have;
-			if (take > n)
-				take = n;
-			memcpy(d->header + d->header_have, p, take);
-			d->header_have += take;
-			p += take;
-			n -= take;
+			d->header_have += frame_copy_in(d->header + d->header_have,
+							FRAME_HEADER - d->header_have, &p, &n);
 			if (d->header_have < FRAME_HEADER)
 				break;
 			uint32_t len = (uint32_t)d->header[0] << 24 | (uint32_t)d->header[1] << 16 |
@@ -207,13 +214,8 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *p, size_t n,
 			d->body_len = len;
 			d->body_have = 0;
 		}
-		size_t take = d->body_len - d->body_have;
-		if (take > n)
-			take = n;
-		memcpy(d->body + d->body_have, p, take);
-		d->body_have += take;
-		p += take;
-		n -= take;
+		d->body_have += frame_copy_in(d->body + d->body_have, d->body_len - d->body_have,
+					      &p, &n);
 		if (d->body_have == d->body_len) {
 			int rc = frame_deliver(d, cb, ctx);
 			if (rc)

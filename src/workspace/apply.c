@@ -21,8 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/io.h"
-
 enum op_kind { OP_REMOVE, OP_RMDIR, OP_MKDIR, OP_PUT, OP_CHMOD };
 
 struct apply {
@@ -84,29 +82,11 @@ static int apply_copy(int src, int dstdir, const char *dst, unsigned mode, uint8
 	int fd = openat(dstdir, dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) ? 0 : -ENOMEM;
-	uint8_t chunk[65536];
-	uint64_t total = 0;
-	while (rc == 0) {
-		ssize_t n = io_read(src, chunk, sizeof(chunk));
-		if (n <= 0) {
-			rc = (int)n;
-			break;
-		}
-		EVP_DigestUpdate(md, chunk, (size_t)n);
-		rc = io_write_all(fd, chunk, (size_t)n);
-		total += (uint64_t)n;
-	}
-	unsigned len = 0;
-	if (md)
-		EVP_DigestFinal_ex(md, sha, &len);
-	EVP_MD_CTX_free(md);
+	int rc = ws_sha256_copy(src, fd, sha, size);
 	if (rc == 0 && fchmod(fd, mode) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
-	*size = total;
 	if (rc < 0 || !out_fd) {
 		close(fd);
 		if (rc < 0)

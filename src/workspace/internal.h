@@ -28,8 +28,10 @@ int ws_open_beneath(int rootfd, const char *rel, int flags, unsigned mode);
  * first; used on the private staging tree only. */
 int ws_open_parent_mkdir(int rootfd, const char *rel, const char **name);
 
-/* SHA-256 of an open fd from its current offset to EOF; size gets the count. */
-int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size);
+/* SHA-256 of src from its current offset to EOF, copying the bytes to dst on
+ * the way unless dst is -1 (hash only); size (may be NULL) gets the count.
+ * One read of the bytes serves both: apply and undo hash what they copy. */
+int ws_sha256_copy(int src, int dst, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size);
 
 /* What is at name in dirfd now (lstat), hashed if a file: for conflict checks
  * and undo. type WORKSPACE_NONE when nothing is there. */

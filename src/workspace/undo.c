@@ -31,24 +31,9 @@ static int undo_copy_backup(const struct ws_journal *jn, const struct ws_jent *j
 		return -errno;
 	int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int rc = fd < 0 ? -errno : 0;
-	uint8_t chunk[65536];
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (rc == 0 && (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)))
-		rc = -ENOMEM;
-	while (rc == 0) {
-		ssize_t n = io_read(src, chunk, sizeof(chunk));
-		if (n <= 0) {
-			rc = (int)n;
-			break;
-		}
-		EVP_DigestUpdate(md, chunk, (size_t)n);
-		rc = io_write_all(fd, chunk, (size_t)n);
-	}
 	uint8_t sha[32];
-	unsigned len = 0;
-	if (md)
-		EVP_DigestFinal_ex(md, sha, &len);
-	EVP_MD_CTX_free(md);
+	if (rc == 0)
+		rc = ws_sha256_copy(src, fd, sha, NULL);
 	if (rc == 0 && memcmp(sha, j->before.sha256, 32))
 		rc = -EIO;   /* the backup is damaged: do not put it in place */
 	if (rc == 0 && fchmod(fd, j->before.mode) < 0)

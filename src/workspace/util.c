@@ -18,6 +18,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/io.h"
+
 int workspace_path_check(const char *path, size_t len)
 {
 	if (len == 0 || len > WORKSPACE_PATH_MAX || path[0] == '/')
@@ -64,11 +66,15 @@ static int ws_openat2(int dirfd, const char *rel, int flags, unsigned mode)
 	return fd < 0 ? -errno : (int)fd;
 }
 
-/* The fallback walk: each directory component opened with O_NOFOLLOW. */
-static int ws_walk(int dirfd, const char *rel, int flags, unsigned mode)
+/* The component walk both the openat2 fallback and the staging tree's
+ * creating open stand on: opens each directory of rel before its last
+ * component with O_NOFOLLOW (first making it, 0700, when make is set), and
+ * points *last at that component. Returns the fd of the last directory
+ * (dirfd itself when rel has no '/'; never closes dirfd) or -errno. */
+static int ws_walk_parent(int dirfd, const char *rel, int make, const char **last)
 {
 	char part[WORKSPACE_PATH_MAX + 1];
-	int cur = dirfd, rc;
+	int cur = dirfd;
 	const char *p = rel;
 	for (;;) {
 		const char *slash = strchr(p, '/');
@@ -77,8 +83,14 @@ static int ws_walk(int dirfd, const char *rel, int flags, unsigned mode)
 		size_t n = (size_t)(slash - p);
 		memcpy(part, p, n);
 		part[n] = '\0';
+		if (make && mkdirat(cur, part, 0700) < 0 && errno != EEXIST) {
+			int rc = -errno;
+			if (cur != dirfd)
+				close(cur);
+			return rc;
+		}
 		int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		rc = -errno;
+		int rc = -errno;
 		if (cur != dirfd)
 			close(cur);
 		if (next < 0)
@@ -86,8 +98,19 @@ static int ws_walk(int dirfd, const char *rel, int flags, unsigned mode)
 		cur = next;
 		p = slash + 1;
 	}
+	*last = p;
+	return cur;
+}
+
+/* The fallback walk: each directory component opened with O_NOFOLLOW. */
+static int ws_walk(int dirfd, const char *rel, int flags, unsigned mode)
+{
+	const char *p;
+	int cur = ws_walk_parent(dirfd, rel, 0, &p);
+	if (cur < 0)
+		return cur;
 	int fd = openat(cur, p, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-	rc = fd < 0 ? -errno : fd;
+	int rc = fd < 0 ? -errno : fd;
 	if (cur != dirfd)
 		close(cur);
 	return rc;
@@ -127,34 +150,16 @@ int ws_open_parent_mkdir(int rootfd, const char *rel, const char **name)
 	int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
 	if (cur < 0)
 		return -errno;
-	char part[WORKSPACE_PATH_MAX + 1];
-	const char *p = rel;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		if (!slash)
-			break;
-		size_t n = (size_t)(slash - p);
-		memcpy(part, p, n);
-		part[n] = '\0';
-		if (mkdirat(cur, part, 0700) < 0 && errno != EEXIST) {
-			int rc = -errno;
-			close(cur);
-			return rc;
-		}
-		int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int rc = -errno;
+	int fd = ws_walk_parent(cur, rel, 1, name);
+	if (fd != cur)
 		close(cur);
-		if (next < 0)
-			return rc;
-		cur = next;
-		p = slash + 1;
-	}
-	*name = p;
-	return cur;
+	return fd;
 }
 
-int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
+int ws_sha256_copy(int src, int dst, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
 {
+	if (size)
+		*size = 0;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(md);
@@ -164,16 +169,14 @@ int ws_sha256_fd(int fd, uint8_t out[WORKSPACE_SHA256_LEN], uint64_t *size)
 	uint64_t total = 0;
 	int rc = 0;
 	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
+		ssize_t r = io_read(src, chunk, sizeof(chunk));
+		if (r <= 0) {
+			rc = (int)r;
 			break;
 		}
-		if (r == 0)
-			break;
 		EVP_DigestUpdate(md, chunk, (size_t)r);
+		if (dst >= 0 && (rc = io_write_all(dst, chunk, (size_t)r)) < 0)
+			break;
 		total += (uint64_t)r;
 	}
 	unsigned len = 0;
@@ -208,7 +211,7 @@ int ws_state_at(int dirfd, const char *name, struct ws_state *s)
 		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			return -errno;
-		int rc = ws_sha256_fd(fd, s->sha256, &s->size);
+		int rc = ws_sha256_copy(fd, -1, s->sha256, &s->size);
 		close(fd);
 		if (rc < 0)
 			return rc;

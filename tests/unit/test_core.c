@@ -1,12 +1,17 @@
 /* Core helpers: bounded buffers refuse to pass their cap, base64 round-trips and
- * rejects junk, error chains keep the innermost cause. */
+ * rejects junk, error chains keep the innermost cause, mkdir -p makes what a
+ * path needs and names the directory it could not make. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/b64.h"
 #include "core/buf.h"
+#include "core/dirs.h"
 #include "core/err.h"
 
 Test(buf, cap_enforced_before_growth)
@@ -66,4 +71,57 @@ Test(err, chain_prefixes_context)
 	big[sizeof(big) - 1] = '\0';
 	err_wrap(&e, "%s", big);
 	cr_assert_lt(strlen(e.msg), ERR_MSG_MAX);
+}
+
+static int is_dir(const char *base, const char *rel, unsigned *mode)
+{
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", base, rel);
+	if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	*mode = st.st_mode & 0777;
+	return 1;
+}
+
+Test(dirs, makes_every_prefix_before_a_slash_and_names_what_failed)
+{
+	char base[] = "/tmp/ic-dirs-XXXXXX", p[512];
+	unsigned mode = 0;
+	cr_assert(mkdtemp(base));
+	umask(022);
+
+	/* "a/b/file": the parents only; the buffer is whole again afterwards. */
+	snprintf(p, sizeof(p), "%s/a/b/file", base);
+	cr_assert_eq(dirs_make_prefixes(p, 0700), 0);
+	cr_assert(is_dir(base, "a", &mode) && mode == 0700);
+	cr_assert(is_dir(base, "a/b", &mode) && mode == 0700);
+	cr_assert(!is_dir(base, "a/b/file", &mode), "the last component is not a directory");
+	char want[512];
+	snprintf(want, sizeof(want), "%s/a/b/file", base);
+	cr_assert_str_eq(p, want);
+
+	/* A trailing '/' makes the last one too; what exists already is fine. */
+	snprintf(p, sizeof(p), "%s/a/b/c/", base);
+	cr_assert_eq(dirs_make_prefixes(p, 0700), 0);
+	cr_assert(is_dir(base, "a/b/c", &mode));
+
+	/* A file in the way: -ENOTDIR, and the buffer is cut where it failed. */
+	snprintf(p, sizeof(p), "%s/a/f", base);
+	FILE *f = fopen(p, "w");
+	cr_assert(f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/a/f/g/h", base);
+	cr_assert_eq(dirs_make_prefixes(p, 0700), -ENOTDIR);
+	snprintf(want, sizeof(want), "%s/a/f/g", base);
+	cr_assert_str_eq(p, want, "the message would name the wrong directory");
+
+	char empty[1] = "";
+	cr_assert_eq(dirs_make_prefixes(empty, 0700), 0);
+
+	static const char *const made[] = { "a/b/c", "a/b", "a/f", "a", "" };
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", base, made[i]);
+		cr_assert(remove(p) == 0, "%s: %s", p, strerror(errno));
+	}
 }
