@@ -9,7 +9,9 @@
  * queued on the exec's stdin; when the exec's host queue is full the chunk is
  * left unconsumed and the connection suspended until the guest's credit comes
  * back, so a client can send any size at the guest's pace with bounded daemon
- * memory. The stream is capped (SERVE_WORKSPACE_MAX); the answer (204, or why
+ * memory. The stream is capped (--max-workspace-mib, else SERVE_WORKSPACE_MAX:
+ * a 413 once the body passes it, the rest read and dropped, the sandbox left
+ * as usable as a refused archive leaves it); the answer (204, or why
  * the unpacker refused) comes once the builtin exited.
  * Out: the exec's stdout goes through a capped buffer read by a content
  * reader, as exec.c streams do: an empty buffer suspends the connection, a
@@ -253,10 +255,13 @@ enum MHD_Result serve_workspace_put_data(struct serve_req *r, const char *url, c
 		*n = 0;
 		return MHD_YES;
 	}
-	if (op->in_total + *n > SERVE_WORKSPACE_MAX) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "the workspace stream is over %llu MiB",
-			 (unsigned long long)(SERVE_WORKSPACE_MAX >> 20));
+	uint64_t cap = r->s->cfg.workspace_max_mib ? (uint64_t)r->s->cfg.workspace_max_mib << 20 :
+		       SERVE_WORKSPACE_MAX;
+	if (op->in_total + *n > cap) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the workspace stream is over the daemon's %llu MiB (hint: "
+			 "`ironclaw serve --max-workspace-mib N` raises it)",
+			 (unsigned long long)(cap >> 20));
 		ws_fail(op, 413, msg);
 		*n = 0;
 		return MHD_YES;
