@@ -16,8 +16,8 @@
  * Out: the exec's stdout goes through a capped buffer read by a content
  * reader, as exec.c streams do: an empty buffer suspends the connection, a
  * hang-up while suspended kills the builtin, and a stream that fails after the
- * 200 was sent ends without its last chunk, which the client sees as a cut
- * stream, never as a whole archive. */
+ * 200 was sent ends, after the bytes already buffered, without its last
+ * chunk, which the client sees as a cut stream, never as a whole archive. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -342,8 +342,13 @@ static ssize_t ws_reader(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct ws_op *op = cls;
 	(void)pos;
-	if (op->client_gone || op->fail_status)
-		return MHD_CONTENT_READER_END_WITH_ERROR;   /* a cut stream, never a whole one */
+	if (op->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	/* A failed pack still sends what the guest produced before it failed,
+	 * then cuts the stream: the client gets every byte there was and a
+	 * failed transfer, never a whole (shorter) archive. */
+	if (op->fail_status && !op->buf.len)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (op->buf.len) {
 		size_t n = op->buf.len < max ? op->buf.len : max;
 		memcpy(out, op->buf.data, n);
