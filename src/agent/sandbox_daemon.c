@@ -629,8 +629,6 @@ static int sbd_copy_out(struct agent_sandbox *sb, const char *staging,
 
 /* ---- completions and teardown ---- */
 
-/* destroyed only once nothing can call back: a copy-out's unpacking job
- * may outlive its transfer. */
 static void sbd_keep_closed(uv_handle_t *h)
 {
 	struct sandbox_daemon *d = h->data;
@@ -638,6 +636,8 @@ static void sbd_keep_closed(uv_handle_t *h)
 	sbd_maybe_destroyed(d);
 }
 
+/* destroyed only once nothing can call back: a copy-out's unpacking job
+ * may outlive its transfer, and the renewal timer must be closed. */
 static void sbd_maybe_destroyed(struct sandbox_daemon *d)
 {
 	if (!d->closed || d->gets)
