@@ -55,6 +55,7 @@ struct agent_options {
 	 * memory_mib, and net_spec, are asked of it; its other fields are for
 	 * an in-process VM only); NULL: a VM made in this process. */
 	const char *daemon_socket;
+	const char *daemon_image;       /* an image name or id in the daemon's store; NULL: default */
 	const char *net_spec;           /* --net as given ("allow=..."), for the daemon */
 	const char *runs_dir;           /* NULL: the default */
 	int json;                       /* one JSON object on stdout at the end */

@@ -335,9 +335,9 @@ int agent_run(uv_loop_t *loop, const struct agent_options *o,
 		struct agent_sandbox_daemon_spec ds = {
 			.socket = o->daemon_socket, .cpus = o->vm.cpus, .memory_mib = o->vm.memory_mib,
 			.net = o->vm.net ? o->net_spec : NULL,
-			/* The run's whole time (else 6 h), so that a killed CLI's
-			 * sandbox does not stay; a run that ends deletes it at once. */
-			.ttl_s = o->timeout_s ? o->timeout_s + 60 : 6 * 3600,
+			.image = o->daemon_image,
+			/* ttl_s 0: a short TTL that sandbox_daemon.c renews while the
+			 * run lives, so a killed CLI's sandbox goes in minutes. */
 		};
 		rc = agent_sandbox_daemon_new(loop, &ds, &ev, r, &r->sb, e);
 	} else {

@@ -65,8 +65,13 @@ struct agent_sandbox_daemon_spec {
 	const char *socket;          /* the daemon's socket */
 	unsigned cpus, memory_mib;   /* 0: the daemon's default */
 	const char *net;             /* "allow=..." as --net took it; NULL: none */
-	unsigned ttl_s;              /* 0: the daemon's default */
+	const char *image;           /* a name or id in the daemon's store; NULL: default */
+	/* The sandbox's TTL, renewed (PATCH ttl_s) every third of it while the
+	 * handle lives, so a killed process leaves a sandbox that expires in
+	 * ttl_s. 0: AGENT_SANDBOX_DAEMON_TTL_S. */
+	unsigned ttl_s;
 };
+#define AGENT_SANDBOX_DAEMON_TTL_S 120
 int agent_sandbox_daemon_new(uv_loop_t *loop, const struct agent_sandbox_daemon_spec *s,
 			     const struct agent_sandbox_events *ev, void *ctx,
 			     struct agent_sandbox **out, struct err *e);

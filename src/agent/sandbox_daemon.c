@@ -10,7 +10,14 @@
  *                                                      into vmcall's captures
  *   copy-in    PUT  /v1/sandboxes/{id}/workspace       chunked tar body
  *   copy-out   GET  /v1/sandboxes/{id}/workspace       tar body into a sink
+ *   keep-alive PATCH /v1/sandboxes/{id} {"ttl_s": N}   every N/3 s on a timer
  *   destroy    every call in flight ends with an error, then DELETE
+ *
+ * The sandbox's TTL is short (AGENT_SANDBOX_DAEMON_TTL_S) and renewed while
+ * this handle lives, rather than the run's whole time: a CLI killed with
+ * SIGKILL deletes nothing, and its sandbox then expires in minutes, not hours.
+ * A renewal that fails is only logged; the next one tries again, and a daemon
+ * that lost the sandbox says so to the run's next call.
  *
  * The daemon's answers are parsed like any peer's: each NDJSON line capped and
  * checked, a stream without its exit event is a failure, and each call has a
@@ -26,6 +33,7 @@
 #include "agent/tarstream.h"
 #include "core/b64.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "net/net.h"
 
 #define SBD_JSON_MAX (1u << 20)         /* a JSON answer */
@@ -36,7 +44,9 @@
 /* The daemon's exec takes stdin inside a JSON body of 1 MiB, as base64. */
 #define SBD_STDIN_MAX (768u * 1024)
 
-enum sbd_kind { SBD_CREATE, SBD_EXEC, SBD_PUT, SBD_GET, SBD_DELETE };
+#define SBD_KEEP_TIMEOUT_MS (20u * 1000)
+
+enum sbd_kind { SBD_CREATE, SBD_EXEC, SBD_PUT, SBD_GET, SBD_DELETE, SBD_KEEP };
 
 struct sandbox_daemon;
 
@@ -80,10 +90,15 @@ struct sandbox_daemon {
 	int created, destroying;
 	int gets;                   /* copy-outs whose sink has not finished */
 	int closed;                 /* the curl multi is closed; destroyed waits for gets */
+	unsigned ttl_s;             /* asked at create, renewed every third of it */
+	uv_timer_t keep;            /* the renewal timer */
+	int keep_open;              /* keep is initialised and not closed yet */
+	int keeping;                /* a renewal is in flight */
 };
 
 static void sbd_destroy_tail(struct sandbox_daemon *d);
 static void sbd_maybe_destroyed(struct sandbox_daemon *d);
+static void sbd_keep_tick(uv_timer_t *t);
 
 /* ---- calls ---- */
 
@@ -172,8 +187,14 @@ static void sbd_refusal(struct sbd_call *c, long status, const char *what, struc
 {
 	json_t *j = c->resp.len ? json_loadb((const char *)c->resp.data, c->resp.len, 0, NULL) : NULL;
 	const char *m = json_string_value(json_object_get(j, "error"));
+	const char *f = json_string_value(json_object_get(j, "field"));
+	/* The daemon (root) resolved the image in its own store, not ours. */
+	int img = status == 400 && f && !strcmp(f, "image");
 	err_set(e, status == 404 ? -ENOENT : status == 429 ? -EAGAIN : -EIO,
-		"%s: the daemon answered %ld: %.300s", what, status, m ? m : "no reason given");
+		"%s: the daemon answered %ld: %.300s%s", what, status, m ? m : "no reason given",
+		img ? " (hint: the daemon looks images up in its own store, as its user: "
+		      "`sudo ironclaw image ls` lists them; build it there with `sudo ironclaw "
+		      "image build NAME`, or run with --no-daemon as root)" : "");
 	json_decref(j);
 }
 
@@ -210,10 +231,19 @@ static void sbd_created(struct sbd_call *c, CURLcode res, long status)
 			d->sb.made = made && !strcmp(made, "pool") ? "pool" :
 				     made && !strcmp(made, "snapshot") ? "snapshot" : "cold";
 			d->created = 1;
+			/* The daemon may cap the TTL (--max-ttl): renew on what it gave. */
+			json_t *ttl = json_object_get(j, "ttl_s");
+			if (json_is_integer(ttl) && json_integer_value(ttl) >= 1 &&
+			    json_integer_value(ttl) < d->ttl_s)
+				d->ttl_s = (unsigned)json_integer_value(ttl);
 		}
 	}
 	json_decref(j);
 	d->sb.ready_ms = clock_now_ms() - d->t0;
+	if (d->created && !d->destroying) {
+		uint64_t every = (uint64_t)d->ttl_s * 1000 / 3;
+		uv_timer_start(&d->keep, sbd_keep_tick, every, every);
+	}
 	if (d->destroying) {
 		sbd_destroy_tail(d);   /* destroyed while it was being made */
 		return;
@@ -222,6 +252,41 @@ static void sbd_created(struct sbd_call *c, CURLcode res, long status)
 		d->sb.ev->failed(&d->sb, &e, d->sb.ctx);
 	else
 		d->sb.ev->ready(&d->sb, d->sb.ctx);
+}
+
+/* ---- keep-alive ---- */
+
+static void sbd_keep_tick(uv_timer_t *t)
+{
+	struct sandbox_daemon *d = t->data;
+	struct err e = { 0 };
+	char path[128];
+	if (d->keeping || d->destroying || !d->created)
+		return;   /* one renewal at a time: a slow daemon gets no pile-up */
+	json_t *b = json_pack("{s:I}", "ttl_s", (json_int_t)d->ttl_s);
+	char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+	json_decref(b);
+	if (!body)
+		return;
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s", d->sid);
+	struct sbd_call *c = sbd_call_new(d, SBD_KEEP, "PATCH", path, body, SBD_KEEP_TIMEOUT_MS, &e);
+	if (!c || sbd_call_start(c, &e) < 0) {
+		log_debug("run: renewing sandbox %s: %s", d->sid, e.msg);
+		return;
+	}
+	d->keeping = 1;
+}
+
+static void sbd_kept(struct sbd_call *c, CURLcode res, long status)
+{
+	struct err e = { 0 };
+	c->d->keeping = 0;
+	if (res != CURLE_OK)
+		sbd_transport_err(c, res, "renewing the sandbox's TTL", &e);
+	else if (status != 200)
+		sbd_refusal(c, status, "renewing the sandbox's TTL", &e);
+	if (e.code)
+		log_warn("run: %s", e.msg);
 }
 
 /* ---- exec ---- */
@@ -564,12 +629,24 @@ static int sbd_copy_out(struct agent_sandbox *sb, const char *staging,
 
 /* ---- completions and teardown ---- */
 
+static void sbd_keep_closed(uv_handle_t *h)
+{
+	struct sandbox_daemon *d = h->data;
+	d->keep_open = 0;
+	sbd_maybe_destroyed(d);
+}
+
 /* destroyed only once nothing can call back: a copy-out's unpacking job
- * may outlive its transfer. */
+ * may outlive its transfer, and the renewal timer must be closed. */
 static void sbd_maybe_destroyed(struct sandbox_daemon *d)
 {
 	if (!d->closed || d->gets)
 		return;
+	if (d->keep_open) {
+		if (!uv_is_closing((uv_handle_t *)&d->keep))
+			uv_close((uv_handle_t *)&d->keep, sbd_keep_closed);
+		return;
+	}
 	d->sb.ev->destroyed(&d->sb, d->sb.ctx);
 	free(d);
 }
@@ -607,6 +684,9 @@ static void sbd_on_done(void *opaque, CURL *easy, CURLcode res)
 		return;   /* freed when the sink is done too */
 	case SBD_DELETE:
 		sbd_deleted(c->d);
+		break;
+	case SBD_KEEP:
+		sbd_kept(c, res, status);
 		break;
 	}
 	sbd_call_free(c);
@@ -647,6 +727,7 @@ static void sbd_destroy(struct agent_sandbox *sb)
 	if (d->destroying)
 		return;
 	d->destroying = 1;
+	uv_timer_stop(&d->keep);
 	struct sbd_call *create = NULL;
 	while (d->calls) {
 		struct sbd_call *c = d->calls;
@@ -714,8 +795,10 @@ int agent_sandbox_daemon_new(uv_loop_t *loop, const struct agent_sandbox_daemon_
 		json_object_set_new(b, "memory_mib", json_integer(s->memory_mib));
 	if (s->net)
 		json_object_set_new(b, "net", json_string(s->net));
-	if (s->ttl_s)
-		json_object_set_new(b, "ttl_s", json_integer(s->ttl_s));
+	if (s->image)
+		json_object_set_new(b, "image", json_string(s->image));
+	d->ttl_s = s->ttl_s ? s->ttl_s : AGENT_SANDBOX_DAEMON_TTL_S;
+	json_object_set_new(b, "ttl_s", json_integer(d->ttl_s));
 	json_object_set_new(b, "labels", json_pack("{s:s}", "ironclaw", "run"));
 	char *body = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
@@ -728,6 +811,9 @@ int agent_sandbox_daemon_new(uv_loop_t *loop, const struct agent_sandbox_daemon_
 		free(d);
 		return rc < 0 ? rc : -ENOMEM;
 	}
+	uv_timer_init(loop, &d->keep);
+	d->keep.data = d;
+	d->keep_open = 1;
 	*out = &d->sb;
 	return 0;
 }

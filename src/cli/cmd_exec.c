@@ -116,7 +116,10 @@ static void exec_usage(FILE *f)
 		"                      always boot cold\n"
 		"  --image NAME        boot the Debian image NAME (`ironclaw image ls`), or an\n"
 		"                      ext4 image file given by path; read-only, writes go to a\n"
-		"                      throwaway layer in RAM (default: the busybox initramfs)\n"
+		"                      throwaway layer in RAM (default: the busybox initramfs).\n"
+		"                      Through the daemon, NAME is looked up in the daemon's\n"
+		"                      store (its user's, root's), not yours; a path is never\n"
+		"                      sent to it and boots here\n"
 		"  --disk MiB          with --image: the throwaway layer is a scratch disk of\n"
 		"                      this size instead of RAM\n"
 		"  --backend B         qemu (default), firecracker, or auto (Firecracker when\n"
@@ -543,13 +546,17 @@ int cmd_exec(int argc, char **argv)
 	r.spec.want_stdin = r.interactive;
 
 	/* The daemon's pool answers faster and needs no root; a custom kernel, an
-	 * image, a scratch disk, another backend or a boot timeout is only ours
-	 * to honour. */
-	if (!no_daemon && !vo.kernel && !vo.initrd && !boot_s && !image_ref && !vo.disk_mib &&
+	 * image file given by path, a scratch disk, another backend or a boot
+	 * timeout is only ours to honour. An image NAME goes to the daemon, which
+	 * resolves it in its own store (it runs as root): a name it does not
+	 * know is its 400, never a silent fall back to a VM made here. */
+	int image_by_path = image_ref && strchr(image_ref, '/');
+	if (!no_daemon && !vo.kernel && !vo.initrd && !boot_s && !image_by_path && !vo.disk_mib &&
 	    backend == VM_BACKEND_QEMU &&
 	    serve_client_alive(serve_client_socket())) {
 		struct serve_client_exec_spec dx = { .cpus = vo.cpus, .memory_mib = vo.memory_mib,
-			.net = net_spec, .argv = r.spec.argv, .env = env, .cwd = r.spec.cwd,
+			.net = net_spec, .image = image_ref, .argv = r.spec.argv, .env = env,
+			.cwd = r.spec.cwd,
 			.timeout_s = r.timeout_s, .stdin_fd = r.interactive ? 0 : -1 };
 		struct err de = { 0 };
 		int code = serve_client_exec_cmd(serve_client_socket(), &dx, &de);

@@ -78,14 +78,16 @@ static void run_usage(FILE *f)
 		"  --net allow=CIDR[:PORT],...   the VM's network allowlist (default: none)\n"
 		"  --cpus N, --memory MiB        the VM's shape\n"
 		"  --image NAME        the VM's userland: a Debian image (`ironclaw image ls`);\n"
-		"                      default: the config's \"image\", else the busybox image\n"
+		"                      default: the config's \"image\", else the busybox image.\n"
+		"                      Through the daemon, NAME is looked up in the daemon's\n"
+		"                      store (root's), not yours\n"
 		"  --disk MiB          with an image: writes go to a scratch disk, not RAM\n"
 		"  --backend B         the VMM: qemu (default), firecracker, or auto (Firecracker\n"
 		"                      when it is installed and KVM runs guests; see `ironclaw doctor`)\n"
 		"  --no-daemon         make the VM in this process (needs root) even when\n"
 		"                      `ironclaw serve` answers on $IRONCLAW_SOCKET (default: the\n"
-		"                      daemon's sandbox when it answers and no --image, --disk or\n"
-		"                      --backend asks for what only this process can do)\n"
+		"                      daemon's sandbox when it answers and no image path, --disk\n"
+		"                      or --backend asks for what only this process can do)\n"
 		"  --jailer PATH       with Firecracker: start it through its own jailer at PATH\n"
 		"                      (inside ironclaw's jail; also IRONCLAW_FC_JAILER)\n"
 		"  --config FILE       default: $IRONCLAW_CONFIG or ~/.config/ironclaw/config.json\n"
@@ -365,22 +367,27 @@ int cmd_run(int argc, char **argv)
 	 * busybox initramfs, with a word that a richer one exists. */
 	if (!image_ref)
 		image_ref = json_string_value(json_object_get(mc.root, "image"));
-	if (image_ref) {
+	/* The daemon's sandbox needs no root and may come from its warm pool; an
+	 * image file given by path, a scratch disk or another backend is only
+	 * ours to honour. An image name goes to the daemon, which resolves it in
+	 * its own store (it runs as root): a name it lacks is its refusal, never
+	 * a silent fall back to a VM made here. */
+	if (!no_daemon && !(image_ref && strchr(image_ref, '/')) && !o.vm.disk_mib &&
+	    backend == VM_BACKEND_QEMU && serve_client_alive(serve_client_socket())) {
+		o.daemon_socket = serve_client_socket();
+		o.daemon_image = image_ref;
+	}
+	if (image_ref && !o.daemon_socket) {
 		if (image_lookup(image_ref, &image, &e) < 0) {
 			fprintf(stderr, "ironclaw run: %s\n", e.msg);
 			goto out;
 		}
 		o.vm.root_image = image.path;
-	} else if (!o.json) {
+	} else if (!image_ref && !o.json) {
 		fprintf(stderr, "ironclaw run: the VM runs the small busybox image (no python3, git or compiler; "
 			"hint: `ironclaw image build dev`, then --image dev or \"image\": \"dev\" in the config)\n");
 	}
 
-	/* The daemon's sandbox needs no root and may come from its warm pool; an
-	 * image, a scratch disk or another backend is only ours to honour. */
-	if (!no_daemon && !image_ref && !o.vm.disk_mib && backend == VM_BACKEND_QEMU &&
-	    serve_client_alive(serve_client_socket()))
-		o.daemon_socket = serve_client_socket();
 	if (!o.daemon_socket && geteuid() != 0) {
 		fprintf(stderr, "ironclaw run: must run as root to make the VM here: the jail needs "
 			"namespaces, cgroups and nftables (hint: start `ironclaw serve --group G` as "

@@ -28,6 +28,8 @@ const struct option cmd_serve_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "no-snapshot", no_argument, NULL, 'S' },
+	{ "max-ttl", required_argument, NULL, 'T' },
+	{ "max-workspace-mib", required_argument, NULL, 'W' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -63,13 +65,19 @@ static void serve_usage(FILE *f)
 		"  --memory MiB         default guest memory of a sandbox (default %d)\n"
 		"  --no-snapshot        boot every VM cold; by default VMs of a shape restore\n"
 		"                       from its template, built in the background when missing\n"
+		"  --max-ttl S          cap every sandbox TTL asked for (create and PATCH) at S\n"
+		"                       seconds (default %d)\n"
+		"  --max-workspace-mib N  refuse a PUT .../workspace tar stream over N MiB with\n"
+		"                       413 (default %llu)\n"
 		"  -h, --help           show this help\n\n"
 		"example:\n"
 		"  ironclaw serve --pool 2 &\n"
 		"  curl --unix-socket %s -XPOST http://localhost/v1/sandboxes -d '{}'\n",
 		SERVE_SOCKET_DEFAULT, SERVE_POOL_IMAGES_MAX, SERVE_MAX_SANDBOXES_DEFAULT,
 		SERVE_MEMORY_MIB_DEFAULT,
-		VM_DEFAULT_BOOT_TIMEOUT_MS / 1000, VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB, SERVE_SOCKET_DEFAULT);
+		VM_DEFAULT_BOOT_TIMEOUT_MS / 1000, VM_DEFAULT_CPUS, VM_DEFAULT_MEMORY_MIB,
+		SERVE_TTL_MAX_S, (unsigned long long)(SERVE_WORKSPACE_MAX_DEFAULT >> 20),
+		SERVE_SOCKET_DEFAULT);
 }
 
 static int serve_parse_group(const char *g, gid_t *out)
@@ -150,6 +158,16 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'm':
 			if (cli_parse_uint("serve", "--memory", optarg, 64, 16384, &c.memory_default_mib) < 0)
+				return 2;
+			break;
+		case 'T':
+			if (cli_parse_uint("serve", "--max-ttl", optarg, 1, SERVE_TTL_MAX_S, &c.max_ttl_s) < 0)
+				return 2;
+			break;
+		case 'W':
+			if (cli_parse_uint("serve", "--max-workspace-mib", optarg, 1,
+					   (unsigned)(SERVE_WORKSPACE_MAX_DEFAULT >> 20),
+					   &c.workspace_max_mib) < 0)
 				return 2;
 			break;
 		case 'h':

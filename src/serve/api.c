@@ -239,7 +239,7 @@ static enum MHD_Result api_workspace(struct serve_req *r, struct serve_sandbox *
 	return MHD_YES;
 }
 
-/* /v1/sandboxes/{id}[/exec|/files|/workspace] */
+/* /v1/sandboxes/{id}[/exec|/files|/workspace]; the bare id takes GET, PATCH, DELETE */
 static enum MHD_Result api_sandbox(struct serve_req *r, const char *rest, const char *method)
 {
 	char id[SERVE_ID_LEN + 2];
@@ -260,6 +260,13 @@ static enum MHD_Result api_sandbox(struct serve_req *r, const char *rest, const 
 		if (!strcmp(method, "DELETE")) {
 			serve_sandbox_delete_for(sb, r);
 			return MHD_YES;
+		}
+		if (!strcmp(method, "PATCH")) {
+			char field[SERVE_FIELD_MAX];
+			struct err e = { 0 };
+			if (serve_patch_sandbox(sb, (const char *)r->body.data, r->body.len, field, &e) < 0)
+				return api_error(r, 400, field[0] ? field : NULL, "%s", e.msg);
+			return api_now(r, 200, serve_sandbox_json(sb));
 		}
 	} else if (!strcmp(sub, "/exec")) {
 		if (!strcmp(method, "POST"))

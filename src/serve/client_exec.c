@@ -128,8 +128,15 @@ int serve_client_exec_once(const char *sock, const char *create_body, const char
 	const char *sid = json_string_value(json_object_get(j, "id"));
 	if (status != 201 || !sid || strlen(sid) >= sizeof(id)) {
 		const char *m = json_string_value(json_object_get(j, "error"));
-		err_set(e, -EIO, "the daemon could not make a sandbox (%ld): %s", status,
-			m ? m : "no reason given");
+		const char *f = json_string_value(json_object_get(j, "field"));
+		/* The daemon runs as root and resolves an image in ITS store,
+		 * not the caller's: say so, rather than leave "no image". */
+		int img = status == 400 && f && !strcmp(f, "image");
+		err_set(e, -EIO, "the daemon could not make a sandbox (%ld): %.600s%s", status,
+			m ? m : "no reason given",
+			img ? " (hint: the daemon looks images up in its own store, as its user: "
+			      "`sudo ironclaw image ls` lists them; build it there with "
+			      "`sudo ironclaw image build NAME`, or run with --no-daemon as root)" : "");
 		json_decref(j);
 		return 125;
 	}
@@ -156,6 +163,8 @@ int serve_client_exec_cmd(const char *sock, const struct serve_client_exec_spec 
 		json_object_set_new(c, "memory_mib", json_integer(x->memory_mib));
 	if (x->net)
 		json_object_set_new(c, "net", json_string(x->net));
+	if (x->image)
+		json_object_set_new(c, "image", json_string(x->image));
 	for (size_t i = 0; x->argv[i]; i++)
 		json_array_append_new(av, json_string(x->argv[i]));
 	for (size_t i = 0; x->env && x->env[i]; i++) {

@@ -6,6 +6,7 @@
  *   api.c       routing, request bodies, JSON responses, errors
  *   body.c      strict checks of request bodies (400 naming the field)
  *   sandbox.c   the sandbox registry: ids, TTLs, caps, create and delete
+ *   patch.c     PATCH /v1/sandboxes/{id}: the keep-alive (TTL reset)
  *   vmmake.c    THE one place a VM is made (a template restore, else a cold
  *               boot) and the owner indirection pool VMs need
  *   tpl.c       the daemon's templates: per shape, found or built once
@@ -47,9 +48,7 @@
 #define SERVE_POOL_LANES_MAX (1 + SERVE_POOL_IMAGES_MAX) /* default + --pool-image */
 #define SERVE_NET_SPEC_MAX 1024
 #define SERVE_FIELD_MAX 64                    /* a request field's name in a 400 */
-/* /workspace as a tar stream, each way: the host's copy-in cap (1 GiB of
- * file data) plus room for tar headers. */
-#define SERVE_WORKSPACE_MAX (1152ull << 20)
+#define SERVE_WORKSPACE_MAX SERVE_WORKSPACE_MAX_DEFAULT   /* serve.h */
 #define SERVE_WORKSPACE_TIMEOUT_MS (600u * 1000)
 
 struct serve;
@@ -217,6 +216,10 @@ json_t *serve_sandbox_json(const struct serve_sandbox *sb);
 unsigned serve_sandbox_count(const struct serve *s);
 unsigned serve_sandbox_memory_mib(const struct serve *s);
 void serve_sandbox_sweep(struct serve *s);
+/* ttl_s capped at the daemon's --max-ttl. */
+unsigned serve_ttl_capped(const struct serve *s, unsigned ttl_s);
+/* PATCH ttl_s: the expiry becomes now + ttl_s (capped), the new ttl_s kept. */
+void serve_sandbox_renew(struct serve_sandbox *sb, unsigned ttl_s);
 /* The waiter went away (client disconnected while waiting). */
 void serve_sandbox_forget_waiter(struct serve_sandbox *sb);
 
@@ -310,6 +313,12 @@ struct serve_exec_req {
 int serve_body_exec(const char *p, size_t n, json_t *sandbox_env, struct serve_exec_req *x,
 		    char *field, struct err *e);
 void serve_exec_req_free(struct serve_exec_req *x);
+
+/* ---- patch.c ---- */
+/* PATCH /v1/sandboxes/{id} {"ttl_s": N}: 200 with the sandbox, or a 400
+ * naming the field (status and e, field set). */
+int serve_patch_sandbox(struct serve_sandbox *sb, const char *p, size_t n, char *field,
+			struct err *e);
 
 /* ---- exec.c / files.c ---- */
 /* Starts the exec and queues its streamed response; returns an MHD result. */

@@ -14,12 +14,15 @@
  * Caps: the number of sandboxes (deleting ones count until their VM is gone)
  * and the daemon's memory (sandboxes plus pool). Each sandbox has a TTL; the
  * sweep (once a second) deletes expired ones; the TTL starts when the
- * sandbox is ready (a boot has its own deadline). */
+ * sandbox is ready (a boot has its own deadline), and a client keeps a
+ * sandbox alive by resetting it (PATCH, serve_sandbox_renew). Every TTL is
+ * capped at the daemon's --max-ttl. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -58,11 +61,22 @@ static struct serve_req *sb_take_waiter(struct serve_sandbox *sb)
 	return r;
 }
 
+static double sb_wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 json_t *serve_sandbox_json(const struct serve_sandbox *sb)
 {
 	static const char *const states[] = { "starting", "ready", "failed" };
 	uint64_t now = uv_now(sb->s->loop);
 	long left = sb->expires > now ? (long)((sb->expires - now + 999) / 1000) : 0;
+	/* expires_at: wall-clock seconds, for a client that polls (the loop's
+	 * clock is monotonic and means nothing outside this process). */
+	double at = sb->state == SB_STARTING ? 0 :
+		    sb_wall_s() + (double)(sb->expires > now ? sb->expires - now : 0) / 1000;
 	const char *state = sb->state == SB_READY && sb->busy ? "busy" : states[sb->state];
 	json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:s, s:I, s:I, s:s, s:I, s:I, s:O}", "id", sb->id,
 			 "state", state, "made", sb->made, "ms", sb->ms, "image",
@@ -71,6 +85,8 @@ json_t *serve_sandbox_json(const struct serve_sandbox *sb)
 			 (json_int_t)sb->shape.memory_mib, "net", sb->shape.net_spec, "ttl_s",
 			 (json_int_t)sb->ttl_s, "expires_in_s", (json_int_t)left, "labels",
 			 sb->labels);
+	if (j && sb->state != SB_STARTING)
+		json_object_set_new(j, "expires_at", json_real(at));
 	if (j && sb->sv && sb->sv->vm)
 		json_object_set_new(j, "vm", json_string(vm_id(sb->sv->vm)));
 	return j;
@@ -177,7 +193,8 @@ int serve_sandbox_create(struct serve *s, const struct serve_shape *shape, unsig
 	sb->s = s;
 	sb->shape = *shape;
 	sb->t0_ms = clock_now_ms();
-	sb->ttl_s = ttl_s;
+	sb->ttl_s = serve_ttl_capped(s, ttl_s);
+	ttl_s = sb->ttl_s;
 	sb->expires = uv_now(s->loop) + (uint64_t)ttl_s * 1000;
 	sb_make_id(sb->id);
 	struct serve_vm *sv = s->pool ? serve_pool_acquire(s->pool, shape) : NULL;
@@ -251,6 +268,20 @@ void serve_sandbox_forget_waiter(struct serve_sandbox *sb)
 	/* A create whose client left: nobody has its id, so it goes. */
 	if (sb->state == SB_STARTING)
 		serve_sandbox_delete(sb);
+}
+
+unsigned serve_ttl_capped(const struct serve *s, unsigned ttl_s)
+{
+	unsigned max = s->cfg.max_ttl_s ? s->cfg.max_ttl_s : SERVE_TTL_MAX_S;
+	return ttl_s > max ? max : ttl_s;
+}
+
+void serve_sandbox_renew(struct serve_sandbox *sb, unsigned ttl_s)
+{
+	sb->ttl_s = serve_ttl_capped(sb->s, ttl_s);
+	/* A sandbox still starting gets its TTL from ready (sb_on_ready). */
+	if (sb->state != SB_STARTING)
+		sb->expires = uv_now(sb->s->loop) + (uint64_t)sb->ttl_s * 1000;
 }
 
 void serve_sandbox_sweep(struct serve *s)

@@ -17,6 +17,10 @@
 #define SERVE_MAX_SANDBOXES_DEFAULT 32
 #define SERVE_MEMORY_MIB_DEFAULT 8192     /* all sandboxes and pool VMs together */
 #define SERVE_TTL_DEFAULT_S 600
+#define SERVE_TTL_MAX_S 86400
+/* /workspace as a tar stream, each way: the host's copy-in cap (1 GiB of
+ * file data) plus room for tar headers. --max-workspace-mib lowers it. */
+#define SERVE_WORKSPACE_MAX_DEFAULT (1152ull << 20)
 #define SERVE_POOL_IMAGES_MAX 7           /* --pool-image, each a lane of the pool */
 
 struct serve_config {
@@ -37,6 +41,8 @@ struct serve_config {
 	unsigned boot_timeout_s;  /* 0: VM_DEFAULT_BOOT_TIMEOUT_MS; counted from the boot's start */
 	int stop_fd;              /* tests: -1, or an fd whose readability stops the daemon */
 	int no_snapshot;          /* 1: every VM boots cold (no templates found or built) */
+	unsigned max_ttl_s;       /* 0: SERVE_TTL_MAX_S; caps every TTL asked (create, PATCH) */
+	unsigned workspace_max_mib; /* 0: SERVE_WORKSPACE_MAX; a PUT /workspace stream's cap */
 };
 
 /* Runs the daemon until SIGINT/SIGTERM: gc of leftovers first, then the socket,
@@ -59,7 +65,7 @@ int serve_client_alive(const char *sock);
 typedef void (*serve_client_chunk_cb)(void *ctx, const char *p, size_t n);
 
 struct serve_client_req {
-	const char *method;       /* "GET", "POST", "PUT", "DELETE" */
+	const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */
 	const char *path;         /* "/v1/sandboxes?..." */
 	const void *body;         /* may be NULL */
 	size_t body_len;
@@ -79,7 +85,8 @@ int serve_client_do(const char *sock, const struct serve_client_req *r, long *st
  * status as `ironclaw exec` reports it, or 125 with e set. */
 int serve_client_exec(const char *sock, const char *id, const char *body, struct err *e);
 /* One-shot: create a sandbox (create_body: a SandboxCreate), exec in it,
- * delete it. Same return as serve_client_exec. */
+ * delete it. Same return as serve_client_exec. A create refused for its
+ * image says that the daemon looked the name up in its own store. */
 int serve_client_exec_once(const char *sock, const char *create_body, const char *exec_body,
 			   struct err *e);
 
@@ -87,6 +94,7 @@ int serve_client_exec_once(const char *sock, const char *create_body, const char
 struct serve_client_exec_spec {
 	unsigned cpus, memory_mib;   /* 0: the daemon's default */
 	const char *net;             /* NULL: none */
+	const char *image;           /* a name or id in the DAEMON's store; NULL: default */
 	char *const *argv;
 	char *const *env;            /* "K=V", NULL-terminated */
 	const char *cwd;             /* NULL: / */

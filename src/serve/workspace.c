@@ -9,13 +9,15 @@
  * queued on the exec's stdin; when the exec's host queue is full the chunk is
  * left unconsumed and the connection suspended until the guest's credit comes
  * back, so a client can send any size at the guest's pace with bounded daemon
- * memory. The stream is capped (SERVE_WORKSPACE_MAX); the answer (204, or why
+ * memory. The stream is capped (--max-workspace-mib, else SERVE_WORKSPACE_MAX:
+ * a 413 once the body passes it, the rest read and dropped, the sandbox left
+ * as usable as a refused archive leaves it); the answer (204, or why
  * the unpacker refused) comes once the builtin exited.
  * Out: the exec's stdout goes through a capped buffer read by a content
  * reader, as exec.c streams do: an empty buffer suspends the connection, a
  * hang-up while suspended kills the builtin, and a stream that fails after the
- * 200 was sent ends without its last chunk, which the client sees as a cut
- * stream, never as a whole archive. */
+ * 200 was sent ends, after the bytes already buffered, without its last
+ * chunk, which the client sees as a cut stream, never as a whole archive. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -253,10 +255,13 @@ enum MHD_Result serve_workspace_put_data(struct serve_req *r, const char *url, c
 		*n = 0;
 		return MHD_YES;
 	}
-	if (op->in_total + *n > SERVE_WORKSPACE_MAX) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "the workspace stream is over %llu MiB",
-			 (unsigned long long)(SERVE_WORKSPACE_MAX >> 20));
+	uint64_t cap = r->s->cfg.workspace_max_mib ? (uint64_t)r->s->cfg.workspace_max_mib << 20 :
+		       SERVE_WORKSPACE_MAX;
+	if (op->in_total + *n > cap) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the workspace stream is over the daemon's %llu MiB (hint: "
+			 "`ironclaw serve --max-workspace-mib N` raises it)",
+			 (unsigned long long)(cap >> 20));
 		ws_fail(op, 413, msg);
 		*n = 0;
 		return MHD_YES;
@@ -337,8 +342,13 @@ static ssize_t ws_reader(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct ws_op *op = cls;
 	(void)pos;
-	if (op->client_gone || op->fail_status)
-		return MHD_CONTENT_READER_END_WITH_ERROR;   /* a cut stream, never a whole one */
+	if (op->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	/* A failed pack still sends what the guest produced before it failed,
+	 * then cuts the stream: the client gets every byte there was and a
+	 * failed transfer, never a whole (shorter) archive. */
+	if (op->fail_status && !op->buf.len)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (op->buf.len) {
 		size_t n = op->buf.len < max ? op->buf.len : max;
 		memcpy(out, op->buf.data, n);

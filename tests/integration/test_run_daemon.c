@@ -14,6 +14,9 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/wait.h>
+#include <time.h>
+
+#include "image/image.h"
 
 #define TASK "daemon: edit notes and add a file"
 
@@ -56,6 +59,28 @@ static void setup(void)
 {
 	setup_with(NULL);
 	cr_assert_eq(vmm_count(d.pid), 0);
+}
+
+/* A daemon that caps every TTL at 6 s: the run's keep-alive, which asks
+ * for 120 s, renews on what it was given (every 2 s). */
+static void setup_short_ttl(void)
+{
+	setup_with((char *[]){ "--max-ttl", "6", NULL });
+}
+
+/* A daemon whose image store holds the tests' ci-small (make image-test);
+ * the user's own store (under its HOME) holds nothing. */
+static void setup_images(void)
+{
+	char store[IMAGE_PATH_MAX];
+	snprintf(store, sizeof(store), "%s/build/images", harness_root());
+	setenv("IRONCLAW_IMAGES", store, 1);
+	struct image_info info;
+	if (image_lookup("ci-small", &info, NULL) < 0)
+		cr_skip_test("no ci-small image (run `make image-test` first)");
+	image_info_free(&info);
+	setup_with(NULL);
+	unsetenv("IRONCLAW_IMAGES");   /* the daemon has it; the user does not */
 }
 
 /* A daemon with a warm pool of one. */
@@ -425,4 +450,104 @@ Test(run_daemon, an_interrupted_run_deletes_its_sandbox)
 	free(after);
 	free(before);
 	as_user_free(&r);
+}
+
+/* `exec --image NAME` as a group member goes through the daemon, which finds
+ * NAME in its own store (the user's has none): python3 runs, which the
+ * busybox image lacks. A name the daemon lacks is its 400 with a hint, exit
+ * 125, never a fall back to a VM made here. */
+Test(run_daemon, exec_and_run_with_an_image_go_through_the_daemon, .init = setup_images)
+{
+	double cold = metric(&d, "ironclaw_sandboxes_created_total{made=\"cold\"}");
+	struct as_user r = run_as_user((char *[]){ "exec", "--image", "ci-small", "--", "python3",
+						   "-c", "import sys; print(sys.version_info[0] * 14)",
+						   NULL });
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_assert_str_eq(r.out, "42\n", "%s", r.err);
+	as_user_free(&r);
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_created_total{made=\"cold\"}"), cold + 1,
+		     "the daemon made the VM");
+	sb_wait_torn_down(&d);
+	cr_assert_eq(vmm_count(d.pid), 0);
+
+	r = run_as_user((char *[]){ "exec", "--image", "no-such-image", "--", "true", NULL });
+	cr_assert_eq(r.code, 125, "exit %d: %s", r.code, r.err);
+	cr_assert(strstr(r.err, "(400)"), "the daemon's answer: %s", r.err);
+	cr_assert(strstr(r.err, "no-such-image"), "%s", r.err);
+	cr_assert(strstr(r.err, "its own store") && strstr(r.err, "ironclaw image ls"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "must run as root"), "fell back to in-process: %s", r.err);
+	as_user_free(&r);
+
+	static char base[160];
+	snprintf(base, sizeof(base), "%s/v1", t.mock.url);
+	r = run_as_user((char *[]){ "run", "--workspace", t.ws, "--provider", "openai", "--base-url",
+				    base, "--model", "test-model", "--image", "no-such-image", TASK,
+				    NULL });
+	cr_assert_neq(r.code, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "answered 400") && strstr(r.err, "its own store"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "must run as root"), "fell back to in-process: %s", r.err);
+	as_user_free(&r);
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes"), 0);
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The run's sandbox lives on a short TTL that the run renews (PATCH) while it
+ * lives: the sandbox outlives its first expiry and expires_at moves. After
+ * `kill -9` of the CLI (no DELETE) it expires within one TTL and the daemon
+ * destroys it with its VM. */
+Test(run_daemon, a_killed_runs_sandbox_expires_in_one_short_ttl, .init = setup_short_ttl)
+{
+	double expired = metric(&d, "ironclaw_sandboxes_expired_total");
+	pid_t p = spawn_task("yes", "daemon: a slow command");
+	/* The event: the command (sleep 300) started. Polled, as above. */
+	for (int i = 0; i < 6000 && metric(&d, "ironclaw_execs_total") < 1; i++)
+		usleep(20000);
+	cr_assert_eq(metric(&d, "ironclaw_execs_total"), 1, "the command never started");
+	struct http_ans a;
+	http_do(&d, "GET", "/v1/sandboxes", "/v1/sandboxes", NULL, 0, NULL, &a);
+	json_t *sb = json_array_get(json_object_get(a.json, "sandboxes"), 0);
+	cr_assert(sb, "%s", a.body);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(sb, "labels"), "ironclaw")),
+			 "run");
+	cr_assert_leq(json_integer_value(json_object_get(sb, "ttl_s")), 6, "%s", a.body);
+	char path[128], vm[64];
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s", json_string_value(json_object_get(sb, "id")));
+	snprintf(vm, sizeof(vm), "%s", json_string_value(json_object_get(sb, "vm")));
+	double at0 = json_number_value(json_object_get(sb, "expires_at")), at = at0;
+	cr_assert_gt(at0, 0, "%s", a.body);
+	http_free(&a);
+	/* Past its first expiry (and the sweep's second), the sandbox is still
+	 * there, renewed. */
+	while (wall_s() < at0 + 2) {
+		http_do(&d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
+		cr_assert_eq(a.status, 200, "the live run's sandbox expired: %s", a.body);
+		double v = json_number_value(json_object_get(a.json, "expires_at"));
+		at = v > at ? v : at;
+		http_free(&a);
+		usleep(100000);
+	}
+	cr_assert_gt(at, at0 + 1, "expires_at never moved (%f, %f)", at0, at);
+	cr_assert_eq(kill(p, SIGKILL), 0);
+	int st;
+	cr_assert_eq(waitpid(p, &st, 0), p);
+	/* No DELETE comes now: the TTL takes it, within 6 s and the sweep's. */
+	long status = 200;
+	for (int i = 0; i < 600 && status == 200; i++) {
+		http_do(&d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
+		status = a.status;
+		http_free(&a);
+		if (status == 200)
+			usleep(50000);
+	}
+	cr_assert_eq(status, 404, "the killed run's sandbox did not expire within 30 s");
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_expired_total"), expired + 1);
+	sb_wait_torn_down(&d);
+	cr_assert_eq(vmm_count(d.pid), 0, "a VMM outlived the expiry");
+	cr_assert_not(vm_dir_exists(vm), "/run/ironclaw/%s is left", vm);
 }

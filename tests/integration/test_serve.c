@@ -404,3 +404,92 @@ Test(serve, ttl_expires_and_the_sandbox_cap_answers_429, .timeout = 600)
 	free(id2);
 	serve_d_stop(&d);
 }
+
+static double sb_expires_at(json_t *j)
+{
+	json_t *v = json_object_get(j, "expires_at");
+	cr_assert(json_is_number(v), "no expires_at");
+	return json_number_value(v);
+}
+
+static void patch(struct serve_d *d, const char *path, const char *body, struct http_ans *a)
+{
+	http_do(d, "PATCH", path, "/v1/sandboxes/{id}", body, -1, NULL, a);
+}
+
+/* The keep-alive: PATCH {"ttl_s": N} moves the expiry to now + N, capped at
+ * --max-ttl (create too); bad bodies are a 400 naming the field, an unknown
+ * id a 404; a sandbox renewed to 1 s expires at once and goes with its VM. */
+Test(serve, patch_renews_the_ttl_within_the_daemons_cap, .timeout = 600)
+{
+	struct serve_d d;
+	struct http_ans a;
+	char path[128];
+	serve_d_start(&d, (char *[]){ "--max-ttl", "30", "--memory", "128", NULL });
+	patch(&d, "/v1/sandboxes/sbnope", "{\"ttl_s\":5}", &a);
+	cr_assert_eq(a.status, 404, "%ld %s", a.status, a.body);
+	http_free(&a);
+	/* Create asks 100: the daemon gives its cap. */
+	char *id = sb_create(&d, "{\"ttl_s\":100}", NULL, 0);
+	snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
+	json_t *j = sb_get_json(&d, id);
+	cr_assert_eq(json_integer_value(json_object_get(j, "ttl_s")), 30);
+	double at0 = sb_expires_at(j);
+	json_decref(j);
+	patch(&d, path, "{\"ttl_s\":5}", &a);
+	cr_assert_eq(a.status, 200, "%ld %s", a.status, a.body);
+	cr_assert_eq(json_integer_value(json_object_get(a.json, "ttl_s")), 5);
+	double at1 = sb_expires_at(a.json);
+	cr_assert_lt(at1, at0 - 20, "a shorter TTL moves the expiry closer: %f then %f", at0, at1);
+	http_free(&a);
+	patch(&d, path, "{\"ttl_s\":86400}", &a);
+	cr_assert_eq(a.status, 200, "%ld %s", a.status, a.body);
+	cr_assert_eq(json_integer_value(json_object_get(a.json, "ttl_s")), 30, "capped: %s", a.body);
+	cr_assert_gt(sb_expires_at(a.json), at1 + 20, "renewed: %s", a.body);
+	http_free(&a);
+	/* Bad bodies name the field. */
+	static const char *const bad[][2] = {
+		{ "{\"ttl_s\":0}", "ttl_s" }, { "{\"ttl_s\":86401}", "ttl_s" },
+		{ "{\"ttl_s\":\"60\"}", "ttl_s" }, { "{\"ttl_s\":1.5}", "ttl_s" },
+		{ "{}", "ttl_s" }, { "{\"ttl\":60}", "ttl" }, { "[60]", NULL }, { "ttl_s=60", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		patch(&d, path, bad[i][0], &a);
+		cr_assert_eq(a.status, 400, "%s: %ld %s", bad[i][0], a.status, a.body);
+		const char *f = json_string_value(json_object_get(a.json, "field"));
+		if (bad[i][1])
+			cr_assert(f && !strcmp(f, bad[i][1]), "%s: field %s", bad[i][0], f ? f : "none");
+		else
+			cr_assert_null(f, "%s: field %s", bad[i][0], f);
+		http_free(&a);
+	}
+	/* A refused PATCH changed nothing. */
+	j = sb_get_json(&d, id);
+	cr_assert_eq(json_integer_value(json_object_get(j, "ttl_s")), 30);
+	json_decref(j);
+	/* Renewed to 1 s: the sweep takes it and its VM. */
+	double expired = metric(&d, "ironclaw_sandboxes_expired_total");
+	patch(&d, path, "{\"ttl_s\":1}", &a);
+	cr_assert_eq(a.status, 200, "%ld %s", a.status, a.body);
+	char vm[64];
+	snprintf(vm, sizeof(vm), "%s", json_string_value(json_object_get(a.json, "vm")));
+	http_free(&a);
+	long st = 200;
+	for (int i = 0; i < 600 && st == 200; i++) {
+		http_do(&d, "GET", path, "/v1/sandboxes/{id}", NULL, 0, NULL, &a);
+		st = a.status;
+		http_free(&a);
+		if (st == 200)
+			usleep(50000);
+	}
+	cr_assert_eq(st, 404, "the sandbox outlived its renewed TTL of 1 s");
+	cr_assert_eq(metric(&d, "ironclaw_sandboxes_expired_total"), expired + 1);
+	patch(&d, path, "{\"ttl_s\":60}", &a);
+	cr_assert_eq(a.status, 404, "an expired sandbox cannot be renewed: %ld", a.status);
+	http_free(&a);
+	sb_wait_torn_down(&d);
+	cr_assert_not(vm_dir_exists(vm), "the expired sandbox's VM left %s", vm);
+	free(id);
+	serve_d_stop(&d);
+	cr_assert_eq(vmm_count(d.pid), 0);
+}
