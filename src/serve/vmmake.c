@@ -15,17 +15,6 @@
  * A VM is destroyed with vm_destroy_now: it is never reused, so its VMM is
  * killed at once rather than its guest asked to power off.
  *
- * The daemon's VMMs run without transparent huge pages (PR_SET_THP_DISABLE on
- * the daemon, which its children inherit through fork and exec). QEMU
- * madvises guest RAM MADV_HUGEPAGE, so a restore that writes one 4 KiB page
- * of a 2 MiB range got the whole 2 MiB: an idle clone of a 128 MiB guest held
- * 84 MB of guest RAM for a 54 MB state. Without THP the clone holds about the
- * state's non-zero pages (docs/serve.md, Measured). Cold VMs barely change
- * (they touch what they touch); TCG maps guest pages 4 KiB at a time anyway.
- * It is set where VMs are made, not in serve.c, because only VMMs need it;
- * if the spawn moves to another process (privilege separation), that
- * process must set it.
- *
  * vm_create fixes a VM's event context for its whole life, but a pool VM
  * changes hands: it is made for the pool and used by a sandbox. So vm events
  * go to the serve_vm, which forwards them to its current owner. */
@@ -33,7 +22,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -258,21 +246,9 @@ void serve_vm_admit(struct serve_vm *sv)
 	}
 }
 
-static void vmmake_memory_policy(void)
-{
-	static int done;
-	if (done)
-		return;
-	done = 1;
-	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) < 0)
-		log_warn("serve: cannot turn transparent huge pages off for the VMMs (%s): restored "
-			 "VMs will hold more host memory", strerror(errno));
-}
-
 int serve_vm_make(struct serve *s, const struct serve_shape *shape,
 		  const struct serve_vm_owner *o, void *ctx, struct serve_vm **out, struct err *e)
 {
-	vmmake_memory_policy();
 	struct serve_vm *sv = calloc(1, sizeof(*sv));
 	if (!sv)
 		return err_set(e, -ENOMEM, "out of memory");

@@ -172,6 +172,7 @@ Test(serve_privsep, api_process_is_unprivileged_and_drives_a_sandbox, .timeout =
 	free(out);
 	sb_delete(&d, id);
 	free(id);
+	sb_wait_torn_down(&d);   /* the 204 comes before the teardown ends */
 	cr_assert_not(vm_dir_exists(vm), "%s left behind", vm);
 	cr_assert_eq(vmm_count(d.pid), 0);
 	cr_assert_eq(metric(&d, "ironclaw_sandbox_failures_total"), 0);
