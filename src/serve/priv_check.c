@@ -83,7 +83,7 @@ int priv_check_spawn(struct priv_msg_spawn *m, const struct jail_names *names,
 		if (b->writable && strcmp(b->host, names->dir))
 			return err_set(e, -EINVAL, "bind %u: only the VM's own directory is writable, "
 				       "not %s", i, b->host);
-		if (!b->writable && !priv_api_can_read(b->host))
+		if (!b->writable && !priv_api_can_read(b->host) && !priv_images_bind_ok(b->host))
 			return err_set(e, -EINVAL, "bind %u: %s is not readable by the API uid %u (%s)",
 				       i, b->host, PRIV_API_UID, strerror(errno));
 		binds[i] = (struct jail_bind){ b->host, b->jail, (int)b->writable };

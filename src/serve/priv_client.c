@@ -228,7 +228,9 @@ static int pc_spawn(struct vm_launch *l, const struct jail_config *cfg, struct e
 	if (cfg->n_binds > VM_PLAN_BINDS_MAX || cfg->n_allow > JAIL_ALLOW_MAX)
 		return err_set(e, -E2BIG, "too many binds or allow entries");
 	for (size_t i = 0; i < cfg->n_binds; i++) {
-		if (pc_copy(m->binds[i].host, sizeof(m->binds[i].host), cfg->binds[i].host_path) < 0 ||
+		char real[PRIV_PATH_MAX];
+		const char *host = priv_images_host_path(cfg->binds[i].host_path, real, sizeof(real));
+		if (!host || pc_copy(m->binds[i].host, sizeof(m->binds[i].host), host) < 0 ||
 		    pc_copy(m->binds[i].jail, sizeof(m->binds[i].jail), cfg->binds[i].jail_path) < 0)
 			return err_set(e, -ENAMETOOLONG, "bind path too long: %s", cfg->binds[i].host_path);
 		m->binds[i].writable = cfg->binds[i].writable ? 1 : 0;

@@ -7,9 +7,10 @@
  *
  * Files: the daemon's templates (the cache's ironclaw/templates) are made the
  * API uid's before the fork; the rest of the cache (root's accelerator verdict,
- * images, MCP tokens) stays root's. Since the cache usually sits under a 0700
- * home, the API process reaches its part through descriptors opened before the
- * drop: XDG_CACHE_HOME becomes /proc/self/fd/N, a directory of its own
+ * MCP tokens) stays root's, and the image store is searched, not owned
+ * (priv_images.c). Since the cache usually sits under a 0700 home, the API
+ * process reaches its part through descriptors opened before the drop:
+ * XDG_CACHE_HOME becomes /proc/self/fd/N, a directory of its own
  * (<cache>/ironclaw/serve) whose ironclaw/templates is a symlink to
  * /proc/self/fd/M, the templates directory. A process may always use its own
  * /proc/self/fd, whoever owns what lies above. */
@@ -129,9 +130,9 @@ static int priv_caps_clear(void)
 
 int priv_drop(struct err *e)
 {
-	int serve_fd = -1, tpl_fd = -1, rc;
+	int serve_fd = -1, tpl_fd = -1, images_fd = -1, rc;
 	const uid_t u = PRIV_API_UID;
-	if ((rc = priv_cache_open(&serve_fd, &tpl_fd, e)) < 0)
+	if ((rc = priv_cache_open(&serve_fd, &tpl_fd, e)) < 0 || (rc = priv_images_open(&images_fd, e)) < 0)
 		return rc;
 	/* The bounding set first: emptying it needs CAP_SETPCAP, which the
 	 * uid change below takes away. */
@@ -158,6 +159,7 @@ int priv_drop(struct err *e)
 		return err_set(e, -EPERM, "the privilege drop did not hold");
 	if ((rc = priv_cache_link(serve_fd, tpl_fd, e)) < 0)
 		return rc;
+	priv_images_link(images_fd);
 	if ((rc = priv_seccomp_load(e)) < 0)
 		return rc;
 	log_info("serve: API process %d runs as uid %u, no capabilities, seccomp", (int)getpid(), u);

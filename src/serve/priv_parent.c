@@ -481,7 +481,7 @@ int priv_fork(const struct serve_config *c, int listen_fd, int *sync_fd, int *as
 	      struct err *e)
 {
 	int sp[2], ap[2], rc;
-	if ((rc = priv_cache_prepare(e)) < 0)
+	if ((rc = priv_cache_prepare(e)) < 0 || (rc = priv_images_prepare(e)) < 0)
 		return rc;
 	/* The parent needs no supplementary groups, and priv_check's view of what
 	 * the API uid may read assumes it has none. */

@@ -6,15 +6,18 @@
  * sandbox through the split, speak to the privileged parent directly on the
  * API process's own sockets (taken with pidfd_getfd) to show that malformed
  * messages and bad SPAWN shapes are refused and logged and spawn nothing, and
- * kill -9 either process to show the other one follows and nothing is left. */
+ * kill -9 either process to show the other one follows and nothing is left,
+ * and boot an image from a store under a home the API uid cannot walk. */
 #include "test_serve_util.h"
 
 #include <dirent.h>
 #include <grp.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 
+#include "image/image.h"
 #include "serve/priv.h"
 #include "vm/layout.h"
 #include "vm/qemu.h"
@@ -152,6 +155,19 @@ Test(serve_privsep, api_process_is_unprivileged_and_drives_a_sandbox, .timeout =
 	cr_assert_eq(ps_try_as(r, g, "/etc/shadow", 0), EACCES, "the API uid read /etc/shadow");
 	cr_assert_eq(ps_try_as(0, 0, secret, 0), 0, "the probe itself is broken");
 	unlink(secret);
+
+	/* Root's image store: searched by the API gid (it looks images up by
+	 * name or id), never listed or written by it (priv_images.c). */
+	const char *img = getenv("IRONCLAW_IMAGES"), *home = getenv("HOME");
+	char store[512], names[600];
+	snprintf(store, sizeof(store), img && *img ? "%s" : "%s/.cache/ironclaw/images",
+		 img && *img ? img : home ? home : "/root");
+	struct stat ss;
+	cr_assert_eq(stat(store, &ss), 0, "%s", store);
+	cr_assert_eq(ss.st_gid, PRIV_API_UID, "the store's group is %u", (unsigned)ss.st_gid);
+	cr_assert_eq(ss.st_mode & 0077, 0010, "the store's mode is %o", ss.st_mode & 07777);
+	snprintf(names, sizeof(names), "%s/names", store);
+	cr_assert_eq(ps_try_as(r, g, names, 0), EACCES, "the API uid listed the image names");
 
 	/* A sandbox through the split: made, used, removed. Its QMP socket is
 	 * the VM uid's: the API uid reaches it only through the parent. */
@@ -503,4 +519,39 @@ Test(serve_privsep, kill9_of_either_process_ends_both_and_leaves_nothing, .timeo
 	sb_delete(&d, id);
 	free(id);
 	serve_d_stop(&d);
+}
+
+/* Root's image store usually sits under root's 0700 home: the API process
+ * still looks an image up and reads it through /proc/self/fd, and the parent
+ * still binds it (priv_images.c). The checkout's store is bind-mounted inside
+ * a fresh 0700 directory, so no path to it can be walked by the API uid. */
+Test(serve_privsep, an_image_under_a_home_the_api_uid_cannot_walk_boots, .timeout = 600)
+{
+	char store[4200], home[] = "/tmp/ic-privsep-home-XXXXXX", mnt[64];
+	snprintf(store, sizeof(store), "%s/build/images", harness_root());
+	setenv("IRONCLAW_IMAGES", store, 1);
+	struct image_info info;
+	if (image_lookup("ci-small", &info, NULL) < 0)
+		cr_skip_test("no ci-small image (run `make image-test` first)");
+	image_info_free(&info);
+	cr_assert(mkdtemp(home));   /* 0700, root's */
+	snprintf(mnt, sizeof(mnt), "%s/images", home);
+	cr_assert_eq(mkdir(mnt, 0700), 0);
+	cr_assert_eq(mount(store, mnt, NULL, MS_BIND, NULL), 0, "bind %s: %s", store, strerror(errno));
+	setenv("IRONCLAW_IMAGES", mnt, 1);
+	struct serve_d d;
+	serve_d_start(&d, (char *[]){ "--no-snapshot", "--memory", "256", NULL });
+	char *id = sb_create(&d, "{\"image\":\"ci-small\"}", NULL, 0);
+	int code;
+	char *out = sb_exec(&d, id, "[\"python3\",\"-c\",\"print(6 * 7)\"]", &code, NULL);
+	cr_assert_eq(code, 0, "python3 in the image: exit %d", code);
+	cr_assert_str_eq(out, "42\n");
+	free(out);
+	sb_delete(&d, id);
+	free(id);
+	serve_d_stop(&d);
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	rmdir(home);
+	setenv("IRONCLAW_IMAGES", store, 1);
 }
