@@ -210,14 +210,15 @@ int priv_drop(struct err *e);
 /* In the parent, before the fork: make the cache directory the API uid's. */
 int priv_cache_prepare(struct err *e);
 
-/* ---- priv_images.c: the image store for the API process ---- */
+/* ---- priv_images.c: the image store and the guest image for the API process ---- */
 int priv_images_prepare(struct err *e);      /* root, before the fork */
 int priv_images_open(int *fd, struct err *e); /* the child, before the drop */
 void priv_images_link(int fd);                /* the child, after the drop */
-/* A path of the API process's view of the store as the store's real path
- * (buf), any other path as it is; NULL when it does not fit. */
+/* A path of the API process's view of the store or the guest image as its
+ * real path (buf), any other path as it is; NULL when it does not fit. */
 const char *priv_images_host_path(const char *path, char *buf, size_t cap);
-/* The parent: is host an image file of the store, fit for a read-only bind? */
+/* The parent: is host an image file of the store or of the guest image, fit
+ * for a read-only bind? */
 int priv_images_bind_ok(const char *host);
 
 /* ---- priv_seccomp.c ---- */

@@ -32,8 +32,15 @@ static int vm_image_try(struct vm_image *img, const char *dir_in)
 	/* Canonical paths: the accelerator cache is keyed by them, and
 	 * build/cov/../image must not look like a different image. */
 	char dir[PATH_MAX];
-	if (!realpath(dir_in, dir))
+	/* A descriptor view (/proc/self/fd/N, the daemon's API process:
+	 * serve/priv_images.c) is canonical as it is; realpath would walk the
+	 * directories above the real one, which that process may not search. */
+	if (!strncmp(dir_in, "/proc/self/fd/", 14)) {
+		if ((size_t)snprintf(dir, sizeof(dir), "%s", dir_in) >= sizeof(dir))
+			return 0;
+	} else if (!realpath(dir_in, dir)) {
 		return 0;
+	}
 	if (!vm_image_readable(img->initrd, sizeof(img->initrd), dir, "initramfs.cpio"))
 		return 0;
 	return vm_image_readable(img->kernel, sizeof(img->kernel), dir, "vmlinux") ||

@@ -38,6 +38,11 @@ static void pick_ids(void)
 	cr_assert_fail("no unused uid in 62000-65000");
 }
 
+/* The ironclaw the user runs (sb_binary_for: the checkout's, or a copy in
+ * the user's own tree when U cannot walk to the checkout). */
+static char user_bin[600];
+static int user_bin_copied;
+
 static void setup_with(char *const *extra)
 {
 	rt_setup(&t, NULL);
@@ -47,6 +52,7 @@ static void setup_with(char *const *extra)
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "chown -R %u:%u '%s'", (unsigned)U, (unsigned)G, t.dir);
 	cr_assert_eq(system(cmd), 0);
+	sb_binary_for(U, G, t.dir, user_bin, sizeof(user_bin), &user_bin_copied);
 	char gid[16];
 	snprintf(gid, sizeof(gid), "%u", (unsigned)G);
 	char *argv[8] = { "--group", gid, "--no-snapshot" };
@@ -115,7 +121,7 @@ static pid_t spawn_as_user(char *const *args)
 {
 	char *argv[RT_ARGS_MAX + 2];
 	int n = 0;
-	argv[n++] = (char *)harness_ironclaw();
+	argv[n++] = stay_root ? (char *)harness_ironclaw() : user_bin;
 	for (size_t i = 0; args[i] && n < RT_ARGS_MAX; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
@@ -138,6 +144,12 @@ static pid_t spawn_as_user(char *const *args)
 			_exit(99);
 		setenv("IRONCLAW_SOCKET", d.sock, 1);
 		setenv("HOME", t.dir, 1);
+		if (user_bin_copied && !stay_root) {
+			/* A coverage build's counters: where the copy may write them. */
+			char gcov[700];
+			snprintf(gcov, sizeof(gcov), "%s/gcov", t.dir);
+			setenv("GCOV_PREFIX", gcov, 1);
+		}
 		if (chdir(t.dir) < 0)
 			_exit(96);
 		execv(argv[0], argv);

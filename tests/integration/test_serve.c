@@ -324,6 +324,9 @@ Test(serve, group_member_execs_without_root, .timeout = 600)
 	cr_assert_eq(stat(d.sock, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0660);
 	cr_assert_eq(st.st_gid, g->gr_gid);
+	char bin[4300];
+	int copied;
+	sb_binary_for(pw->pw_uid, g->gr_gid, d.dir, bin, sizeof(bin), &copied);
 	for (int member = 1; member >= 0; member--) {
 		int pfd[2];
 		cr_assert_eq(pipe(pfd), 0);
@@ -337,7 +340,12 @@ Test(serve, group_member_execs_without_root, .timeout = 600)
 			dup2(pfd[1], 1);
 			dup2(pfd[1], 2);
 			setenv("IRONCLAW_SOCKET", d.sock, 1);
-			execl(harness_ironclaw(), "ironclaw", "exec", "--", "sh", "-c",
+			if (copied) {
+				char gcov[4400];
+				snprintf(gcov, sizeof(gcov), "%s/gcov", d.dir);
+				setenv("GCOV_PREFIX", gcov, 1);
+			}
+			execl(bin, "ironclaw", "exec", "--", "sh", "-c",
 			      "echo in-guest-uid=$(id -u)", (char *)NULL);
 			_exit(98);
 		}

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <jansson.h>
 #include <regex.h>
@@ -431,6 +432,38 @@ static void http_free(struct http_ans *a)
 	free(a->body);
 	json_decref(a->json);
 	memset(a, 0, sizeof(*a));
+}
+
+/* The ironclaw binary that uid:gid can execute: the checkout's, or a copy in
+ * dir (a checkout under a 0700 directory, such as a CI clone in a mktemp
+ * directory, cannot be walked by another uid). Returns out; *copied says
+ * which. A copy's coverage counters belong under dir/gcov (GCOV_PREFIX). */
+static inline const char *sb_binary_for(uid_t uid, gid_t gid, const char *dir, char *out, size_t n,
+					int *copied)
+{
+	const char *bin = harness_ironclaw();
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0) {
+		gid_t groups[1] = { gid };
+		if (setgroups(1, groups) || setgid(gid) || setuid(uid))
+			_exit(2);
+		_exit(access(bin, X_OK) == 0 ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(k, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) < 2, "the probe could not become uid %u", uid);
+	*copied = WEXITSTATUS(st) != 0;
+	if (!*copied) {
+		snprintf(out, n, "%s", bin);
+		return out;
+	}
+	snprintf(out, n, "%s/ironclaw", dir);
+	char cmd[3 * 4200];
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s' && mkdir -p '%s/gcov' && "
+		 "chmod 01777 '%s/gcov'", bin, out, out, dir, dir);
+	cr_assert_eq(system(cmd), 0);
+	return out;
 }
 
 /* Creates a sandbox (201 required); returns its id (owned). */
