@@ -232,15 +232,7 @@ static void copy_out_finish(struct copy_out *c)
 {
 	if (!c->exec_done || !c->sink_done)
 		return;
-	const struct err *e = NULL;
-	if (c->killed_for_sink && c->job_e.code)
-		e = &c->job_e;   /* the refusal, not the kill it caused */
-	else if (c->e.code)
-		e = &c->e;
-	else if (c->job_e.code)
-		e = &c->job_e;
-	if (e && e != &c->job_e && !c->job_e.code)
-		workspace_manifest_free(c->after);
+	const struct err *e = agent_copy_out_verdict(&c->e, &c->job_e, c->killed_for_sink, c->after);
 	agent_tar_sink_free(c->sink);
 	c->cb(c->ctx, e);
 	free(c);

@@ -255,3 +255,16 @@ void agent_tar_sink_free(struct agent_tar_sink *k)
 	pthread_cond_destroy(&k->cv);
 	free(k);
 }
+
+const struct err *agent_copy_out_verdict(const struct err *transfer, const struct err *sink,
+					 int stopped_for_sink, struct workspace_manifest *after)
+{
+	if (stopped_for_sink && sink->code)
+		return sink;
+	if (transfer->code) {
+		if (!sink->code)
+			workspace_manifest_free(after);
+		return transfer;
+	}
+	return sink->code ? sink : NULL;
+}

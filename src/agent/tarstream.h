@@ -53,4 +53,12 @@ void agent_tar_sink_end(struct agent_tar_sink *k, int aborted);
 /* After cb fired. */
 void agent_tar_sink_free(struct agent_tar_sink *k);
 
+/* Which failure a copy-out reports once its transfer and its sink are both
+ * done: the sink's refusal when it is what stopped the transfer (not the
+ * kill or abort it caused), else the transfer's own failure, else the
+ * sink's; NULL when both succeeded. When the transfer failed but the sink
+ * had filled after, after is freed (the caller keeps nothing of a failure). */
+const struct err *agent_copy_out_verdict(const struct err *transfer, const struct err *sink,
+					 int stopped_for_sink, struct workspace_manifest *after);
+
 #endif
